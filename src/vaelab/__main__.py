@@ -1,0 +1,3 @@
+from vaelab.cli import entry
+
+entry()

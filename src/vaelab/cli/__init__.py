@@ -1,0 +1,44 @@
+"""The `vaelab` command: parses arguments and calls into the library; holds no logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vaelab.cli import data_cmd
+from vaelab.errors import VaelabError
+
+COMMANDS = [data_cmd]
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (and exit 2), like every other vaelab error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="vaelab", description="Train, evaluate and explore variational autoencoders.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except VaelabError as exc:
+        print(f"vaelab: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("vaelab: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())

