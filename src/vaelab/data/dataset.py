@@ -97,14 +97,15 @@ def stratified_split(labels: np.ndarray | None, test_fraction: float, seed: int,
     """Seeded train/test indices; stratified by label when labels are given.
 
     Each class gives `test_fraction` of its items to the test split, with largest-remainder rounding so
-    the test split has exactly `round(N * test_fraction)` items (at least one). Returns sorted `(train_idx, test_idx)`.
+    the test split has exactly `round(N * test_fraction)` items (at least one). Returns `(train_idx, test_idx)`,
+    each in a seeded random order, so that the first images of a split show every class.
     """
     rng = np.random.Generator(np.random.PCG64(seed))
     if labels is None:
         assert n is not None
         order = rng.permutation(n)
         n_test = max(1, int(round(n * test_fraction)))
-        return np.sort(order[n_test:]), np.sort(order[:n_test])
+        return order[n_test:], order[:n_test]
     labels = np.asarray(labels)
     classes = np.unique(labels)
     counts = np.array([(labels == c).sum() for c in classes])
@@ -117,7 +118,7 @@ def stratified_split(labels: np.ndarray | None, test_fraction: float, seed: int,
         members = np.flatnonzero(labels == c)[rng.permutation(int((labels == c).sum()))]
         test_idx.append(members[:k])
         train_idx.append(members[k:])
-    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(test_idx))
+    return rng.permutation(np.concatenate(train_idx)), rng.permutation(np.concatenate(test_idx))
 
 
 def split_arrays(

@@ -1,0 +1,86 @@
+"""`vaelab train`: every TrainConfig key as an option; a TOML file below them; the library does the work."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from vaelab.config import ACTIVATIONS, DEVICES, TrainConfig, make_config, read_toml
+from vaelab.errors import ConfigError
+
+HELP = {
+    "data": "data set name (mnist-mini, mnist, fashion-mnist) or path (IDX folder, .npz, image folder); default mnist-mini",
+    "size": "resize an image folder's images to H W",
+    "arch": "mlp (fully connected) or conv (convolutional); default mlp",
+    "hidden": "hidden layer sizes, e.g. 400 or 512,256 (default: mlp 400, conv 256)",
+    "channels": "conv channel widths, e.g. 32,64",
+    "latent_dim": "latent dimension (default 10; the course compares 2 and 10)",
+    "activation": f"hidden activation: {', '.join(ACTIVATIONS)}",
+    "recon": "reconstruction likelihood: bernoulli (cross-entropy) or gaussian (squared error)",
+    "sigma": "Gaussian likelihood's fixed standard deviation (default sqrt(1/2): -log p = ||x - x_hat||^2 + const)",
+    "learn_sigma": "learn the Gaussian likelihood's standard deviation",
+    "binarize": "dynamic binarization of the inputs, resampled every batch",
+    "beta": "weight of the KL term (default 1: the ELBO)",
+    "warmup_epochs": "ramp the KL weight linearly from 0 over this many epochs",
+    "epochs": "number of epochs",
+    "batch_size": "batch size",
+    "lr": "Adam learning rate",
+    "betas": "Adam betas, e.g. 0.9,0.999",
+    "grad_clip": "clip the gradient norm to this value (0: off)",
+    "seed": "random seed (same seed and thread count: same result)",
+    "threads": "CPU threads for torch (0: torch's default)",
+    "device": f"{'|'.join(DEVICES)}",
+    "eval_batch_size": "batch size for evaluation",
+    "out": "run directory (default runs/<data>-<arch>-z<latent>)",
+    "quiet": "no progress bar",
+}
+CHOICES = {"arch": ("mlp", "conv"), "recon": ("bernoulli", "gaussian"), "device": DEVICES, "activation": ACTIVATIONS}
+
+
+def add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One option per TrainConfig field; None means 'not given', so a TOML file below is not overridden."""
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if str(f.type) == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=HELP[f.name])
+        elif f.name == "size":
+            parser.add_argument(flag, type=int, nargs=2, metavar=("H", "W"), default=None, help=HELP[f.name])
+        else:
+            parser.add_argument(flag, default=None, choices=CHOICES.get(f.name), help=HELP[f.name])
+
+
+def given_options(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> dict:
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - set(skip)
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def config_from_args(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> TrainConfig:
+    file_values = read_toml(args.config) if args.config else {}
+    return make_config(file_values, given_options(args, skip), origin="option")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "train", help="train a VAE", description="Train a VAE; options override --config FILE.toml."
+    )
+    parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file (options given here win)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    add_config_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from vaelab.train import resume_config, train
+
+    if args.resume:
+        if not args.out:
+            raise ConfigError("--resume needs --out RUN_DIR: the run to continue")
+        file_values = read_toml(args.config) if args.config else {}
+        config = resume_config(args.out, {**file_values, **given_options(args)})
+    else:
+        config = config_from_args(args)
+    run_dir = train(config, resume=args.resume)
+    print(f"run written to {run_dir}", file=sys.stderr if config.quiet else sys.stdout)

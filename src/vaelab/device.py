@@ -1,0 +1,42 @@
+"""Device selection and the process's place in a (possibly distributed) run."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from vaelab.errors import ConfigError
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA, then Apple's MPS, then the CPU; naming an absent device is an error."""
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps and mps.is_available())
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda was asked for but torch sees no CUDA GPU; use --device cpu (or auto)")
+    if name == "mps" and not has_mps:
+        raise ConfigError("device: mps was asked for but it is not available; use --device cpu (or auto)")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's rank among `size` processes (1 and 0 without torchrun). Only rank 0 writes files."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> World:
+        return cls(
+            int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+        )

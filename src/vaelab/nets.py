@@ -1,0 +1,108 @@
+"""Encoder and decoder stacks, fully connected (`mlp`) or convolutional (`conv`), for any image shape (C, H, W).
+
+Encoders map `[N, C, H, W]` to `[N, out_features]` (a VAE asks for 2 x latent_dim: mean and log-variance;
+a discriminator for 1 logit). Decoders map `[N, latent_dim]` to `[N, C, H, W]` pre-activation outputs
+(logits for a Bernoulli likelihood, means for a Gaussian one).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "elu": nn.ELU,
+    "silu": nn.SiLU,
+}
+
+
+def dense_stack(sizes: Sequence[int], activation: str) -> list[nn.Module]:
+    """Linear layers between consecutive `sizes`, each followed by the activation."""
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(n_in, n_out), ACTIVATIONS[activation]()]
+    return layers
+
+
+class MLPEncoder(nn.Sequential):
+    def __init__(self, shape: Sequence[int], hidden: Sequence[int], out_features: int, activation: str = "relu"):
+        sizes = [math.prod(shape), *hidden]
+        super().__init__(nn.Flatten(), *dense_stack(sizes, activation), nn.Linear(sizes[-1], out_features))
+
+
+class MLPDecoder(nn.Sequential):
+    def __init__(self, shape: Sequence[int], hidden: Sequence[int], latent_dim: int, activation: str = "relu"):
+        sizes = [latent_dim, *reversed(hidden)]
+        super().__init__(
+            *dense_stack(sizes, activation), nn.Linear(sizes[-1], math.prod(shape)), nn.Unflatten(1, tuple(shape))
+        )
+
+
+def conv_sizes(size: int, depth: int) -> list[int]:
+    """Spatial sizes through `depth` convolutions of kernel 4, stride 2, padding 1: each floors the size by 2."""
+    sizes = [size]
+    for _ in range(depth):
+        sizes.append(sizes[-1] // 2)
+    if sizes[-1] < 1:
+        raise ValueError(f"an image side of {size} is too small for {depth} stride-2 convolutions")
+    return sizes
+
+
+class ConvEncoder(nn.Module):
+    """Strided convolutions (kernel 4, stride 2: each halves H and W), then dense layers to `out_features`.
+
+    For 1x28x28 and channels (32, 64): 32 x 14 x 14 -> 64 x 7 x 7 -> hidden -> out_features.
+    """
+
+    def __init__(
+        self, shape: Sequence[int], channels: Sequence[int], hidden: Sequence[int], out_features: int,
+        activation: str = "relu",
+    ):  # fmt: skip
+        super().__init__()
+        c, h, w = shape
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip([c, *channels[:-1]], channels):
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), ACTIVATIONS[activation]()]
+        self.features = nn.Sequential(*layers)
+        flat = channels[-1] * conv_sizes(h, len(channels))[-1] * conv_sizes(w, len(channels))[-1]
+        sizes = [flat, *hidden]
+        self.head = nn.Sequential(nn.Flatten(), *dense_stack(sizes, activation), nn.Linear(sizes[-1], out_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class ConvDecoder(nn.Module):
+    """Dense layers up to a small feature map, then transposed convolutions back to (C, H, W).
+
+    Mirrors `ConvEncoder`: each transposed convolution (kernel 4, stride 2) doubles the side, with an
+    output padding of 1 where the encoder floored an odd side (28 -> 14 -> 7 is undone as 7 -> 14 -> 28).
+    """
+
+    def __init__(
+        self, shape: Sequence[int], channels: Sequence[int], hidden: Sequence[int], latent_dim: int,
+        activation: str = "relu",
+    ):  # fmt: skip
+        super().__init__()
+        c, h, w = shape
+        hs, ws = conv_sizes(h, len(channels)), conv_sizes(w, len(channels))
+        self.start = (channels[-1], hs[-1], ws[-1])
+        sizes = [latent_dim, *reversed(hidden), math.prod(self.start)]
+        self.head = nn.Sequential(*dense_stack(sizes, activation), nn.Unflatten(1, self.start))
+        layers: list[nn.Module] = []
+        outs = [*reversed(channels[:-1]), c]
+        for i, (c_in, c_out) in enumerate(zip(reversed(channels), outs)):
+            level = len(channels) - 1 - i  # the encoder level this layer undoes
+            pad = (hs[level] - 2 * hs[level + 1], ws[level] - 2 * ws[level + 1])
+            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, output_padding=pad))
+            if i < len(channels) - 1:
+                layers.append(ACTIVATIONS[activation]())
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.features(self.head(z))

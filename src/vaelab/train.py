@@ -1,0 +1,278 @@
+"""The VAE training loop: batches, optimizer steps, per-epoch evaluation, metrics.jsonl, checkpoints, resume.
+
+Written out in one function, top to bottom (no callbacks). Data-parallel ready: the batch order is drawn
+and sharded in `data.batches`; epoch sums are reduced across processes in `_reduce`; only the main
+process writes files, draws figures and shows the progress bar.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import vaelab
+from vaelab import data, plots
+from vaelab.checkpoint import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    STATE_FILE,
+    load_training_state,
+    read_json,
+    save_training_state,
+    save_weights,
+    write_json,
+)
+from vaelab.config import TrainConfig, config_from_dict
+from vaelab.device import World, resolve_device
+from vaelab.errors import ConfigError, DivergenceError, RunError
+from vaelab.losses import binarize, kl_weight, vae_terms
+from vaelab.models import VAE, VAEConfig
+
+EVAL_SEED_OFFSET = 10_000  # test-time noise and binarization use their own seeded generator
+SAMPLE_SEED_OFFSET = 20_000  # the fixed N(0, I) batch behind every sample grid of a run
+N_FIXED = 64
+
+
+def model_config(config: TrainConfig, shape: tuple[int, int, int]) -> VAEConfig:
+    return VAEConfig(
+        shape=shape, arch=config.arch, latent_dim=config.latent_dim, hidden=config.hidden and tuple(config.hidden),
+        channels=tuple(config.channels), activation=config.activation, likelihood=config.recon,
+        sigma=config.sigma, learn_sigma=config.learn_sigma,
+    )  # fmt: skip
+
+
+def fixed_noise(seed: int, latent_dim: int, n: int = N_FIXED) -> torch.Tensor:
+    """The run's fixed batch of N(0, I) latents, so that sample grids are comparable across epochs and runs."""
+    return torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed + SAMPLE_SEED_OFFSET))
+
+
+def versions() -> dict[str, str]:
+    return {
+        "vaelab": vaelab.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def default_run_dir(config: TrainConfig, root: Path = Path("runs")) -> Path:
+    """`runs/<data>-<arch>-z<latent>`, with -2, -3... appended when that name is taken."""
+    base = f"{Path(config.data).name}-{config.arch}-z{config.latent_dim}"
+    candidate, k = root / base, 1
+    while candidate.exists():
+        k += 1
+        candidate = root / f"{base}-{k}"
+    return candidate
+
+
+def _reduce(sums: dict[str, torch.Tensor], world: World) -> dict[str, torch.Tensor]:
+    if world.size > 1:
+        import torch.distributed as dist
+
+        for value in sums.values():
+            dist.all_reduce(value)
+    return sums
+
+
+def evaluate_terms(
+    model: VAE, images: torch.Tensor, config: TrainConfig, beta: float, device: torch.device, world: World | None = None
+) -> dict[str, float]:
+    """Exact means per image of every loss term over a whole split (sums over images / count).
+
+    Deterministic: the posterior noise and any binarization come from a generator seeded by the config."""
+    world = world or World()
+    generator = torch.Generator(device=device).manual_seed(config.seed + EVAL_SEED_OFFSET)
+    sums: dict[str, torch.Tensor] = {}
+    model.eval()
+    with torch.inference_mode():
+        for x, _ in data.batches(images, config.eval_batch_size, rank=world.rank, world_size=world.size, device=device):
+            if config.binarize:
+                x = binarize(x, generator)
+            out = model(x, generator)
+            terms = vae_terms(model.likelihood, out.output, x, out.posterior, model.log_sigma, beta)
+            for name, value in terms.items():
+                sums[name] = sums.get(name, torch.zeros((), dtype=torch.float64, device=device)) + value.double().sum()
+            sums["count"] = sums.get("count", torch.zeros((), dtype=torch.float64, device=device)) + x.shape[0]
+    sums = _reduce(sums, world)
+    count = float(sums.pop("count"))
+    return {name: float(value) / count for name, value in sums.items()}
+
+
+def _diagnose(
+    terms: dict[str, torch.Tensor], step: int, epoch: int, config: TrainConfig, run_dir: Path, last_good: int
+):
+    bad = [name for name in ("recon", "kl", "loss") if not torch.isfinite(terms[name]).all()]
+    kept = (
+        f"the checkpoint of epoch {last_good} in {run_dir} is intact" if last_good else "no checkpoint was written yet"
+    )
+    hints = [f"a lower --lr (now {config.lr:g})"]
+    if not config.grad_clip:
+        hints.append("gradient clipping (--grad-clip 1.0)")
+    hints.append("checking that the data's values lie in [0, 1]")
+    return DivergenceError(
+        f"training diverged: the {bad[0]} term became non-finite at step {step} (epoch {epoch}); "
+        f"try {', '.join(hints)}; {kept}"
+    )
+
+
+# What may change when a run is resumed; every other option must match the saved run.
+RESUMABLE = ("epochs", "lr", "grad_clip", "quiet", "device", "threads", "eval_batch_size")
+
+
+def resume_config(run_dir: str | Path, overrides: dict[str, Any]) -> TrainConfig:
+    """The saved config of `run_dir` with the allowed `overrides` applied (a lower lr after a divergence, say)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / STATE_FILE).exists():
+        raise RunError(f"{run_dir}: no training state to resume from ({STATE_FILE} is missing)")
+    saved = read_json(run_dir / CONFIG_FILE)["train"]
+    wanted = config_from_dict({**saved, **overrides}).to_dict()
+    for name in overrides:
+        name = name.replace("-", "_")
+        if name not in RESUMABLE and name != "out" and wanted[name] != saved[name]:
+            raise ConfigError(f"{name}: cannot change on --resume (the run was trained with {saved[name]!r})")
+    return config_from_dict({**saved, **{k: wanted[k] for k in RESUMABLE}, "out": str(run_dir)})
+
+
+def prepare_run_dir(config: TrainConfig, resume: bool) -> Path:
+    if resume:
+        if not config.out or not (Path(config.out) / STATE_FILE).exists():
+            raise RunError(f"{config.out}: no training state to resume from; give the run with --out")
+        return Path(config.out)
+    run_dir = Path(config.out) if config.out else default_run_dir(config)
+    if (run_dir / STATE_FILE).exists():
+        raise RunError(f"{run_dir}: already holds a run; add --resume to continue it, or choose another --out")
+    return run_dir
+
+
+def train(config: TrainConfig, resume: bool = False, world: World | None = None) -> Path:
+    """Train a VAE as `config` says; return the run directory. With `resume`, `config` comes from
+    `resume_config` and training continues from the checkpoint in `config.out`."""
+    world = world or World.from_env()
+    run_dir = prepare_run_dir(config, resume)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)  # model initialisation
+
+    dataset = data.load(config.data, size=tuple(config.size) if config.size else None)
+    model = VAE(model_config(config, dataset.shape)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=tuple(config.betas))
+    order_gen = torch.Generator().manual_seed(config.seed)  # the epochs' batch order
+    noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)  # reparameterization, binarization
+    noise = fixed_noise(config.seed, config.latent_dim)
+
+    start_epoch = 0
+    if resume:
+        rng, info = load_training_state(run_dir / STATE_FILE, {"vae": model}, {"adam": optimizer})
+        order_gen.set_state(rng["order"])
+        noise_gen.set_state(rng["noise"].to(noise_gen.get_state().device))
+        start_epoch = info["epoch"]
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr
+    if world.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "samples").mkdir(exist_ok=True)
+        if resume:
+            _truncate_metrics(run_dir / METRICS_FILE, start_epoch)
+            meta = read_json(run_dir / CONFIG_FILE)
+            write_json(run_dir / CONFIG_FILE, {**meta, "train": config.to_dict()})
+        else:
+            meta = {
+                "model": model.config.to_dict(),
+                "train": config.to_dict(),
+                "data": _data_info(dataset),
+                "versions": versions(),
+            }
+            write_json(run_dir / CONFIG_FILE, meta)
+            (run_dir / METRICS_FILE).write_text(json.dumps({"config": config.to_dict(), "versions": versions()}) + "\n")
+
+    train_images = dataset.train.images.to(device) if device.type == "cuda" else dataset.train.images
+    n_train = len(dataset.train) // world.size * world.size
+    steps_per_epoch = math.ceil(n_train // world.size / config.batch_size)
+    step = start_epoch * steps_per_epoch
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        model.train()
+        sums = {name: torch.zeros((), dtype=torch.float64, device=device) for name in ("loss", "recon", "kl")}
+        bar = tqdm(total=n_train, unit="img", unit_scale=True, desc=f"epoch {epoch}/{config.epochs}",
+                   disable=config.quiet or not world.is_main, leave=True, dynamic_ncols=True)  # fmt: skip
+        started = time.perf_counter()
+        for i, (x, _) in enumerate(data.batches(train_images, config.batch_size, shuffle=True, generator=order_gen,
+                                                 rank=world.rank, world_size=world.size, device=device)):  # fmt: skip
+            beta = kl_weight(config.beta, epoch - 1 + i / steps_per_epoch, config.warmup_epochs)
+            if config.binarize:
+                x = binarize(x, noise_gen)
+            out = model(x, noise_gen)
+            terms = vae_terms(model.likelihood, out.output, x, out.posterior, model.log_sigma, beta)
+            loss = terms["loss"].mean()
+            step += 1
+            if not torch.isfinite(loss):
+                bar.close()
+                raise _diagnose(terms, step, epoch, config, run_dir, epoch - 1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            with torch.no_grad():
+                for name in sums:
+                    sums[name] += terms[name].detach().double().sum()
+            bar.update(x.shape[0] * world.size)
+            if i % 10 == 0:
+                bar.set_postfix(loss=f"{loss.item():.2f}", refresh=False)
+        seconds = time.perf_counter() - started
+        count = torch.tensor(float(n_train // world.size), dtype=torch.float64, device=device)
+        train_means = {k: float(v) / float(count) / world.size for k, v in _reduce(sums, world).items()}
+        beta_now = kl_weight(config.beta, epoch, config.warmup_epochs)
+        test_means = evaluate_terms(model, dataset.test.images, config, beta_now, device, world)
+        bar.set_postfix(loss=f"{train_means['loss']:.2f}", test=f"{test_means['loss']:.2f}")
+        bar.close()
+        if world.is_main:
+            record = {"epoch": epoch, "step": step, "train": train_means, "test": test_means, "beta": beta_now,
+                      "lr": optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_s": n_train / seconds}  # fmt: skip
+            with open(run_dir / METRICS_FILE, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            model.eval()
+            plots.save_grid(run_dir / "samples" / f"epoch_{epoch:03d}.png", model.sample(len(noise), z=noise), nrow=8)
+            save_weights(run_dir / MODEL_FILE, {"": model})
+            rng = {"order": order_gen.get_state(), "noise": noise_gen.get_state()}
+            save_training_state(
+                run_dir / STATE_FILE, {"vae": model}, {"adam": optimizer}, rng, {"epoch": epoch, "step": step}
+            )
+    if world.is_main:
+        draw_run_figures(run_dir, model.eval(), dataset, noise)
+    return run_dir
+
+
+def _data_info(dataset: data.Dataset) -> dict[str, Any]:
+    return {"name": dataset.name, "source": dataset.source, "shape": list(dataset.shape), "classes": dataset.classes,
+            "n_train": len(dataset.train), "n_test": len(dataset.test)}  # fmt: skip
+
+
+def _truncate_metrics(path: Path, epoch: int) -> None:
+    """Drop metrics lines written after the checkpoint we resume from (a kill between the two writes)."""
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if "epoch" not in json.loads(line) or json.loads(line)["epoch"] <= epoch]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def draw_run_figures(run_dir: Path, model: VAE, dataset: data.Dataset, noise: torch.Tensor, n_recon: int = 20) -> None:
+    """The figures every run gets: reconstructions, samples from the fixed noise, training curves."""
+    from vaelab.run import read_metrics
+
+    device = next(model.parameters()).device
+    x = data.to_float(dataset.test.images[:n_recon]).to(device)
+    plots.plot_reconstructions(run_dir / "reconstructions.png", x, model.reconstruct(x))
+    plots.plot_image_grid(
+        run_dir / "samples.png", model.sample(len(noise), z=noise), 8, "samples decoded from z ~ N(0, I) (fixed noise)"
+    )
+    _, epochs = read_metrics(run_dir)
+    plots.plot_curves(run_dir / "curves.png", epochs)
