@@ -104,9 +104,9 @@ def test_corrupted_cache_file_is_detected(server, tmp_path):
         data.load("mnist", cache_dir=cache)
 
 
-def test_offline_cli_error_is_one_line(cli, tmp_path, monkeypatch):
+def test_offline_cli_error_is_one_line(cli_process, tmp_path, monkeypatch):
     monkeypatch.setenv(download.MIRROR_ENV, "http://127.0.0.1:9/")  # the discard port: nothing listens
-    result = cli("data", "download", "fashion-mnist", "--cache-dir", tmp_path)
+    result = cli_process("data", "download", "fashion-mnist", "--cache-dir", tmp_path)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "place the files" in result.stderr and "mnist-mini" in result.stderr

@@ -1,0 +1,145 @@
+"""Training end to end through the command line: outputs, reload, resume, divergence, bad config."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import vaelab
+from vaelab import data
+from vaelab.checkpoint import atomic_write
+
+
+@pytest.fixture(scope="module")
+def small_npz(tmp_path_factory):
+    """600 train / 200 test real digits from mnist-mini: small enough for quick runs."""
+    ds = data.load("mnist-mini")
+    path = tmp_path_factory.mktemp("data") / "digits.npz"
+    np.savez(path, train_images=ds.train.images[:600].numpy(), train_labels=ds.train.labels[:600].numpy(),
+             test_images=ds.test.images[:200].numpy(), test_labels=ds.test.labels[:200].numpy())  # fmt: skip
+    return path
+
+
+def train_args(data_path, out, *extra):
+    return ["train", "--data", data_path, "--out", out, "--quiet", "--threads", "1", "--batch-size", "64", *extra]
+
+
+def test_train_end_to_end_and_reload(cli_process, small_npz, tmp_path):
+    out = tmp_path / "run"
+    result = cli_process(*train_args(small_npz, out, "--epochs", "3", "--latent-dim", "2"))
+    assert result.returncode == 0, result.stderr
+    for name in ("config.json", "model.safetensors", "training_state.safetensors", "metrics.jsonl",
+                 "reconstructions.png", "samples.png", "curves.png", "samples/epoch_003.png"):  # fmt: skip
+        assert (out / name).is_file(), name
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert "config" in lines[0] and "torch" in lines[0]["versions"]
+    epochs = lines[1:]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    for e in epochs:
+        assert set(e["train"]) == set(e["test"]) == {"loss", "recon", "kl"}
+        assert e["images_per_s"] > 0
+        assert e["test"]["loss"] == pytest.approx(e["test"]["recon"] + e["test"]["kl"])
+    assert epochs[-1]["test"]["loss"] < epochs[0]["test"]["loss"]  # it learns
+    model = vaelab.load(out)
+    assert not model.training and model.latent_dim == 2
+    x = torch.rand(3, 1, 28, 28)
+    assert model.reconstruct(x).shape == x.shape and model.sample(4).shape == (4, 1, 28, 28)
+
+
+def test_save_load_round_trip_gives_identical_outputs(cli, small_npz, tmp_path):
+    out = tmp_path / "run"
+    assert cli(*train_args(small_npz, out, "--epochs", "1", "--arch", "conv", "--channels", "8,16")).returncode == 0
+    a, b = vaelab.load(out), vaelab.load(out)
+    x = data.to_float(data.load(small_npz).test.images[:16])
+    assert torch.equal(a.encode(x).mean, b.encode(x).mean)
+    torch.testing.assert_close(a.reconstruct(x), b.reconstruct(x), rtol=0, atol=0)
+    # and against the weights on disk, loaded straight into a fresh model
+    weights = load_file(out / "model.safetensors")
+    for name, tensor in a.state_dict().items():
+        assert torch.equal(tensor, weights[name]), name
+
+
+def test_resumed_run_ends_with_the_same_weights(cli, small_npz, tmp_path):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    extra = ("--binarize", "--seed", "7")
+    assert cli(*train_args(small_npz, whole, "--epochs", "3", *extra)).returncode == 0
+    assert cli(*train_args(small_npz, split, "--epochs", "1", *extra)).returncode == 0
+    resumed = cli("train", "--out", split, "--resume", "--epochs", "3", "--quiet", "--threads", "1")
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = load_file(whole / "model.safetensors"), load_file(split / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    lines = (split / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines[1:]] == [1, 2, 3]
+
+
+def test_divergence_gives_a_diagnosis_and_keeps_the_checkpoint(cli, small_npz, tmp_path):
+    out = tmp_path / "run"
+    assert cli(*train_args(small_npz, out, "--epochs", "1")).returncode == 0
+    before = {name: (out / name).read_bytes() for name in ("model.safetensors", "training_state.safetensors", "metrics.jsonl")}
+    result = cli("train", "--out", out, "--resume", "--epochs", "2", "--lr", "1e9", "--quiet")
+    assert result.returncode == 3
+    message = result.stderr.strip()
+    assert "\n" not in message and "Traceback" not in message
+    assert "non-finite" in message and "step" in message and "--lr" in message and "epoch 1" in message
+    assert {name: (out / name).read_bytes() for name in before} == before
+    vaelab.load(out)  # still loads
+
+
+def test_bad_config_keys_and_values(cli, tmp_path):
+    bad_key = tmp_path / "bad_key.toml"
+    bad_key.write_text('latnt_dim = 2\n')
+    bad_value = tmp_path / "bad_value.toml"
+    bad_value.write_text('[train]\nbatch-size = "many"\n')
+    broken = tmp_path / "broken.toml"
+    broken.write_text("epochs = = 3\n")
+    cases = [
+        (["--config", bad_key], "unknown key 'latnt_dim'"),
+        (["--config", bad_value], "batch_size: expected an integer"),
+        (["--config", broken], "not valid TOML"),
+        (["--config", tmp_path / "missing.toml"], "no such config file"),
+        (["--lr", "-1"], "lr: must be a positive number"),
+        (["--hidden", "4x0"], "hidden: expected comma-separated integers"),
+        (["--recon", "gaussian", "--binarize"], "binarize: only makes sense"),
+        (["--epochs", "0"], "epochs: must be >= 1"),
+        (["--arch", "rnn"], "invalid choice"),
+        (["--resume"], "no training state to resume from"),
+    ]
+    for args, message in cases:
+        result = cli("train", "--out", tmp_path / "never", *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and result.stderr.strip().count("\n") == 0, (args, result.stderr)
+    assert not (tmp_path / "never").exists()
+    no_out = cli("train", "--resume")
+    assert no_out.returncode == 2 and "--resume needs --out" in no_out.stderr
+
+
+def test_toml_config_is_read_and_options_override_it(cli, small_npz, tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text(f'data = "{small_npz}"\nlatent-dim = 3\nepochs = 1\nhidden = [64, 32]\n')
+    out = tmp_path / "run"
+    result = cli("train", "--config", config, "--latent-dim", "4", "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"]["latent_dim"] == 4 and saved["model"]["hidden"] == [64, 32]
+
+
+def test_existing_run_is_not_overwritten(cli, small_npz, tmp_path):
+    out = tmp_path / "run"
+    assert cli(*train_args(small_npz, out, "--epochs", "1")).returncode == 0
+    again = cli(*train_args(small_npz, out, "--epochs", "1"))
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("old")
+
+    def fail(temp):
+        open(temp, "w").write("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, fail)
+    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
