@@ -1,5 +1,7 @@
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,8 +11,10 @@ torch.set_num_threads(2)
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `python -m vaelab ARGS` as a user would; returns the finished process (text output)."""
+    src = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's code, whatever is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
     return subprocess.run(
-        [sys.executable, "-m", "vaelab", *map(str, args)], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "vaelab", *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env
     )
 
 
