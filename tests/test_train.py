@@ -77,7 +77,9 @@ def test_resumed_run_ends_with_the_same_weights(cli, small_npz, tmp_path):
 def test_divergence_gives_a_diagnosis_and_keeps_the_checkpoint(cli, small_npz, tmp_path):
     out = tmp_path / "run"
     assert cli(*train_args(small_npz, out, "--epochs", "1")).returncode == 0
-    before = {name: (out / name).read_bytes() for name in ("model.safetensors", "training_state.safetensors", "metrics.jsonl")}
+    before = {
+        name: (out / name).read_bytes() for name in ("model.safetensors", "training_state.safetensors", "metrics.jsonl")
+    }
     result = cli("train", "--out", out, "--resume", "--epochs", "2", "--lr", "1e9", "--quiet")
     assert result.returncode == 3
     message = result.stderr.strip()
@@ -89,7 +91,7 @@ def test_divergence_gives_a_diagnosis_and_keeps_the_checkpoint(cli, small_npz, t
 
 def test_bad_config_keys_and_values(cli, tmp_path):
     bad_key = tmp_path / "bad_key.toml"
-    bad_key.write_text('latnt_dim = 2\n')
+    bad_key.write_text("latnt_dim = 2\n")
     bad_value = tmp_path / "bad_value.toml"
     bad_value.write_text('[train]\nbatch-size = "many"\n')
     broken = tmp_path / "broken.toml"

@@ -10,27 +10,31 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from vaelab.models.posterior import DiagonalGaussian
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+PIXELS = (-3, -2, -1)  # the (C, H, W) dimensions of an image batch
 
 
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """log p(x|z) for independent Bernoulli pixels with the given logits, summed per image.
 
-    Computed from logits, log p = x * l - softplus(l), which is exact and stable for any l; taking the
-    sigmoid first and then the log would lose everything below float precision.
+    Computed from logits, log p = x * l - softplus(l), with softplus(l) = logaddexp(l, 0): exact and stable
+    for any l (taking the sigmoid first and then the log would lose everything below float precision).
+    Sums over the last three dimensions (C, H, W), so `logits` `[K, N, C, H, W]` broadcast against `x`.
     """
-    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+    # sum(x * l) as an einsum: one fused pass with no [..., C, H, W] temporary (it broadcasts x like `*` does)
+    x_dot_l = torch.einsum("...p,...p->...", logits.flatten(-3), x.flatten(-3))
+    zero = torch.zeros((), device=logits.device, dtype=logits.dtype)
+    return x_dot_l - torch.logaddexp(logits, zero).sum(PIXELS)
 
 
 def gaussian_log_likelihood(mean: torch.Tensor, x: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
     """log N(x; mean, sigma^2 I) summed per image. With sigma^2 = 1/2 this is -||x - mean||^2 - const:
     the squared error of the course, as a proper log-density. `log_sigma` is a scalar tensor."""
-    d = mean[0].numel()
-    sq = (x - mean).pow(2).flatten(1).sum(1)
+    d = mean[0].numel() if mean.dim() == 4 else mean[0, 0].numel()
+    sq = (x - mean).pow(2).sum(PIXELS)
     return -0.5 * sq * torch.exp(-2 * log_sigma) - d * (log_sigma + 0.5 * math.log(2 * math.pi))
 
 
@@ -56,7 +60,7 @@ def vae_terms(
     kl = posterior.kl()
     terms = {"loss": recon + beta * kl, "recon": recon, "kl": kl}
     if likelihood == "gaussian":
-        terms["sq_error"] = (x - output).pow(2).flatten(1).sum(1).detach()
+        terms["sq_error"] = (x - output).pow(2).sum(PIXELS).detach()
     return terms
 
 

@@ -34,6 +34,7 @@ from vaelab.checkpoint import (
 from vaelab.config import TrainConfig, config_from_dict
 from vaelab.device import World, resolve_device
 from vaelab.errors import ConfigError, DivergenceError, RunError
+from vaelab.evaluate.elbo import split_terms
 from vaelab.losses import binarize, kl_weight, vae_terms
 from vaelab.models import VAE, VAEConfig
 
@@ -81,30 +82,6 @@ def _reduce(sums: dict[str, torch.Tensor], world: World) -> dict[str, torch.Tens
         for value in sums.values():
             dist.all_reduce(value)
     return sums
-
-
-def evaluate_terms(
-    model: VAE, images: torch.Tensor, config: TrainConfig, beta: float, device: torch.device, world: World | None = None
-) -> dict[str, float]:
-    """Exact means per image of every loss term over a whole split (sums over images / count).
-
-    Deterministic: the posterior noise and any binarization come from a generator seeded by the config."""
-    world = world or World()
-    generator = torch.Generator(device=device).manual_seed(config.seed + EVAL_SEED_OFFSET)
-    sums: dict[str, torch.Tensor] = {}
-    model.eval()
-    with torch.inference_mode():
-        for x, _ in data.batches(images, config.eval_batch_size, rank=world.rank, world_size=world.size, device=device):
-            if config.binarize:
-                x = binarize(x, generator)
-            out = model(x, generator)
-            terms = vae_terms(model.likelihood, out.output, x, out.posterior, model.log_sigma, beta)
-            for name, value in terms.items():
-                sums[name] = sums.get(name, torch.zeros((), dtype=torch.float64, device=device)) + value.double().sum()
-            sums["count"] = sums.get("count", torch.zeros((), dtype=torch.float64, device=device)) + x.shape[0]
-    sums = _reduce(sums, world)
-    count = float(sums.pop("count"))
-    return {name: float(value) / count for name, value in sums.items()}
 
 
 def _diagnose(
@@ -232,7 +209,9 @@ def train(config: TrainConfig, resume: bool = False, world: World | None = None)
         count = torch.tensor(float(n_train // world.size), dtype=torch.float64, device=device)
         train_means = {k: float(v) / float(count) / world.size for k, v in _reduce(sums, world).items()}
         beta_now = kl_weight(config.beta, epoch, config.warmup_epochs)
-        test_means = evaluate_terms(model, dataset.test.images, config, beta_now, device, world)
+        test_means = split_terms(model, dataset.test.images, beta=beta_now, binarize=config.binarize,
+                                 seed=config.seed + EVAL_SEED_OFFSET, batch_size=config.eval_batch_size,
+                                 device=device, world=world)  # fmt: skip
         bar.set_postfix(loss=f"{train_means['loss']:.2f}", test=f"{test_means['loss']:.2f}")
         bar.close()
         if world.is_main:

@@ -68,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file (options given here win)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--eval", action="store_true", help="run `vaelab eval` on the test split at the end")
     add_config_options(parser)
     parser.set_defaults(run=run)
 
@@ -84,3 +85,7 @@ def run(args: argparse.Namespace) -> None:
         config = config_from_args(args)
     run_dir = train(config, resume=args.resume)
     print(f"run written to {run_dir}", file=sys.stderr if config.quiet else sys.stdout)
+    if args.eval:
+        from vaelab.evaluate import evaluate_run, format_table
+
+        print(format_table(evaluate_run(run_dir, device=config.device)))

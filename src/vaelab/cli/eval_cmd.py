@@ -1,0 +1,30 @@
+"""`vaelab eval RUN`: every evaluation number, printed as a table and saved to RUN/eval.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from vaelab.config import DEVICES
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("eval", help="ELBO, IWAE log-likelihood, latent usage, reconstruction and sample quality")
+    parser.add_argument("run_dir", metavar="RUN")
+    parser.add_argument("--split", default="test", choices=("train", "test"))
+    parser.add_argument("--iwae-k", type=int, default=1000, help="importance samples per image (default 1000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--precision", default="fp32", choices=("fp32", "bf16"), help="decoder precision in the IWAE estimate"
+    )
+    parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument("--cache-dir", help="where the feature classifier is cached (default: the data cache)")
+    parser.add_argument("--json", action="store_true", help="print the JSON instead of the table")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from vaelab.evaluate import evaluate_run, format_table
+
+    result = evaluate_run(args.run_dir, args.split, args.iwae_k, args.seed, args.precision, args.device, args.cache_dir)
+    print(json.dumps(result, indent=2) if args.json else format_table(result))

@@ -1,0 +1,111 @@
+"""A small convolutional classifier whose penultimate layer is the feature space for sample-quality numbers.
+
+Trained by vaelab on the data set's own training split, once per data set, and cached (safetensors + JSON)
+under the data cache (`<cache>/classifiers/`). Inception weights cannot be fetched offline, and for digits a
+digit classifier is the more meaningful feature space anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vaelab import data
+from vaelab.checkpoint import atomic_write, load_weights, read_tensors, save_weights
+from vaelab.data.download import cache_root
+
+FEATURES = 128
+
+
+class FeatureClassifier(nn.Module):
+    """Two strided 5x5 convolutions (16, 32 channels), adaptive pooling to 7x7, dense 128 (the features)."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 16, 5, stride=2, padding=2), nn.ReLU(),  # 16 x H/2 x W/2
+            nn.Conv2d(16, 32, 5, stride=2, padding=2), nn.ReLU(),  # 32 x H/4 x W/4
+            nn.AdaptiveAvgPool2d(7), nn.Flatten(),  # 32 x 7 x 7 = 1568
+            nn.Linear(32 * 49, FEATURES), nn.ReLU(),
+        )  # fmt: skip
+        self.head = nn.Linear(FEATURES, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def dataset_key(dataset: data.Dataset) -> str:
+    """Name plus a digest of the training split, so a changed data set gets a new classifier."""
+    digest = hashlib.sha256(dataset.train.images.numpy().tobytes())
+    digest.update(dataset.train.labels.numpy().tobytes())
+    return f"{Path(dataset.name).name}-{digest.hexdigest()[:16]}"
+
+
+def train_classifier(
+    dataset: data.Dataset, epochs: int = 8, seed: int = 0, device="cpu"
+) -> tuple[FeatureClassifier, float]:
+    """Train on the training split; return the model (eval mode) and its accuracy on the test split."""
+    with torch.enable_grad():
+        return _train(dataset, epochs, seed, device)
+
+
+def _train(dataset: data.Dataset, epochs: int, seed: int, device) -> tuple[FeatureClassifier, float]:
+    torch.manual_seed(seed)
+    n_classes = int(dataset.num_classes)
+    model = FeatureClassifier(dataset.shape[0], n_classes).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        model.train()
+        for x, y in data.batches(
+            dataset.train.images, 128, labels=dataset.train.labels, shuffle=True, generator=generator, device=device
+        ):
+            loss = nn.functional.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    return model, accuracy(model, dataset.test, device)
+
+
+def accuracy(model: FeatureClassifier, split: data.Split, device="cpu") -> float:
+    correct = 0
+    with torch.inference_mode():
+        for x, y in data.batches(split.images, 1000, labels=split.labels, device=device):
+            correct += int((model(x).argmax(1) == y).sum())
+    return correct / len(split)
+
+
+def load_or_train(dataset: data.Dataset, cache_dir=None, device="cpu") -> tuple[FeatureClassifier, dict]:
+    """The cached classifier for this data set, trained first if needed. Returns (model, info)."""
+    folder = cache_root(cache_dir) / "classifiers"
+    key = dataset_key(dataset)
+    weights, meta = folder / f"{key}.safetensors", folder / f"{key}.json"
+    if weights.exists() and meta.exists():
+        info = json.loads(meta.read_text())
+        model = FeatureClassifier(dataset.shape[0], info["num_classes"])
+        load_weights(model, read_tensors(weights), str(weights))
+        return model.to(device).eval(), info
+    model, test_accuracy = train_classifier(dataset, device=device)
+    info = {"data": dataset.name, "key": key, "num_classes": int(dataset.num_classes), "test_accuracy": test_accuracy,
+            "features": FEATURES}  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    save_weights(weights, {"": model})
+    atomic_write(meta, lambda temp: Path(temp).write_text(json.dumps(info, indent=2)))
+    return model, info
+
+
+def features(model: FeatureClassifier, images: torch.Tensor, batch_size: int = 1000, device="cpu") -> torch.Tensor:
+    """Features `[N, 128]` of float images in [0, 1] `[N, C, H, W]`."""
+    out = []
+    with torch.inference_mode():
+        for start in range(0, images.shape[0], batch_size):
+            out.append(model.features(images[start : start + batch_size].to(device)).float().cpu())
+    return torch.cat(out)

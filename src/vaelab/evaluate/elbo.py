@@ -1,0 +1,58 @@
+"""The ELBO and its terms over a whole split: exact means per image (sums over images / count)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from vaelab import data
+from vaelab.device import World
+from vaelab.losses import binarize as binarize_images
+from vaelab.losses import vae_terms
+from vaelab.models import VAE
+
+
+def split_terms(
+    model: VAE,
+    images: torch.Tensor,
+    *,
+    beta: float = 1.0,
+    binarize: bool = False,
+    seed: int = 0,
+    batch_size: int = 1000,
+    device: torch.device | str = "cpu",
+    world: World | None = None,
+) -> dict[str, float]:
+    """Means per image, over all of `images` (uint8), of every loss term (`loss`, `recon`, `kl`, ...).
+
+    Deterministic for a seed: the posterior draws and any binarization come from a generator seeded with
+    it, and with `binarize` the images are binarized the same way whatever the batch size."""
+    world = world or World()
+    device = torch.device(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    sums: dict[str, torch.Tensor] = {}
+    count = torch.zeros((), dtype=torch.float64, device=device)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for x, _ in data.batches(images, batch_size, rank=world.rank, world_size=world.size, device=device):
+            if binarize:
+                x = binarize_images(x, generator)
+            out = model(x, generator)
+            terms = vae_terms(model.likelihood, out.output, x, out.posterior, model.log_sigma, beta)
+            for name, value in terms.items():
+                sums[name] = sums.get(name, torch.zeros((), dtype=torch.float64, device=device)) + value.double().sum()
+            count += x.shape[0]
+    model.train(was_training)
+    if world.size > 1:
+        import torch.distributed as dist
+
+        for value in [*sums.values(), count]:
+            dist.all_reduce(value)
+    return {name: float(value / count) for name, value in sums.items()}
+
+
+def bits_per_dim(nats_per_image: float, dims: int) -> float:
+    """Convert nats per image to bits per dimension: nats / (D * ln 2)."""
+    return nats_per_image / (dims * math.log(2))
