@@ -35,6 +35,10 @@ MODEL_FILE, CONFIG_FILE, STATE_FILE, METRICS_FILE = (
 )
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """Call `write(temp_path)`, flush it to disk, then rename it over `path`."""
     path = Path(path)
@@ -44,6 +48,7 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
         write(temp)
         with open(temp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes files private; give them the usual permissions
         os.replace(temp, path)
     finally:
         if os.path.exists(temp):
@@ -116,6 +121,17 @@ def save_training_state(
     tensors.update(_cpu_tensors(rng, "rng/"))
     metadata = {"format": STATE_FORMAT, "info": json.dumps(info), "param_groups": json.dumps(groups)}
     atomic_write(path, lambda temp: save_file(tensors, temp, metadata=metadata))
+
+
+def read_state_info(path: Path) -> dict[str, Any]:
+    """The epoch and step of a training state, from its metadata alone (no tensors read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("info", "{}"))
+    except (SafetensorError, OSError) as exc:
+        raise RunError(f"{path}: not a readable training state ({exc})") from None
 
 
 def load_training_state(

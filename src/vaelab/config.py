@@ -46,7 +46,7 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 128
     lr: float = 1e-3
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     grad_clip: float = 0.0  # 0: off
     seed: int = 0
     threads: int = 0  # 0: leave torch's default
@@ -130,8 +130,8 @@ def _check(config: TrainConfig) -> None:
     need(config.eval_batch_size >= 1, f"eval_batch_size: must be >= 1, got {config.eval_batch_size}")
     need(math.isfinite(config.lr) and config.lr > 0, f"lr: must be a positive number, got {config.lr}")
     need(
-        len(config.betas) == 2 and all(0 <= b < 1 for b in config.betas),
-        f"betas: must be two numbers in [0, 1), got {config.betas}",
+        len(config.adam_betas) == 2 and all(0 <= b < 1 for b in config.adam_betas),
+        f"adam_betas: must be two numbers in [0, 1), got {config.adam_betas}",
     )
     need(math.isfinite(config.beta) and config.beta >= 0, f"beta: must be >= 0, got {config.beta}")
     need(config.warmup_epochs >= 0, f"warmup_epochs: must be >= 0, got {config.warmup_epochs}")

@@ -103,3 +103,113 @@ def plot_curves(path: str | Path, epochs: Sequence[dict], title: str = "") -> No
     if title:
         fig.suptitle(title)
     _save(fig, path)
+
+
+def plot_interpolations(
+    path: str | Path, rows: torch.Tensor, pairs: Sequence[tuple[int, int]], spherical: bool
+) -> None:
+    """`rows` `[P, S, C, H, W]`: one row per pair of test images, endpoints at the ends."""
+    n_pairs, steps = rows.shape[:2]
+    fig = Figure(figsize=(steps * 0.7 + 1.2, n_pairs * 0.75 + 0.7), layout="constrained")
+    ax = fig.add_subplot()
+    _show(
+        ax,
+        image_grid(rows.flatten(0, 1), steps),
+        f"{'spherical' if spherical else 'linear'} interpolation between posterior means",
+    )
+    h = rows.shape[-2] + 2
+    ax.set_yticks([2 + h * r + h / 2 - 1 for r in range(n_pairs)], [f"{i} -> {j}" for i, j in pairs], fontsize=8)
+    _save(fig, path)
+
+
+def plot_manifold(
+    path: str | Path, images: torch.Tensor, n: int, lo: float, hi: float, labels: Sequence[str], description: str
+) -> None:
+    """The n x n grid of decoded latent points, with the plane's coordinates on the axes."""
+    array = image_grid(images, n, pad=0)
+    fig = Figure(figsize=(7, 7.4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(
+        array[..., 0] if array.shape[2] == 1 else array, cmap="gray", extent=(lo, hi, lo, hi), interpolation="nearest"
+    )
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.set_title(f"decoded grid over [{lo:g}, {hi:g}]^2\n{description}", fontsize=9)
+    _save(fig, path)
+
+
+def plot_latent_scatter(path: str | Path, coords: torch.Tensor, labels: torch.Tensor | None, names: Sequence[str] | None,
+                        axis_labels: Sequence[str], description: str) -> None:  # fmt: skip
+    """Test posterior means in a plane, coloured by label."""
+    fig = Figure(figsize=(6.5, 5.5), layout="constrained")
+    ax = fig.add_subplot()
+    c = coords.numpy()
+    if labels is None:
+        ax.scatter(c[:, 0], c[:, 1], s=4, alpha=0.6)
+    else:
+        scatter = ax.scatter(c[:, 0], c[:, 1], c=labels.numpy(), cmap="tab10", s=4, alpha=0.7)
+        classes = sorted(set(labels.tolist()))
+        handles = [ax.scatter([], [], color=scatter.cmap(scatter.norm(k)), s=12) for k in classes]
+        ax.legend(handles, [names[k] if names else str(k) for k in classes], fontsize=7, markerscale=1.5, loc="best")
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
+    ax.set_title(f"test posterior means\n{description}", fontsize=9)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_kl_per_dim(path: str | Path, kl_per_dim: Sequence[float], active: Sequence[bool] | None = None) -> None:
+    fig = Figure(figsize=(max(4.0, 0.35 * len(kl_per_dim) + 1.5), 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    colors = None if active is None else ["tab:blue" if a else "tab:gray" for a in active]
+    ax.bar(range(len(kl_per_dim)), kl_per_dim, color=colors)
+    ax.set_xlabel("latent dimension")
+    ax.set_ylabel("mean KL (nats)")
+    ax.set_title(
+        "KL per latent dimension (grey: inactive)" if active is not None else "KL per latent dimension", fontsize=10
+    )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _save(fig, path)
+
+
+def plot_overlaid_curves(path: str | Path, members: dict[str, list[dict]], split: str = "test") -> None:
+    """One panel per term; one line per member (a comparison study)."""
+    terms = []
+    for epochs in members.values():
+        for t in epochs[0].get(split, {}):
+            if t not in terms:
+                terms.append(t)
+    cols = min(3, len(terms))
+    rows = math.ceil(len(terms) / cols)
+    fig = Figure(figsize=(4.6 * cols, 3.4 * rows), layout="constrained")
+    for i, term in enumerate(terms):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        for name, epochs in members.items():
+            values = [e.get(split, {}).get(term) for e in epochs]
+            if any(v is not None for v in values):
+                ax.plot(
+                    [e["epoch"] for e in epochs],
+                    [np.nan if v is None else v for v in values],
+                    marker="o",
+                    markersize=2,
+                    label=name,
+                )
+        ax.set_title(f"{split}: {TERM_TITLES.get(term, term)}", fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def plot_side_by_side(path: str | Path, panels: dict[str, np.ndarray], title: str, cols: int | None = None) -> None:
+    """Several image mosaics (one per member), titled, on one figure."""
+    cols = cols or min(4, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    first = next(iter(panels.values()))
+    aspect = first.shape[0] / first.shape[1]
+    fig = Figure(figsize=(3.4 * cols, 3.4 * aspect * rows + 0.6), layout="constrained")
+    for i, (name, array) in enumerate(panels.items()):
+        _show(fig.add_subplot(rows, cols, i + 1), array, name)
+    fig.suptitle(title)
+    _save(fig, path)

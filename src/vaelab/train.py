@@ -142,7 +142,7 @@ def train(config: TrainConfig, resume: bool = False, world: World | None = None)
 
     dataset = data.load(config.data, size=tuple(config.size) if config.size else None)
     model = VAE(model_config(config, dataset.shape)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=tuple(config.betas))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=tuple(config.adam_betas))
     order_gen = torch.Generator().manual_seed(config.seed)  # the epochs' batch order
     noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)  # reparameterization, binarization
     noise = fixed_noise(config.seed, config.latent_dim)
@@ -226,8 +226,6 @@ def train(config: TrainConfig, resume: bool = False, world: World | None = None)
             save_training_state(
                 run_dir / STATE_FILE, {"vae": model}, {"adam": optimizer}, rng, {"epoch": epoch, "step": step}
             )
-    if world.is_main:
-        draw_run_figures(run_dir, model.eval(), dataset, noise)
     return run_dir
 
 
@@ -241,17 +239,3 @@ def _truncate_metrics(path: Path, epoch: int) -> None:
     lines = path.read_text().splitlines()
     kept = [line for line in lines if "epoch" not in json.loads(line) or json.loads(line)["epoch"] <= epoch]
     path.write_text("".join(line + "\n" for line in kept))
-
-
-def draw_run_figures(run_dir: Path, model: VAE, dataset: data.Dataset, noise: torch.Tensor, n_recon: int = 20) -> None:
-    """The figures every run gets: reconstructions, samples from the fixed noise, training curves."""
-    from vaelab.run import read_metrics
-
-    device = next(model.parameters()).device
-    x = data.to_float(dataset.test.images[:n_recon]).to(device)
-    plots.plot_reconstructions(run_dir / "reconstructions.png", x, model.reconstruct(x))
-    plots.plot_image_grid(
-        run_dir / "samples.png", model.sample(len(noise), z=noise), 8, "samples decoded from z ~ N(0, I) (fixed noise)"
-    )
-    _, epochs = read_metrics(run_dir)
-    plots.plot_curves(run_dir / "curves.png", epochs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 
 from vaelab.config import ACTIVATIONS, DEVICES, TrainConfig, make_config, read_toml
@@ -26,7 +27,7 @@ HELP = {
     "epochs": "number of epochs",
     "batch_size": "batch size",
     "lr": "Adam learning rate",
-    "betas": "Adam betas, e.g. 0.9,0.999",
+    "adam_betas": "Adam betas, e.g. 0.9,0.999",
     "grad_clip": "clip the gradient norm to this value (0: off)",
     "seed": "random seed (same seed and thread count: same result)",
     "threads": "CPU threads for torch (0: torch's default)",
@@ -74,7 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from vaelab.train import resume_config, train
+    from vaelab.pipeline import train_run
+    from vaelab.train import resume_config
 
     if args.resume:
         if not args.out:
@@ -83,9 +85,9 @@ def run(args: argparse.Namespace) -> None:
         config = resume_config(args.out, {**file_values, **given_options(args)})
     else:
         config = config_from_args(args)
-    run_dir = train(config, resume=args.resume)
-    print(f"run written to {run_dir}", file=sys.stderr if config.quiet else sys.stdout)
+    run_dir = train_run(config, resume=args.resume, evaluate=args.eval)
     if args.eval:
-        from vaelab.evaluate import evaluate_run, format_table
+        from vaelab.evaluate import format_table
 
-        print(format_table(evaluate_run(run_dir, device=config.device)))
+        print(format_table(json.loads((run_dir / "eval.json").read_text())))
+    print(f"run written to {run_dir} (open {run_dir / 'report.html'})", file=sys.stderr if config.quiet else sys.stdout)

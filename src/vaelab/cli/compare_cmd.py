@@ -1,0 +1,50 @@
+"""`vaelab compare`: the comparison study (default: the course's mlp / conv x latent 2 / 10)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vaelab.cli.train_cmd import add_config_options, given_options
+from vaelab.config import read_toml
+
+VARIED = ("arch", "latent_dim", "beta", "out")
+
+
+def _list(kind):
+    def parse(text: str):
+        try:
+            return [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated values, got {text!r}") from None
+
+    return parse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("compare", help="train a grid of configurations and write a side-by-side report",
+                            description="Train every combination of --archs x --latent-dims x --betas on the same data, epochs "
+                            "and seed; each member is a run directory under --out; then write OUT/report.html.")  # fmt: skip
+    parser.add_argument("--archs", type=_list(str), default=["mlp", "conv"], help="comma-separated (default mlp,conv)")
+    parser.add_argument("--latent-dims", type=_list(int), default=[2, 10], help="comma-separated (default 2,10)")
+    parser.add_argument("--betas", type=_list(float), default=[1.0], help="comma-separated KL weights (default 1)")
+    parser.add_argument("--out", default="compare", help="study folder (default compare/)")
+    parser.add_argument("--config", metavar="FILE.toml", help="shared training options from a TOML file")
+    parser.add_argument("--no-eval", action="store_true", help="skip `vaelab eval` on each member")
+    parser.add_argument(
+        "--iwae-k", type=int, default=100, help="importance samples per image in each member's evaluation (default 100)"
+    )
+    add_config_options(parser, skip=VARIED)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from vaelab.compare import run_study
+
+    base = {**(read_toml(args.config) if args.config else {}), **given_options(args, skip=VARIED)}
+    for key in VARIED[:3]:
+        base.pop(key, None)
+    quiet = bool(base.get("quiet"))
+    log = (lambda message: print(message, file=sys.stderr)) if quiet else print
+    path = run_study(base, args.archs, args.latent_dims, args.betas, args.out, not args.no_eval, args.iwae_k, log)
+    print(f"study report: {path}")
