@@ -9,6 +9,12 @@ import torch
 torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory):
+    """Keep downloads and feature classifiers the tests make out of the user's cache."""
+    os.environ["VAELAB_DATA_DIR"] = str(tmp_path_factory.mktemp("vaelab-cache"))
+
+
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `python -m vaelab ARGS` as a user would; returns the finished process (text output)."""
     src = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's code, whatever is installed
