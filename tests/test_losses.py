@@ -99,3 +99,16 @@ def test_binarize_keeps_the_mean_and_is_seeded():
 def test_kl_warmup_is_linear():
     assert kl_weight(2.0, 0.5, 2.0) == pytest.approx(0.5)
     assert kl_weight(2.0, 5.0, 2.0) == 2.0 and kl_weight(2.0, 0.0, 0.0) == 2.0
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_training_batch_sums_equal_the_per_image_terms(likelihood):
+    from vaelab.losses import batch_sums
+
+    torch.manual_seed(6)
+    x, out = torch.rand(5, 1, 3, 3), torch.randn(5, 1, 3, 3)
+    q = DiagonalGaussian(torch.randn(5, 4), torch.randn(5, 4))
+    log_sigma = torch.tensor(-0.3)
+    terms, sums = vae_terms(likelihood, out, x, q, log_sigma), batch_sums(likelihood, out, x, q, log_sigma)
+    for name in sums:
+        torch.testing.assert_close(sums[name], terms[name].sum())

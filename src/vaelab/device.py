@@ -40,3 +40,34 @@ class World:
         return cls(
             int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
         )
+
+
+def init_distributed(world: World, device_name: str) -> tuple[torch.device, bool]:
+    """Join the process group that torchrun describes (NCCL on CUDA, gloo on CPU) and pick this process's device.
+
+    Returns (device, whether this call started the group, so the caller should end it)."""
+    device = resolve_device(device_name)
+    if world.size == 1:
+        return device, False
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+        torch.cuda.set_device(device)
+    if dist.is_initialized():
+        return device, False
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return device, True
+
+
+def any_flag(flag: bool, world: World) -> bool:
+    """True on every process when `flag` is true on any of them (a no-op on one process)."""
+    if world.size == 1:
+        return flag
+    import torch.distributed as dist
+
+    value = torch.tensor([1.0 if flag else 0.0])
+    if dist.get_backend() == "nccl":
+        value = value.cuda()
+    dist.all_reduce(value)
+    return bool(value.item() > 0)

@@ -32,10 +32,10 @@ from vaelab.checkpoint import (
     write_json,
 )
 from vaelab.config import TrainConfig, config_from_dict
-from vaelab.device import World, resolve_device
+from vaelab.device import World, any_flag, init_distributed
 from vaelab.errors import ConfigError, DivergenceError, RunError
 from vaelab.evaluate.elbo import split_terms
-from vaelab.losses import binarize, kl_weight, vae_terms
+from vaelab.losses import batch_sums, binarize, kl_weight
 from vaelab.models import VAE, VAEConfig
 
 EVAL_SEED_OFFSET = 10_000  # test-time noise and binarization use their own seeded generator
@@ -84,10 +84,19 @@ def _reduce(sums: dict[str, torch.Tensor], world: World) -> dict[str, torch.Tens
     return sums
 
 
-def _diagnose(
-    terms: dict[str, torch.Tensor], step: int, epoch: int, config: TrainConfig, run_dir: Path, last_good: int
-):
-    bad = [name for name in ("recon", "kl", "loss") if not torch.isfinite(terms[name]).all()]
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=config.lr, betas=tuple(config.adam_betas))
+
+
+class NonFinite(Exception):
+    """Raised inside an epoch when a loss term is not finite; `train` turns it into a diagnosis."""
+
+    def __init__(self, sums: dict[str, torch.Tensor], step: int):
+        self.sums, self.step = sums, step
+
+
+def _diagnose(sums: dict[str, torch.Tensor], step: int, epoch: int, config: TrainConfig, run_dir: Path, last_good: int):
+    bad = [name for name in ("recon", "kl") if not torch.isfinite(sums[name]).all()] or ["loss"]
     kept = (
         f"the checkpoint of epoch {last_good} in {run_dir} is intact" if last_good else "no checkpoint was written yet"
     )
@@ -99,6 +108,57 @@ def _diagnose(
         f"training diverged: the {bad[0]} term became non-finite at step {step} (epoch {epoch}); "
         f"try {', '.join(hints)}; {kept}"
     )
+
+
+def train_epoch(
+    model: VAE,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    config: TrainConfig,
+    epoch: int,
+    order_gen: torch.Generator,
+    noise_gen: torch.Generator,
+    world: World,
+    device: torch.device,
+    bar=None,
+    net: torch.nn.Module | None = None,
+) -> tuple[dict[str, float], float]:
+    """One pass over `images` (uint8, this process's shard drawn by `data.batches`); returns the exact means
+    per image of every term over the epoch (reduced across processes) and the seconds it took.
+
+    `config.batch_size` is the global batch: each of `world.size` processes takes its share of it. `net` is
+    what the forward pass goes through (a DistributedDataParallel wrapper of `model`, or `model` itself)."""
+    net = net or model
+    local_batch = config.batch_size // world.size
+    model.train()
+    n_images = images.shape[0] // world.size * world.size
+    steps = math.ceil(n_images // world.size / local_batch)
+    totals: dict[str, torch.Tensor] = {}
+    started = time.perf_counter()
+    for i, (x, _) in enumerate(data.batches(images, local_batch, shuffle=True, generator=order_gen,
+                                             rank=world.rank, world_size=world.size, device=device)):  # fmt: skip
+        beta = kl_weight(config.beta, epoch - 1 + i / steps, config.warmup_epochs)
+        if config.binarize:
+            x = binarize(x, noise_gen)
+        out = net(x, noise_gen)
+        sums = batch_sums(model.likelihood, out.output, x, out.posterior, model.log_sigma)
+        loss_sum = sums["recon"] + beta * sums["kl"]
+        if any_flag(not torch.isfinite(loss_sum), world):  # collective, so that every process stops together
+            raise NonFinite(sums, i + 1)
+        optimizer.zero_grad(set_to_none=True)
+        (loss_sum / x.shape[0]).backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        for name, value in {"loss": loss_sum, **sums}.items():
+            totals[name] = totals.get(name, 0) + value.detach().double()
+        if bar is not None:
+            bar.update(x.shape[0] * world.size)
+            if i % 10 == 0:
+                bar.set_postfix(loss=f"{loss_sum.item() / x.shape[0]:.2f}", refresh=False)
+    seconds = time.perf_counter() - started
+    totals = _reduce({k: torch.as_tensor(v, dtype=torch.float64, device=device) for k, v in totals.items()}, world)
+    return {name: float(value) / n_images for name, value in totals.items()}, seconds
 
 
 # What may change when a run is resumed; every other option must match the saved run.
@@ -134,24 +194,37 @@ def train(config: TrainConfig, resume: bool = False, world: World | None = None)
     """Train a VAE as `config` says; return the run directory. With `resume`, `config` comes from
     `resume_config` and training continues from the checkpoint in `config.out`."""
     world = world or World.from_env()
+    if config.batch_size % world.size:
+        raise ConfigError(f"batch_size: the global batch {config.batch_size} must divide evenly among {world.size} processes")
     run_dir = prepare_run_dir(config, resume)
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
-    torch.manual_seed(config.seed)  # model initialisation
+    device, own_group = init_distributed(world, config.device)
+    try:
+        return _train(config, resume, world, run_dir, device)
+    finally:
+        if own_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _train(config: TrainConfig, resume: bool, world: World, run_dir: Path, device: torch.device) -> Path:
+    torch.manual_seed(config.seed)  # model initialisation: identical on every process
 
     dataset = data.load(config.data, size=tuple(config.size) if config.size else None)
     model = VAE(model_config(config, dataset.shape)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=tuple(config.adam_betas))
+    optimizer = make_optimizer(model, config)
     order_gen = torch.Generator().manual_seed(config.seed)  # the epochs' batch order
-    noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)  # reparameterization, binarization
+    # reparameterization and binarization noise: a different stream on each process
+    noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1 + 7919 * world.rank)
     noise = fixed_noise(config.seed, config.latent_dim)
 
     start_epoch = 0
     if resume:
         rng, info = load_training_state(run_dir / STATE_FILE, {"vae": model}, {"adam": optimizer})
         order_gen.set_state(rng["order"])
-        noise_gen.set_state(rng["noise"].to(noise_gen.get_state().device))
+        noise_gen.set_state(rng.get(f"noise{world.rank}", rng["noise"]))
         start_epoch = info["epoch"]
         for group in optimizer.param_groups:
             group["lr"] = config.lr
@@ -172,48 +245,32 @@ def train(config: TrainConfig, resume: bool = False, world: World | None = None)
             write_json(run_dir / CONFIG_FILE, meta)
             (run_dir / METRICS_FILE).write_text(json.dumps({"config": config.to_dict(), "versions": versions()}) + "\n")
 
+    net = model
+    if world.size > 1:  # gradients averaged across processes: the global batch's mean gradient
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     train_images = dataset.train.images.to(device) if device.type == "cuda" else dataset.train.images
     n_train = len(dataset.train) // world.size * world.size
-    steps_per_epoch = math.ceil(n_train // world.size / config.batch_size)
+    steps_per_epoch = math.ceil(n_train // world.size / (config.batch_size // world.size))
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch + 1, config.epochs + 1):
-        model.train()
-        sums = {name: torch.zeros((), dtype=torch.float64, device=device) for name in ("loss", "recon", "kl")}
         bar = tqdm(total=n_train, unit="img", unit_scale=True, desc=f"epoch {epoch}/{config.epochs}",
                    disable=config.quiet or not world.is_main, leave=True, dynamic_ncols=True)  # fmt: skip
-        started = time.perf_counter()
-        for i, (x, _) in enumerate(data.batches(train_images, config.batch_size, shuffle=True, generator=order_gen,
-                                                 rank=world.rank, world_size=world.size, device=device)):  # fmt: skip
-            beta = kl_weight(config.beta, epoch - 1 + i / steps_per_epoch, config.warmup_epochs)
-            if config.binarize:
-                x = binarize(x, noise_gen)
-            out = model(x, noise_gen)
-            terms = vae_terms(model.likelihood, out.output, x, out.posterior, model.log_sigma, beta)
-            loss = terms["loss"].mean()
-            step += 1
-            if not torch.isfinite(loss):
-                bar.close()
-                raise _diagnose(terms, step, epoch, config, run_dir, epoch - 1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            with torch.no_grad():
-                for name in sums:
-                    sums[name] += terms[name].detach().double().sum()
-            bar.update(x.shape[0] * world.size)
-            if i % 10 == 0:
-                bar.set_postfix(loss=f"{loss.item():.2f}", refresh=False)
-        seconds = time.perf_counter() - started
-        count = torch.tensor(float(n_train // world.size), dtype=torch.float64, device=device)
-        train_means = {k: float(v) / float(count) / world.size for k, v in _reduce(sums, world).items()}
+        try:
+            train_means, seconds = train_epoch(model, optimizer, train_images, config, epoch, order_gen, noise_gen,
+                                               world, device, bar, net)  # fmt: skip
+        except NonFinite as bad:
+            bar.close()
+            raise _diagnose(bad.sums, step + bad.step, epoch, config, run_dir, epoch - 1) from None
+        step += steps_per_epoch
         beta_now = kl_weight(config.beta, epoch, config.warmup_epochs)
         test_means = split_terms(model, dataset.test.images, beta=beta_now, binarize=config.binarize,
                                  seed=config.seed + EVAL_SEED_OFFSET, batch_size=config.eval_batch_size,
                                  device=device, world=world)  # fmt: skip
         bar.set_postfix(loss=f"{train_means['loss']:.2f}", test=f"{test_means['loss']:.2f}")
         bar.close()
+        rng = {"order": order_gen.get_state(), "noise": noise_gen.get_state(), **_other_noise_states(noise_gen, world)}
         if world.is_main:
             record = {"epoch": epoch, "step": step, "train": train_means, "test": test_means, "beta": beta_now,
                       "lr": optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_s": n_train / seconds}  # fmt: skip
@@ -222,11 +279,22 @@ def train(config: TrainConfig, resume: bool = False, world: World | None = None)
             model.eval()
             plots.save_grid(run_dir / "samples" / f"epoch_{epoch:03d}.png", model.sample(len(noise), z=noise), nrow=8)
             save_weights(run_dir / MODEL_FILE, {"": model})
-            rng = {"order": order_gen.get_state(), "noise": noise_gen.get_state()}
             save_training_state(
                 run_dir / STATE_FILE, {"vae": model}, {"adam": optimizer}, rng, {"epoch": epoch, "step": step}
             )
     return run_dir
+
+
+def _other_noise_states(noise_gen: torch.Generator, world: World) -> dict[str, torch.Tensor]:
+    """Every process's noise-generator state, gathered on rank 0, so a resumed multi-process run continues
+    each stream exactly (stored as noise1, noise2, ...; rank 0's is `noise`)."""
+    if world.size == 1:
+        return {}
+    import torch.distributed as dist
+
+    states = [None] * world.size
+    dist.all_gather_object(states, noise_gen.get_state().cpu())
+    return {f"noise{r}": state for r, state in enumerate(states) if r > 0}
 
 
 def _data_info(dataset: data.Dataset) -> dict[str, Any]:
