@@ -9,7 +9,9 @@ In one invocation the contenders take turns, one epoch each, so they all see the
 Also measured: the fp32 matrix-multiply throughput of this machine (the ceiling) and each model's training
 FLOPs per image (forward + backward, counted by torch), so that the fraction of the ceiling is printed.
 
-    python bench/train_speed.py [--epochs 6] [--threads 2] [--json FILE]
+    python bench/train_speed.py [--epochs 10] [--threads 2] [--json FILE] [--compile]
+
+bf16 rows autocast the forward pass to bfloat16; their fraction is of the bf16 matmul ceiling.
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ class Vaelab:
         self.config = make_config({"latent_dim": 20, "hidden": [400], "lr": 1e-3, "quiet": True, **options})
         torch.manual_seed(self.config.seed)
         self.model = VAE(model_config(self.config, dataset.shape))
+        self.net = torch.compile(self.model) if self.config.compile else self.model
         self.optimizer = make_optimizer(self.model, self.config)
         self.order = torch.Generator().manual_seed(self.config.seed)
         self.noise = torch.Generator().manual_seed(self.config.seed + 1)
@@ -118,7 +121,7 @@ class Vaelab:
     def epoch(self) -> float:
         self.done += 1
         _, seconds = train_epoch(self.model, self.optimizer, self.dataset.train.images, self.config, self.done, self.order,
-                                 self.noise, World(), torch.device("cpu"))  # fmt: skip
+                                 self.noise, World(), torch.device("cpu"), net=self.net)  # fmt: skip
         return seconds
 
     def test_loss(self) -> float:
@@ -136,9 +139,9 @@ class Vaelab:
         return counter.get_total_flops() / batch
 
 
-def matmul_ceiling(n: int = 2048, repeats: int = 10) -> float:
-    """fp32 FLOP/s of a large square matrix multiply (median of `repeats`)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_ceiling(n: int = 2048, repeats: int = 10, dtype=torch.float32) -> float:
+    """FLOP/s of a large square matrix multiply (median of `repeats`)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     times = []
     for _ in range(repeats):
@@ -150,9 +153,10 @@ def matmul_ceiling(n: int = 2048, repeats: int = 10) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=6, help="epochs per contender (the first is a warm-up)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs per contender (the first is a warm-up)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--compile", action="store_true", help="add a torch.compile contender (slow to start)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = data.load("mnist-mini")
@@ -162,13 +166,18 @@ def main() -> None:
         "vaelab mlp b512": Vaelab(dataset, batch_size=512),
         "reference b512": Reference(dataset, 512, 0),
         "vaelab conv b128": Vaelab(dataset, batch_size=128, arch="conv", latent_dim=10, hidden=None),
+        "vaelab mlp b128 bf16": Vaelab(dataset, batch_size=128, precision="bf16"),
+        "vaelab mlp b512 bf16": Vaelab(dataset, batch_size=512, precision="bf16"),
     }
-    ceiling_before = matmul_ceiling()
+    if args.compile:
+        contenders["vaelab mlp b128 compiled"] = Vaelab(dataset, batch_size=128, compile=True)
+    ceiling_before, bf16_before = matmul_ceiling(), matmul_ceiling(dtype=torch.bfloat16)
     seconds = {name: [] for name in contenders}
     for _ in range(args.epochs):
         for name, contender in contenders.items():
             seconds[name].append(contender.epoch())
     ceiling = max(ceiling_before, matmul_ceiling())
+    bf16_ceiling = max(bf16_before, matmul_ceiling(dtype=torch.bfloat16))
     n = len(dataset.train)
     rows = {}
     for name, contender in contenders.items():
@@ -176,19 +185,19 @@ def main() -> None:
         ips = statistics.median(n / s for s in seconds[name][1:] or seconds[name])
         flops = contender.flops_per_image(batch)
         rows[name] = {"images_per_s": ips, "test_loss": contender.test_loss(), "flops_per_image": flops,
-                      "fraction_of_ceiling": ips * flops / ceiling}  # fmt: skip
+                      "fraction_of_ceiling": ips * flops / (bf16_ceiling if "bf16" in name else ceiling)}  # fmt: skip
     for batch in (128, 512):
         rows[f"vaelab mlp b{batch}"]["ratio_to_reference"] = rows[f"vaelab mlp b{batch}"]["images_per_s"] / rows[f"reference b{batch}"]["images_per_s"]
     print(f"mnist-mini, {n} training images, {args.epochs} epochs each (median of epochs 2..{args.epochs}), {args.threads} threads, "
           f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {datetime.date.today()}")  # fmt: skip
-    print(f"fp32 matmul ceiling: {ceiling / 1e9:.1f} GFLOP/s")
-    print(f"{'contender':<18} {'images/s':>9} {'vs ref':>7} {'test -ELBO':>11} {'MFLOP/img':>10} {'of ceiling':>11}")
+    print(f"matmul ceiling: fp32 {ceiling / 1e9:.1f} GFLOP/s, bf16 {bf16_ceiling / 1e9:.1f} GFLOP/s (bf16 rows are measured against it)")
+    print(f"{'contender':<24} {'images/s':>9} {'vs ref':>7} {'test -ELBO':>11} {'MFLOP/img':>10} {'of ceiling':>11}")
     for name, r in rows.items():
         ratio = f"{r['ratio_to_reference']:.2f}x" if "ratio_to_reference" in r else ""
-        print(f"{name:<18} {r['images_per_s']:9.0f} {ratio:>7} {r['test_loss']:11.2f} {r['flops_per_image'] / 1e6:10.2f} {r['fraction_of_ceiling']:10.1%}")
+        print(f"{name:<24} {r['images_per_s']:9.0f} {ratio:>7} {r['test_loss']:11.2f} {r['flops_per_image'] / 1e6:10.2f} {r['fraction_of_ceiling']:10.1%}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"ceiling_flops": ceiling, "epochs": args.epochs, "threads": args.threads, "rows": rows,
+            json.dump({"ceiling_flops": ceiling, "bf16_ceiling_flops": bf16_ceiling, "epochs": args.epochs, "threads": args.threads, "rows": rows,
                        "date": str(datetime.date.today()), "torch": torch.__version__}, f, indent=2)  # fmt: skip
 
 

@@ -21,6 +21,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "silu")
 
 
@@ -51,6 +52,8 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # 0: leave torch's default
     device: str = "auto"
+    precision: str = "fp32"  # bf16: autocast the forward pass to bfloat16 (CPUs with bf16 units, GPUs)
+    compile: bool = False  # torch.compile the model (pays off on long runs and on GPUs)
     eval_batch_size: int = 1000
     # outputs
     out: str | None = None
@@ -123,6 +126,7 @@ def _check(config: TrainConfig) -> None:
         config.activation in ACTIVATIONS,
         f"activation: must be one of {', '.join(ACTIVATIONS)}, got {config.activation!r}",
     )
+    need(config.precision in PRECISIONS, f"precision: must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
     need(config.device in DEVICES, f"device: must be one of {', '.join(DEVICES)}, got {config.device!r}")
     need(config.latent_dim >= 1, f"latent_dim: must be >= 1, got {config.latent_dim}")
     need(config.epochs >= 1, f"epochs: must be >= 1, got {config.epochs}")

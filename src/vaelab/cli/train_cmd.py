@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 
-from vaelab.config import ACTIVATIONS, DEVICES, TrainConfig, make_config, read_toml
+from vaelab.config import ACTIVATIONS, DEVICES, PRECISIONS, TrainConfig, make_config, read_toml
 from vaelab.errors import ConfigError
 
 HELP = {
@@ -33,10 +33,13 @@ HELP = {
     "threads": "CPU threads for torch (0: torch's default)",
     "device": f"{'|'.join(DEVICES)}",
     "eval_batch_size": "batch size for evaluation",
+    "precision": "fp32, or bf16 to autocast the forward pass to bfloat16 (faster on CPUs with bf16 units and on GPUs)",
+    "compile": "torch.compile the model (a start-up cost that pays off on long runs and GPUs)",
     "out": "run directory (default runs/<data>-<arch>-z<latent>)",
     "quiet": "no progress bar",
 }
-CHOICES = {"arch": ("mlp", "conv"), "recon": ("bernoulli", "gaussian"), "device": DEVICES, "activation": ACTIVATIONS}
+CHOICES = {"arch": ("mlp", "conv"), "recon": ("bernoulli", "gaussian"), "device": DEVICES, "activation": ACTIVATIONS,
+           "precision": PRECISIONS}  # fmt: skip
 
 
 def add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
