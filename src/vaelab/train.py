@@ -292,7 +292,22 @@ def _train(config: TrainConfig, resume: bool, world: World, run_dir: Path, devic
             save_training_state(
                 run_dir / STATE_FILE, {"vae": model}, {"adam": optimizer}, rng, {"epoch": epoch, "step": step}
             )
+    _check_in_sync(model, world)
     return run_dir
+
+
+def _check_in_sync(model: torch.nn.Module, world: World) -> None:
+    """Every process must end with the same weights (DistributedDataParallel keeps them so); a cheap
+    all-gather of a weight checksum guards against a silent desynchronisation."""
+    if world.size == 1:
+        return
+    import torch.distributed as dist
+
+    checksum = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().cpu()
+    sums = [None] * world.size
+    dist.all_gather_object(sums, float(checksum))
+    if max(sums) - min(sums) > 1e-9 * max(1.0, abs(sums[0])):
+        raise RuntimeError(f"processes ended with different weights (checksums {sums}): data-parallel training is out of sync")
 
 
 def _other_noise_states(noise_gen: torch.Generator, world: World) -> dict[str, torch.Tensor]:

@@ -8,6 +8,7 @@ import json
 import sys
 
 from vaelab.config import ACTIVATIONS, DEVICES, PRECISIONS, TrainConfig, make_config, read_toml
+from vaelab.device import World
 from vaelab.errors import ConfigError
 
 HELP = {
@@ -89,6 +90,8 @@ def run(args: argparse.Namespace) -> None:
     else:
         config = config_from_args(args)
     run_dir = train_run(config, resume=args.resume, evaluate=args.eval)
+    if not World.from_env().is_main:
+        return
     if args.eval:
         from vaelab.evaluate import format_table
 
