@@ -75,7 +75,9 @@ class Reference:
         self.model = ReferenceVAE(dataset.train.images[0].numel())
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         generator = torch.Generator().manual_seed(seed)
-        self.loader = DataLoader(PerItemImages(dataset.train.images), batch_size=batch_size, shuffle=True, generator=generator)
+        self.loader = DataLoader(
+            PerItemImages(dataset.train.images), batch_size=batch_size, shuffle=True, generator=generator
+        )
         self.test = dataset.test.images
 
     def epoch(self) -> float:
@@ -187,14 +189,20 @@ def main() -> None:
         rows[name] = {"images_per_s": ips, "test_loss": contender.test_loss(), "flops_per_image": flops,
                       "fraction_of_ceiling": ips * flops / (bf16_ceiling if "bf16" in name else ceiling)}  # fmt: skip
     for batch in (128, 512):
-        rows[f"vaelab mlp b{batch}"]["ratio_to_reference"] = rows[f"vaelab mlp b{batch}"]["images_per_s"] / rows[f"reference b{batch}"]["images_per_s"]
+        rows[f"vaelab mlp b{batch}"]["ratio_to_reference"] = (
+            rows[f"vaelab mlp b{batch}"]["images_per_s"] / rows[f"reference b{batch}"]["images_per_s"]
+        )
     print(f"mnist-mini, {n} training images, {args.epochs} epochs each (median of epochs 2..{args.epochs}), {args.threads} threads, "
           f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {datetime.date.today()}")  # fmt: skip
-    print(f"matmul ceiling: fp32 {ceiling / 1e9:.1f} GFLOP/s, bf16 {bf16_ceiling / 1e9:.1f} GFLOP/s (bf16 rows are measured against it)")
+    print(
+        f"matmul ceiling: fp32 {ceiling / 1e9:.1f} GFLOP/s, bf16 {bf16_ceiling / 1e9:.1f} GFLOP/s (bf16 rows are measured against it)"
+    )
     print(f"{'contender':<24} {'images/s':>9} {'vs ref':>7} {'test -ELBO':>11} {'MFLOP/img':>10} {'of ceiling':>11}")
     for name, r in rows.items():
         ratio = f"{r['ratio_to_reference']:.2f}x" if "ratio_to_reference" in r else ""
-        print(f"{name:<24} {r['images_per_s']:9.0f} {ratio:>7} {r['test_loss']:11.2f} {r['flops_per_image'] / 1e6:10.2f} {r['fraction_of_ceiling']:10.1%}")
+        print(
+            f"{name:<24} {r['images_per_s']:9.0f} {ratio:>7} {r['test_loss']:11.2f} {r['flops_per_image'] / 1e6:10.2f} {r['fraction_of_ceiling']:10.1%}"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"ceiling_flops": ceiling, "bf16_ceiling_flops": bf16_ceiling, "epochs": args.epochs, "threads": args.threads, "rows": rows,

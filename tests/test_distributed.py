@@ -44,7 +44,14 @@ def test_two_processes_train_like_one(cli, digits, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("run written") + result.stderr.count("run written") == 1  # rank 0 only
     assert cli("train", "--out", single, "--threads", "1", *common).returncode == 0
-    for name in ("config.json", "model.safetensors", "training_state.safetensors", "report.html", "curves.png", "samples.png"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "training_state.safetensors",
+        "report.html",
+        "curves.png",
+        "samples.png",
+    ):
         assert (ddp / name).is_file(), name
     a, b = last_epoch(ddp), last_epoch(single)
     assert a["step"] == b["step"] == 4 * 19  # global batches: ceil(1200 / 64) = 19 steps per epoch, as on one process
@@ -67,5 +74,7 @@ def test_two_processes_resume_exactly(digits, tmp_path):
 
 
 def test_global_batch_must_divide_among_processes(digits, tmp_path):
-    result = torchrun("train", "--data", digits, "--out", tmp_path / "r", "--batch-size", "63", "--quiet", "--epochs", "1")
+    result = torchrun(
+        "train", "--data", digits, "--out", tmp_path / "r", "--batch-size", "63", "--quiet", "--epochs", "1"
+    )
     assert result.returncode != 0 and "must divide evenly among 2 processes" in result.stderr

@@ -26,7 +26,10 @@ def trained_run(tiny_npz, tmp_path_factory):
     from vaelab.cli import main
 
     out = tmp_path_factory.mktemp("runs") / "z3"
-    assert main(["train", "--data", str(tiny_npz), "--out", str(out), "--epochs", "2", "--latent-dim", "3", "--quiet"]) == 0
+    assert (
+        main(["train", "--data", str(tiny_npz), "--out", str(out), "--epochs", "2", "--latent-dim", "3", "--quiet"])
+        == 0
+    )
     return out
 
 
@@ -65,7 +68,11 @@ def test_training_writes_every_figure_and_the_report(trained_run):
     [
         (["sample", "--n", "16"], "samples.png", None),
         (["reconstruct", "--n", "10"], "reconstructions.png", None),
-        (["interpolate", "--pair", "0", "5", "--pair", "1", "2", "--steps", "7", "--spherical"], "interpolation.png", None),
+        (
+            ["interpolate", "--pair", "0", "5", "--pair", "1", "2", "--steps", "7", "--spherical"],
+            "interpolation.png",
+            None,
+        ),
         (["manifold", "--n", "8", "--range", "-2", "2", "--dims", "0", "2"], "manifold.png", (700, 740)),
         (["latents"], "latents.png", (650, 550)),
     ],
@@ -84,7 +91,9 @@ def test_figure_commands_write_pngs(cli, trained_run, tmp_path, args, name, size
 
 def test_manifold_of_a_latent_2_model_uses_its_plane(cli, tiny_npz, tmp_path):
     out = tmp_path / "z2"
-    assert cli("train", "--data", tiny_npz, "--out", out, "--epochs", "1", "--latent-dim", "2", "--quiet").returncode == 0
+    assert (
+        cli("train", "--data", tiny_npz, "--out", out, "--epochs", "1", "--latent-dim", "2", "--quiet").returncode == 0
+    )
     assert (out / "manifold.png").exists()
     bad = cli("manifold", out, "--range", "1", "-1")
     assert bad.returncode == 2 and "LO must be below HI" in bad.stderr

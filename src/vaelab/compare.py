@@ -34,20 +34,31 @@ class Member:
         return Path(self.config.out)
 
 
-def member_name(arch: str, latent_dim: int, beta: float, vary_beta: bool) -> str:
+def member_name(model: str, arch: str, latent_dim: int, beta: float | None, vary_model: bool, vary_beta: bool) -> str:
     name = f"{arch}-z{latent_dim}"
-    return f"{name}-beta{beta:g}" if vary_beta else name
+    if vary_beta and beta is not None:
+        name += f"-beta{beta:g}"
+    return f"{model}-{name}" if vary_model else name
 
 
-def plan(base: dict[str, Any], archs: list[str], latent_dims: list[int], betas: list[float], out: Path) -> list[Member]:
-    """One member per (arch, latent dimension, beta), all sharing every other option of `base`."""
-    if not archs or not latent_dims or not betas:
-        raise ConfigError("compare: --archs, --latent-dims and --betas each need at least one value")
-    members = []
-    for arch, z, beta in itertools.product(archs, latent_dims, betas):
-        name = member_name(arch, z, beta, len(betas) > 1)
-        config = make_config(base, {"arch": arch, "latent_dim": z, "beta": beta, "out": str(out / name)})
-        members.append(Member(name, config))
+def plan(base: dict[str, Any], archs: list[str], latent_dims: list[int], betas: list[float], out: Path,
+         models: list[str] | None = None) -> list[Member]:  # fmt: skip
+    """One member per (model, arch, latent dimension, beta), all sharing every other option of `base`.
+    A GAN has no KL term, so it gets one member per (arch, latent dimension) whatever the betas."""
+    models = models or ["vae"]
+    if not archs or not latent_dims or not betas or not models:
+        raise ConfigError("compare: --models, --archs, --latent-dims and --betas each need at least one value")
+    members, seen = [], set()
+    for model, arch, z, beta in itertools.product(models, archs, latent_dims, betas):
+        beta = None if model == "gan" else beta
+        name = member_name(model, arch, z, beta, len(models) > 1, len(betas) > 1)
+        if name in seen:
+            continue
+        seen.add(name)
+        varied = {"model": model, "arch": arch, "latent_dim": z, "out": str(out / name)}
+        if beta is not None:
+            varied["beta"] = beta
+        members.append(Member(name, make_config(base, varied)))
     return members
 
 
@@ -77,11 +88,11 @@ def train_member(member: Member, evaluate: bool, iwae_k: int, quiet: bool) -> st
 
 
 def run_study(base: dict[str, Any], archs, latent_dims, betas, out: str | Path = "compare", evaluate: bool = True,
-              iwae_k: int = 100, log=print) -> Path:  # fmt: skip
+              iwae_k: int = 100, log=print, models=("vae",)) -> Path:  # fmt: skip
     out = Path(out)
-    members = plan(base, list(archs), list(latent_dims), list(betas), out)
+    members = plan(base, list(archs), list(latent_dims), list(betas), out, list(models))
     out.mkdir(parents=True, exist_ok=True)
-    study = {"members": [m.name for m in members], "archs": list(archs), "latent_dims": list(latent_dims),
+    study = {"members": [m.name for m in members], "models": list(models), "archs": list(archs), "latent_dims": list(latent_dims),
              "betas": list(betas), "base": base, "evaluate": evaluate, "iwae_k": iwae_k}  # fmt: skip
     atomic_write(out / STUDY_FILE, lambda temp: Path(temp).write_text(json.dumps(study, indent=2)))
     for i, member in enumerate(members, 1):
@@ -111,25 +122,32 @@ def study_report(out: Path, members: list[Member]) -> Path:
     test_images = dataset.test.images
     x = data.to_float(test_images[:10])
 
+    encoders = {n: r for n, r in runs.items() if r.kind != "gan"}  # a GAN cannot reconstruct or interpolate images
     plots.plot_overlaid_curves(out / "curves.png", curves, "test")
-    plots.plot_side_by_side(out / "reconstructions.png",
-                            {n: plots.image_grid(torch.cat([x, r.model.reconstruct(x)]), 10) for n, r in runs.items()},
-                            "the same test images (top) reconstructed by each member (bottom)", cols=2)  # fmt: skip
+    if encoders:
+        plots.plot_side_by_side(out / "reconstructions.png",
+                                {n: plots.image_grid(torch.cat([x, r.model.reconstruct(x)]), 10) for n, r in encoders.items()},
+                                "the same test images (top) reconstructed by each member (bottom)", cols=2)  # fmt: skip
     from vaelab.train import fixed_noise
 
     plots.plot_side_by_side(out / "samples.png",
                             {n: plots.image_grid(r.model.sample(36, z=fixed_noise(cfg.seed, r.model.latent_dim, 36)), 6) for n, r in runs.items()},
                             "samples from z ~ N(0, I), the same noise seed for every member")  # fmt: skip
-    plots.plot_side_by_side(out / "interpolation.png",
-                            {n: plots.image_grid(explore.interpolate(r.model, test_images, [(0, 1)], 10)[0], 10) for n, r in runs.items()},
-                            "the same pair of test images (0 -> 1) interpolated by each member", cols=2)  # fmt: skip
+    if encoders:
+        plots.plot_side_by_side(out / "interpolation.png",
+                                {n: plots.image_grid(explore.interpolate(r.model, test_images, [(0, 1)], 10)[0], 10) for n, r in encoders.items()},
+                                "the same pair of test images (0 -> 1) interpolated by each member", cols=2)  # fmt: skip
     manifolds = {}
     for n, r in runs.items():
         if r.model.latent_dim >= 2:
-            plane = explore.default_plane(r.model, test_images)
-            manifolds[f"{n} ({'z[0], z[1]' if r.model.latent_dim == 2 else 'PC plane'})"] = plots.image_grid(
-                explore.manifold(r.model, plane), 15, pad=0
+            coordinate = r.model.latent_dim == 2 or r.kind == "gan"  # a GAN has no posterior means for a PC plane
+            plane = (
+                explore.coordinate_plane(r.model.latent_dim, (0, 1))
+                if coordinate
+                else explore.default_plane(r.model, test_images)
             )
+            label = "z[0], z[1]" if coordinate else "PC plane"
+            manifolds[f"{n} ({label})"] = plots.image_grid(explore.manifold(r.model, plane), 15, pad=0)
     if manifolds:
         plots.plot_side_by_side(out / "manifold.png", manifolds, "decoded grids over [-1.5, 1.5]^2")
 
@@ -139,28 +157,29 @@ def study_report(out: Path, members: list[Member]) -> Path:
         header += ["NLL (IWAE)", "k", "active units", "MSE", "FD (classifier)", "precision", "recall"]
     rows = []
     for name, f in finals.items():
-        row = [
-            name,
-            f["test"]["recon"] + f["test"]["kl"],
-            f["test"]["recon"],
-            f["test"]["kl"],
-            f["train"]["recon"] + f["train"]["kl"],
-            f["seconds"],
-        ]
+        te, tr = f["test"], f["train"]
+        if "recon" in te:
+            row = [name, te["recon"] + te["kl"], te["recon"], te["kl"], tr["recon"] + tr["kl"], f["seconds"]]
+        else:  # a GAN: no likelihood terms
+            row = [name, "n/a", "n/a", "n/a", "n/a", f["seconds"]]
         if has_eval:
-            e = f["eval"]
-            s = e["samples"]
-            row += [e["iwae"]["nll"], e["iwae"]["k"], f"{e['latents']['active_units']}/{e['latents']['latent_dim']}", e["reconstruction"]["mse"],
-                    s.get("fd_classifier", "n/a"), s.get("precision", "n/a"), s.get("recall", "n/a")]  # fmt: skip
+            e, s = f["eval"], f["eval"]["samples"]
+            if "iwae" in e:
+                row += [e["iwae"]["nll"], e["iwae"]["k"], f"{e['latents']['active_units']}/{e['latents']['latent_dim']}",
+                        e["reconstruction"]["mse"]]  # fmt: skip
+            else:
+                row += ["n/a", "n/a", "n/a", "n/a"]
+            row += [s.get("fd_classifier", "n/a"), s.get("precision", "n/a"), s.get("recall", "n/a")]
         rows.append(row)
     body = [f"<p>{len(members)} members trained on <b>{dataset.name}</b> for {cfg.epochs} epochs each with seed {cfg.seed} "
-            f"(batch {cfg.batch_size}, lr {cfg.lr:g}, {cfg.recon} likelihood). Values are means per test image in nats.</p>",
+            f"(batch {cfg.batch_size}). Likelihood terms are means per test image in nats.</p>",
             "<h2>Final metrics</h2>", table_html(header, rows), "<h2>What the study shows</h2>",
             "<ul>" + "".join(f"<li>{a}</li>" for a in answers(members, finals)) + "</ul>",
             "<h2>Test curves</h2>", figure_html(out / "curves.png", "Test curves of every member, one panel per loss term."),
-            "<h2>Reconstructions</h2>", figure_html(out / "reconstructions.png", "The same test images reconstructed by each member."),
-            "<h2>Samples</h2>", figure_html(out / "samples.png", "Samples from the prior, same noise seed for every member."),
-            "<h2>Interpolation</h2>", figure_html(out / "interpolation.png", "The same pair of test images, interpolated by each member.")]  # fmt: skip
+            "<h2>Samples</h2>", figure_html(out / "samples.png", "Samples from the prior, same noise seed for every member.")]  # fmt: skip
+    if encoders:
+        body += ["<h2>Reconstructions</h2>", figure_html(out / "reconstructions.png", "The same test images reconstructed by each member (GANs have no encoder)."),
+                 "<h2>Interpolation</h2>", figure_html(out / "interpolation.png", "The same pair of test images, interpolated by each member.")]  # fmt: skip
     if manifolds:
         body += ["<h2>Latent manifolds</h2>", figure_html(out / "manifold.png", "Decoded grids over [-1.5, 1.5]^2.")]
     body.append(
@@ -181,11 +200,18 @@ def answers(members: list[Member], finals: dict[str, dict]) -> list[str]:
     def fd(name):
         return finals[name].get("eval", {}).get("samples", {}).get("fd_classifier")
 
+    out = []
+    models = sorted({m.config.model for m in members})
+    if len(models) > 1:
+        out.append(_adversarial_answer(members, finals, fd))
+    family = next((m for m in ("vae", "vaegan") if m in models), None)  # the latent-space questions need an encoder
+    if family is None:
+        return out
+    members = [m for m in members if m.config.model == family]
     by_key = {(m.config.arch, m.config.latent_dim, m.config.beta): m.name for m in members}
     archs = sorted({m.config.arch for m in members})
     dims = sorted({m.config.latent_dim for m in members})
     betas = sorted({m.config.beta for m in members})
-    out = []
     if len(dims) > 1:
         lo, hi = dims[0], dims[-1]
         for arch in archs:
@@ -233,3 +259,20 @@ def answers(members: list[Member], finals: dict[str, dict]) -> list[str]:
             f"<b>The KL weight</b>: every member used beta = {betas[0]:g}; run with --betas 0.5,1,4 to see its effect."
         )
     return out
+
+
+def _adversarial_answer(members: list[Member], finals: dict[str, dict], fd) -> str:
+    """The VAE's blur against the adversarial models' sharpness, in the study's sample-quality numbers."""
+    parts = []
+    for m in members:
+        value = fd(m.name)
+        parts.append(f"{m.name}: FD {value:.1f}" if value is not None else f"{m.name}: FD not measured (--no-eval)")
+    measured = [(fd(m.name), m.name) for m in members if fd(m.name) is not None]
+    best = (
+        f" The lowest Frechet distance (sharpest, most data-like samples) is {min(measured)[1]}'s." if measured else ""
+    )
+    return (
+        f"<b>VAE against adversarial models</b>: {'; '.join(parts)}.{best} A VAE decoder trained on a pixel likelihood "
+        "averages over plausible images (blur); a discriminator penalises images that do not look real, so GAN and "
+        "VAE-GAN samples are sharper, at the cost of mode coverage (compare precision and recall) and, for the GAN, of an encoder."
+    )

@@ -22,11 +22,18 @@ else:  # pragma: no cover
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16")
+MODELS = ("vae", "gan", "vaegan")
+GAN_ONLY = ("init_from",)
+ADVERSARIAL = ("gan_loss", "gan_lr", "gan_betas")
+VAEGAN_ONLY = ("gamma", "pixel_weight", "disc_layer", "equilibrium", "margin")
+VAE_OBJECTIVE = ("recon", "sigma", "learn_sigma", "binarize", "beta", "warmup_epochs", "lr", "adam_betas")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "silu")
 
 
 @dataclass
 class TrainConfig:
+    # what to train: a VAE, a GAN whose generator is the decoder architecture, or a VAE-GAN
+    model: str = "vae"
     # data
     data: str = "mnist-mini"
     size: list[int] | None = None  # resize an image folder to [H, W]
@@ -55,6 +62,16 @@ class TrainConfig:
     precision: str = "fp32"  # bf16: autocast the forward pass to bfloat16 (CPUs with bf16 units, GPUs)
     compile: bool = False  # torch.compile the model (pays off on long runs and on GPUs)
     eval_batch_size: int = 1000
+    # adversarial models (--model gan / vaegan)
+    gan_loss: str = "ns"  # ns: non-saturating (Goodfellow et al. 2014); hinge (Lim & Ye 2017), GAN only
+    gan_lr: float = 2e-4  # Adam for every network of a GAN / VAE-GAN (Radford et al. 2016's settings)
+    gan_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    gamma: float = 0.1  # VAE-GAN: weight of the feature-space reconstruction in the decoder's loss
+    pixel_weight: float = 1.0  # VAE-GAN: weight of the pixel (Bernoulli) reconstruction; 0 = Larsen et al.'s pure form
+    disc_layer: int = -1  # VAE-GAN: which hidden layer of D is the feature space (-1: the last)
+    equilibrium: float = 0.68  # VAE-GAN: skip D's update when its BCE falls below equilibrium - margin,
+    margin: float = 0.35  # and the decoder's adversarial update when D's BCE rises above equilibrium + margin
+    init_from: str | None = None  # GAN: start the generator from this VAE run's decoder
     # outputs
     out: str | None = None
     quiet: bool = False
@@ -154,6 +171,44 @@ def _check(config: TrainConfig) -> None:
         f"size: must be two positive integers H W, got {config.size}",
     )
     need(not (config.binarize and config.recon != "bernoulli"), "binarize: only makes sense with recon = bernoulli")
+    _check_model_options(config, need)
+
+
+def _check_model_options(config: TrainConfig, need) -> None:
+    """Options that mean nothing for the chosen --model are errors, not silently ignored."""
+    need(config.model in MODELS, f"model: must be one of {', '.join(MODELS)}, got {config.model!r}")
+    defaults = TrainConfig()
+    changed = {
+        name
+        for name in (*GAN_ONLY, *ADVERSARIAL, *VAEGAN_ONLY, *VAE_OBJECTIVE)
+        if getattr(config, name) != getattr(defaults, name)
+    }
+    misplaced = {
+        "vae": changed & {*GAN_ONLY, *ADVERSARIAL, *VAEGAN_ONLY},
+        "gan": changed & {*VAEGAN_ONLY, *VAE_OBJECTIVE},
+        "vaegan": changed & {*GAN_ONLY, "recon", "sigma", "learn_sigma", "binarize", "lr", "adam_betas"},
+    }[config.model]
+    if misplaced:
+        name = sorted(misplaced)[0]
+        need(
+            False,
+            f"{name}: has no meaning with --model {config.model}"
+            + (" (use gan_lr / gan_betas)" if name in ("lr", "adam_betas") else ""),
+        )
+    need(config.gan_loss in ("ns", "hinge"), f"gan_loss: must be ns or hinge, got {config.gan_loss!r}")
+    need(
+        not (config.model == "vaegan" and config.gan_loss != "ns"),
+        "gan_loss: the VAE-GAN's equilibrium gating is defined for ns only",
+    )
+    need(math.isfinite(config.gan_lr) and config.gan_lr > 0, f"gan_lr: must be a positive number, got {config.gan_lr}")
+    need(
+        len(config.gan_betas) == 2 and all(0 <= b < 1 for b in config.gan_betas),
+        f"gan_betas: must be two numbers in [0, 1), got {config.gan_betas}",
+    )
+    need(
+        config.gamma >= 0 and config.margin >= 0 and 0 < config.equilibrium < 10,
+        "gamma, margin must be >= 0 and equilibrium > 0",
+    )
     need(not (config.learn_sigma and config.recon != "gaussian"), "learn_sigma: only makes sense with recon = gaussian")
 
 

@@ -93,3 +93,27 @@ def kl_weight(beta: float, epoch_progress: float, warmup_epochs: float) -> float
     if warmup_epochs <= 0:
         return beta
     return beta * min(1.0, epoch_progress / warmup_epochs)
+
+
+# --- adversarial losses (per-batch means; D outputs logits) -----------------------------------------------
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "ns") -> torch.Tensor:
+    """ns: -log D(x) - log(1 - D(G(z))) (Goodfellow et al. 2014), computed from logits with softplus;
+    hinge: relu(1 - D(x)) + relu(1 + D(G(z))) (Lim & Ye 2017)."""
+    if kind == "hinge":
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def generator_loss(fake_logits: torch.Tensor, kind: str = "ns") -> torch.Tensor:
+    """ns: -log D(G(z)), the non-saturating generator loss; hinge: -D(G(z))."""
+    if kind == "hinge":
+        return -fake_logits.mean()
+    return F.softplus(-fake_logits).mean()
+
+
+def feature_reconstruction(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
+    """-log N(D_l(x); D_l(x_tilde), I) up to a constant, per image: the VAE-GAN's learned similarity
+    (Larsen et al. 2016, eq. 7), 0.5 * ||D_l(x) - D_l(x_tilde)||^2."""
+    return 0.5 * (real_features - fake_features).pow(2).sum(1)

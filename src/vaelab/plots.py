@@ -22,6 +22,13 @@ TERM_TITLES = {
     "recon": "reconstruction, -log p(x|z) (nats)",
     "kl": "KL(q(z|x) || p(z)) (nats)",
     "sq_error": "squared error ||x - x_hat||^2",
+    "feature_recon": "feature-space reconstruction 0.5||D_l(x) - D_l(x~)||^2",
+    "d_loss": "discriminator loss",
+    "g_loss": "generator (decoder) adversarial loss",
+    "d_real": "mean D(x) on real images",
+    "d_fake": "mean D(G(z)) on generated images",
+    "d_updated": "share of steps that updated D (gating)",
+    "dec_adv_updated": "share of steps with the decoder's GAN term",
 }
 
 

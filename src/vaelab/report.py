@@ -66,15 +66,20 @@ def page(title: str, body: str) -> str:
 
 
 def eval_rows(result: dict[str, Any]) -> list[list[Any]]:
-    e, i, lat, rec, s = result["elbo"], result["iwae"], result["latents"], result["reconstruction"], result["samples"]
-    rows = [["ELBO (nats/image)", e["elbo"]], ["-ELBO (bits/dim)", e["bits_per_dim"]],
-            [f"NLL, IWAE k={i['k']} (nats/image)", f"{i['nll']:.3f} ± {i['nll_se']:.3f}"], ["NLL (bits/dim)", i["bits_per_dim"]],
-            ["active units", f"{lat['active_units']} of {lat['latent_dim']}"],
-            ["reconstruction MSE", rec["mse"]], ["PSNR (dB)", rec["psnr_db"]]]  # fmt: skip
+    s = result["samples"]
+    rows = [] if result.get("kind") == "gan" else _likelihood_rows(result)
     if s.get("available"):
         rows += [["FD (classifier features)", s["fd_classifier"]], ["precision", s["precision"]], ["recall", s["recall"]],
                  ["feature classifier test accuracy", s["classifier_test_accuracy"]]]  # fmt: skip
     return rows
+
+
+def _likelihood_rows(result: dict[str, Any]) -> list[list[Any]]:
+    e, i, lat, rec = result["elbo"], result["iwae"], result["latents"], result["reconstruction"]
+    return [["ELBO (nats/image)", e["elbo"]], ["-ELBO (bits/dim)", e["bits_per_dim"]],
+            [f"NLL, IWAE k={i['k']} (nats/image)", f"{i['nll']:.3f} ± {i['nll_se']:.3f}"], ["NLL (bits/dim)", i["bits_per_dim"]],
+            ["active units", f"{lat['active_units']} of {lat['latent_dim']}"],
+            ["reconstruction MSE", rec["mse"]], ["PSNR (dB)", rec["psnr_db"]]]  # fmt: skip
 
 
 def run_report(run_dir: str | Path) -> Path:
@@ -83,7 +88,10 @@ def run_report(run_dir: str | Path) -> Path:
     meta = read_json(run_dir / CONFIG_FILE)
     _, epochs = read_metrics(run_dir)
     model, train, dataset = meta["model"], meta["train"], meta["data"]
-    parts = [f"<p>{html.escape(model['arch'])} VAE, latent dimension {model['latent_dim']}, "
+    kind = {"vae": "VAE", "gan": "GAN (generator: the decoder architecture)", "vaegan": "VAE-GAN"}[
+        meta.get("kind", "vae")
+    ]
+    parts = [f"<p>{html.escape(model['arch'])} {kind}, latent dimension {model['latent_dim']}, "
              f"{html.escape(model['likelihood'])} likelihood, trained on <b>{html.escape(dataset['name'])}</b> "
              f"({dataset['n_train']} train / {dataset['n_test']} test images of shape {tuple(dataset['shape'])}).</p>"]  # fmt: skip
     if epochs:

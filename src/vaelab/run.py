@@ -12,22 +12,26 @@ import torch
 from vaelab.checkpoint import CONFIG_FILE, METRICS_FILE, MODEL_FILE, load_weights, read_json, read_tensors
 from vaelab.errors import RunError
 from vaelab.models import VAE, VAEConfig
+from vaelab.models.gan import Generator
 
 
-def build_model(model_config: dict[str, Any]) -> VAE:
+def build_model(model_config: dict[str, Any], kind: str = "vae") -> VAE | Generator:
+    """The generative model of a run: the VAE (of a VAE or VAE-GAN run) or a GAN's generator."""
     try:
-        return VAE(VAEConfig(**model_config))
+        config = VAEConfig(**model_config)
+        return Generator(config) if kind == "gan" else VAE(config)
     except (TypeError, KeyError, ValueError) as exc:
         raise RunError(f"config.json: the model section is invalid ({exc})") from None
 
 
-def load(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE:
-    """The trained model of a run directory, in eval mode, ready for `encode`, `decode` and `sample`."""
+def load(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE | Generator:
+    """The trained model of a run directory, in eval mode, ready for `encode`, `decode` and `sample`
+    (a GAN run gives its generator, which has `decode` and `sample` but no encoder)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: no such run directory")
     config = read_json(run_dir / CONFIG_FILE)
-    model = build_model(config["model"])
+    model = build_model(config["model"], config.get("kind", "vae"))
     load_weights(model, read_tensors(run_dir / MODEL_FILE), str(run_dir / MODEL_FILE))
     return model.to(device).eval()
 
@@ -52,7 +56,11 @@ class Run:
 
     path: Path
     config: dict[str, Any]
-    model: VAE
+    model: VAE | Generator
+
+    @property
+    def kind(self) -> str:
+        return self.config.get("kind", "vae")
 
     @classmethod
     def open(cls, run_dir: str | Path, device: str | torch.device = "cpu") -> Run:

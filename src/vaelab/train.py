@@ -102,11 +102,12 @@ class NonFinite(Exception):
 
 
 def _diagnose(sums: dict[str, torch.Tensor], step: int, epoch: int, config: TrainConfig, run_dir: Path, last_good: int):
-    bad = [name for name in ("recon", "kl") if not torch.isfinite(sums[name]).all()] or ["loss"]
+    bad = [name for name, value in sums.items() if not torch.isfinite(value).all()] or ["loss"]
     kept = (
         f"the checkpoint of epoch {last_good} in {run_dir} is intact" if last_good else "no checkpoint was written yet"
     )
-    hints = [f"a lower --lr (now {config.lr:g})"]
+    lr = config.lr if config.model == "vae" else config.gan_lr
+    hints = [f"a lower --{'lr' if config.model == 'vae' else 'gan-lr'} (now {lr:g})"]
     if not config.grad_clip:
         hints.append("gradient clipping (--grad-clip 1.0)")
     hints.append("checking that the data's values lie in [0, 1]")
@@ -203,7 +204,9 @@ def train(config: TrainConfig, resume: bool = False, world: World | None = None)
     `resume_config` and training continues from the checkpoint in `config.out`."""
     world = world or World.from_env()
     if config.batch_size % world.size:
-        raise ConfigError(f"batch_size: the global batch {config.batch_size} must divide evenly among {world.size} processes")
+        raise ConfigError(
+            f"batch_size: the global batch {config.batch_size} must divide evenly among {world.size} processes"
+        )
     run_dir = prepare_run_dir(config, resume)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -217,25 +220,72 @@ def train(config: TrainConfig, resume: bool = False, world: World | None = None)
             dist.destroy_process_group()
 
 
+class VAETrainer:
+    """What `_train` needs to know of a VAE: its modules and optimizers, one epoch, the test terms."""
+
+    def __init__(self, config: TrainConfig, shape: tuple[int, int, int], device: torch.device, world: World):
+        self.config, self.device, self.world = config, device, world
+        self.model = VAE(model_config(config, shape)).to(device)  # the generative model: model.safetensors
+        self.modules = {"vae": self.model}
+        self.optimizers = {"adam": make_optimizer(self.model, config)}
+        self.net = _wrap(self.model, config, device, world)
+
+    def set_lr(self, config: TrainConfig) -> None:
+        for group in self.optimizers["adam"].param_groups:
+            group["lr"] = config.lr
+
+    def train_epoch(self, images, epoch, order_gen, noise_gen, bar) -> tuple[dict[str, float], float]:
+        return train_epoch(self.model, self.optimizers["adam"], images, self.config, epoch, order_gen, noise_gen,
+                           self.world, self.device, bar, self.net)  # fmt: skip
+
+    def test_terms(self, images: torch.Tensor, epoch: int) -> dict[str, float]:
+        return split_terms(self.model, images, beta=kl_weight(self.config.beta, epoch, self.config.warmup_epochs),
+                           binarize=self.config.binarize, seed=self.config.seed + EVAL_SEED_OFFSET,
+                           batch_size=self.config.eval_batch_size, device=self.device, world=self.world)  # fmt: skip
+
+    def record(self, epoch: int) -> dict[str, Any]:
+        return {"beta": kl_weight(self.config.beta, epoch, self.config.warmup_epochs),
+                "lr": self.optimizers["adam"].param_groups[0]["lr"]}  # fmt: skip
+
+    def extra_weights(self) -> dict[str, torch.nn.Module]:
+        return {}
+
+
+def _wrap(module: torch.nn.Module, config: TrainConfig, device: torch.device, world: World) -> torch.nn.Module:
+    """DistributedDataParallel across processes (gradients averaged: the global batch's mean gradient),
+    then torch.compile if asked."""
+    net = module
+    if world.size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(net) if config.compile else net
+
+
+def make_trainer(config: TrainConfig, shape, device: torch.device, world: World):
+    if config.model == "vae":
+        return VAETrainer(config, shape, device, world)
+    from vaelab.adversarial import TRAINERS
+
+    return TRAINERS[config.model](config, shape, device, world)
+
+
 def _train(config: TrainConfig, resume: bool, world: World, run_dir: Path, device: torch.device) -> Path:
     torch.manual_seed(config.seed)  # model initialisation: identical on every process
-
     dataset = data.load(config.data, size=tuple(config.size) if config.size else None)
-    model = VAE(model_config(config, dataset.shape)).to(device)
-    optimizer = make_optimizer(model, config)
+    trainer = make_trainer(config, dataset.shape, device, world)
     order_gen = torch.Generator().manual_seed(config.seed)  # the epochs' batch order
     # reparameterization and binarization noise: a different stream on each process
     noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1 + 7919 * world.rank)
-    noise = fixed_noise(config.seed, config.latent_dim)
+    noise = fixed_noise(config.seed, trainer.model.latent_dim)  # --init-from may bring its own latent dimension
 
     start_epoch = 0
     if resume:
-        rng, info = load_training_state(run_dir / STATE_FILE, {"vae": model}, {"adam": optimizer})
+        rng, info = load_training_state(run_dir / STATE_FILE, trainer.modules, trainer.optimizers)
         order_gen.set_state(rng["order"])
         noise_gen.set_state(rng.get(f"noise{world.rank}", rng["noise"]))
         start_epoch = info["epoch"]
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr
+        trainer.set_lr(config)
     if world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "samples").mkdir(exist_ok=True)
@@ -244,22 +294,11 @@ def _train(config: TrainConfig, resume: bool, world: World, run_dir: Path, devic
             meta = read_json(run_dir / CONFIG_FILE)
             write_json(run_dir / CONFIG_FILE, {**meta, "train": config.to_dict()})
         else:
-            meta = {
-                "model": model.config.to_dict(),
-                "train": config.to_dict(),
-                "data": _data_info(dataset),
-                "versions": versions(),
-            }
+            meta = {"kind": config.model, "model": trainer.model.config.to_dict(), "train": config.to_dict(),
+                    "data": _data_info(dataset), "versions": versions()}  # fmt: skip
             write_json(run_dir / CONFIG_FILE, meta)
             (run_dir / METRICS_FILE).write_text(json.dumps({"config": config.to_dict(), "versions": versions()}) + "\n")
 
-    net = model
-    if world.size > 1:  # gradients averaged across processes: the global batch's mean gradient
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile:
-        net = torch.compile(net)
     train_images = dataset.train.images.to(device) if device.type == "cuda" else dataset.train.images
     n_train = len(dataset.train) // world.size * world.size
     steps_per_epoch = math.ceil(n_train // world.size / (config.batch_size // world.size))
@@ -268,31 +307,33 @@ def _train(config: TrainConfig, resume: bool, world: World, run_dir: Path, devic
         bar = tqdm(total=n_train, unit="img", unit_scale=True, desc=f"epoch {epoch}/{config.epochs}",
                    disable=config.quiet or not world.is_main, leave=True, dynamic_ncols=True)  # fmt: skip
         try:
-            train_means, seconds = train_epoch(model, optimizer, train_images, config, epoch, order_gen, noise_gen,
-                                               world, device, bar, net)  # fmt: skip
+            train_means, seconds = trainer.train_epoch(train_images, epoch, order_gen, noise_gen, bar)
         except NonFinite as bad:
             bar.close()
             raise _diagnose(bad.sums, step + bad.step, epoch, config, run_dir, epoch - 1) from None
         step += steps_per_epoch
-        beta_now = kl_weight(config.beta, epoch, config.warmup_epochs)
-        test_means = split_terms(model, dataset.test.images, beta=beta_now, binarize=config.binarize,
-                                 seed=config.seed + EVAL_SEED_OFFSET, batch_size=config.eval_batch_size,
-                                 device=device, world=world)  # fmt: skip
-        bar.set_postfix(loss=f"{train_means['loss']:.2f}", test=f"{test_means['loss']:.2f}")
+        test_means = trainer.test_terms(dataset.test.images, epoch)
+        headline = "loss" if "loss" in train_means else next(iter(train_means))
+        bar.set_postfix({headline: f"{train_means[headline]:.3f}", "test": f"{test_means[headline]:.3f}"})
         bar.close()
         rng = {"order": order_gen.get_state(), "noise": noise_gen.get_state(), **_other_noise_states(noise_gen, world)}
         if world.is_main:
-            record = {"epoch": epoch, "step": step, "train": train_means, "test": test_means, "beta": beta_now,
-                      "lr": optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_s": n_train / seconds}  # fmt: skip
+            record = {"epoch": epoch, "step": step, "train": train_means, "test": test_means, **trainer.record(epoch),
+                      "seconds": seconds, "images_per_s": n_train / seconds}  # fmt: skip
             with open(run_dir / METRICS_FILE, "a") as f:
                 f.write(json.dumps(record) + "\n")
-            model.eval()
-            plots.save_grid(run_dir / "samples" / f"epoch_{epoch:03d}.png", model.sample(len(noise), z=noise), nrow=8)
-            save_weights(run_dir / MODEL_FILE, {"": model})
-            save_training_state(
-                run_dir / STATE_FILE, {"vae": model}, {"adam": optimizer}, rng, {"epoch": epoch, "step": step}
+            trainer.model.eval()
+            plots.save_grid(
+                run_dir / "samples" / f"epoch_{epoch:03d}.png", trainer.model.sample(len(noise), z=noise), nrow=8
             )
-    _check_in_sync(model, world)
+            save_weights(run_dir / MODEL_FILE, {"": trainer.model})
+            for name, module in trainer.extra_weights().items():
+                save_weights(run_dir / f"{name}.safetensors", {"": module})
+            save_training_state(
+                run_dir / STATE_FILE, trainer.modules, trainer.optimizers, rng, {"epoch": epoch, "step": step}
+            )
+    for module in trainer.modules.values():
+        _check_in_sync(module, world)
     return run_dir
 
 
@@ -307,7 +348,9 @@ def _check_in_sync(model: torch.nn.Module, world: World) -> None:
     sums = [None] * world.size
     dist.all_gather_object(sums, float(checksum))
     if max(sums) - min(sums) > 1e-9 * max(1.0, abs(sums[0])):
-        raise RuntimeError(f"processes ended with different weights (checksums {sums}): data-parallel training is out of sync")
+        raise RuntimeError(
+            f"processes ended with different weights (checksums {sums}): data-parallel training is out of sync"
+        )
 
 
 def _other_noise_states(noise_gen: torch.Generator, world: World) -> dict[str, torch.Tensor]:

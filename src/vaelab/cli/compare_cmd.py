@@ -8,7 +8,7 @@ import sys
 from vaelab.cli.train_cmd import add_config_options, given_options
 from vaelab.config import read_toml
 
-VARIED = ("arch", "latent_dim", "beta", "out")
+VARIED = ("arch", "latent_dim", "beta", "model", "out")
 
 
 def _list(kind):
@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("compare", help="train a grid of configurations and write a side-by-side report",
                             description="Train every combination of --archs x --latent-dims x --betas on the same data, epochs "
                             "and seed; each member is a run directory under --out; then write OUT/report.html.")  # fmt: skip
+    parser.add_argument(
+        "--models", type=_list(str), default=["vae"], help="comma-separated: vae, vaegan, gan (default vae)"
+    )
     parser.add_argument("--archs", type=_list(str), default=["mlp", "conv"], help="comma-separated (default mlp,conv)")
     parser.add_argument("--latent-dims", type=_list(int), default=[2, 10], help="comma-separated (default 2,10)")
     parser.add_argument("--betas", type=_list(float), default=[1.0], help="comma-separated KL weights (default 1)")
@@ -42,9 +45,11 @@ def run(args: argparse.Namespace) -> None:
     from vaelab.compare import run_study
 
     base = {**(read_toml(args.config) if args.config else {}), **given_options(args, skip=VARIED)}
-    for key in VARIED[:3]:
+    for key in VARIED[:4]:
         base.pop(key, None)
     quiet = bool(base.get("quiet"))
     log = (lambda message: print(message, file=sys.stderr)) if quiet else print
-    path = run_study(base, args.archs, args.latent_dims, args.betas, args.out, not args.no_eval, args.iwae_k, log)
+    path = run_study(
+        base, args.archs, args.latent_dims, args.betas, args.out, not args.no_eval, args.iwae_k, log, args.models
+    )
     print(f"study report: {path}")

@@ -83,7 +83,14 @@ def evaluate_run(
     lik_images = binarized(images, seed) if binarize else images
     started = time.perf_counter()
     result: dict[str, Any] = {"run": str(run_dir), "split": split, "n_images": int(images.shape[0]), "seed": seed,
-                              "likelihood": model.likelihood, "binarized": binarize}  # fmt: skip
+                              "likelihood": model.likelihood, "binarized": binarize, "kind": run.kind}  # fmt: skip
+    if run.kind == "gan":  # no encoder, no likelihood: sample quality only
+        result["samples"] = sample_quality(model, dataset, images, seed, cache_dir, dev)
+        result["notes"] = ["a GAN has no encoder and no likelihood: only sample quality is measured"]
+        result["seconds"] = time.perf_counter() - started
+        if write:
+            write_json(Path(run_dir) / EVAL_FILE, result)
+        return result
 
     terms = split_terms(model, lik_images, seed=seed, device=dev)
     neg_elbo = terms["recon"] + terms["kl"]
@@ -127,7 +134,23 @@ def evaluate_run(
 
 
 def format_table(result: dict[str, Any]) -> str:
-    e, i, lat, rec, s = result["elbo"], result["iwae"], result["latents"], result["reconstruction"], result["samples"]
+    s = result["samples"]
+    rows = [] if result.get("kind") == "gan" else _likelihood_rows(result)
+    if s.get("available"):
+        rows += [("FD (classifier features)", f"{s['fd_classifier']:.3f}"),
+                 ("precision / recall", f"{s['precision']:.3f} / {s['recall']:.3f}"),
+                 ("feature classifier accuracy", f"{s['classifier_test_accuracy']:.4f}")]  # fmt: skip
+    else:
+        rows.append(("sample quality", f"unavailable: {s['why']}"))
+    width = max(len(r[0]) for r in rows)
+    head = f"{result['run']}: {result['split']} split, {result['n_images']} images, seed {result['seed']}"
+    lines = [head] + [f"  {name:<{width}}  {value}" for name, value in rows]
+    lines += [f"  note: {note}" for note in result["notes"]]
+    return "\n".join(lines)
+
+
+def _likelihood_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    e, i, lat, rec = result["elbo"], result["iwae"], result["latents"], result["reconstruction"]
     rows = [
         ("ELBO (nats/image)", f"{e['elbo']:.2f}  (recon {e['recon']:.2f}, KL {e['kl']:.2f})"),
         ("-ELBO (bits/dim)", f"{e['bits_per_dim']:.4f}"),
@@ -142,14 +165,4 @@ def format_table(result: dict[str, Any]) -> str:
     ]
     if "sq_error" in e:
         rows.insert(1, ("squared error ||x - x_hat||^2", f"{e['sq_error']:.2f}"))
-    if s.get("available"):
-        rows += [("FD (classifier features)", f"{s['fd_classifier']:.3f}"),
-                 ("precision / recall", f"{s['precision']:.3f} / {s['recall']:.3f}"),
-                 ("feature classifier accuracy", f"{s['classifier_test_accuracy']:.4f}")]  # fmt: skip
-    else:
-        rows.append(("sample quality", f"unavailable: {s['why']}"))
-    width = max(len(r[0]) for r in rows)
-    head = f"{result['run']}: {result['split']} split, {result['n_images']} images, seed {result['seed']}"
-    lines = [head] + [f"  {name:<{width}}  {value}" for name, value in rows]
-    lines += [f"  note: {note}" for note in result["notes"]]
-    return "\n".join(lines)
+    return rows
