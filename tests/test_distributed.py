@@ -78,3 +78,18 @@ def test_global_batch_must_divide_among_processes(digits, tmp_path):
         "train", "--data", digits, "--out", tmp_path / "r", "--batch-size", "63", "--quiet", "--epochs", "1"
     )
     assert result.returncode != 0 and "must divide evenly among 2 processes" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["gan", "vaegan"])
+def test_adversarial_models_train_on_two_processes(digits, tmp_path, model):
+    out = tmp_path / model
+    result = torchrun(
+        "train", "--model", model, "--out", out, "--data", digits, "--epochs", "2", "--batch-size", "64", "--quiet"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]  # includes the check that all processes hold the same weights
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()[1:]]
+    assert [e["epoch"] for e in lines] == [1, 2] and lines[-1]["step"] == 2 * 19
+    assert 0 < lines[-1]["test"]["d_real"] < 1
+    for name in ("model.safetensors", "discriminator.safetensors", "report.html", "samples.png"):
+        assert (out / name).is_file(), name

@@ -37,9 +37,9 @@ from vaelab.train import EVAL_SEED_OFFSET, NonFinite, model_config
 def adam(module: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     params, betas = list(module.parameters()), tuple(config.gan_betas)
     try:
-        return torch.optim.Adam(params, lr=config.gan_lr, betas=betas, fused=True)
+        return torch.optim.Adam(params, lr=config.adversarial_lr, betas=betas, fused=True)
     except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=config.gan_lr, betas=betas)
+        return torch.optim.Adam(params, lr=config.adversarial_lr, betas=betas)
 
 
 def average_gradients(module: torch.nn.Module, world: World) -> None:
@@ -125,10 +125,10 @@ class GANTrainer:
     def set_lr(self, config: TrainConfig) -> None:
         for optimizer in self.optimizers.values():
             for group in optimizer.param_groups:
-                group["lr"] = config.gan_lr
+                group["lr"] = config.adversarial_lr
 
     def record(self, epoch: int) -> dict:
-        return {"lr": self.config.gan_lr}
+        return {"lr": self.config.adversarial_lr}
 
     def extra_weights(self) -> dict[str, torch.nn.Module]:
         return {"discriminator": self.disc}

@@ -64,10 +64,12 @@ class TrainConfig:
     eval_batch_size: int = 1000
     # adversarial models (--model gan / vaegan)
     gan_loss: str = "ns"  # ns: non-saturating (Goodfellow et al. 2014); hinge (Lim & Ye 2017), GAN only
-    gan_lr: float = 2e-4  # Adam for every network of a GAN / VAE-GAN (Radford et al. 2016's settings)
+    gan_lr: float | None = (
+        None  # Adam for every network; None: 2e-4 for a GAN (Radford et al. 2016), 1e-3 for a VAE-GAN
+    )
     gan_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     gamma: float = 0.1  # VAE-GAN: weight of the feature-space reconstruction in the decoder's loss
-    pixel_weight: float = 1.0  # VAE-GAN: weight of the pixel (Bernoulli) reconstruction; 0 = Larsen et al.'s pure form
+    pixel_weight: float = 0.1  # VAE-GAN: weight of the pixel (Bernoulli) reconstruction; 0 = Larsen et al.'s pure form
     disc_layer: int = -1  # VAE-GAN: which hidden layer of D is the feature space (-1: the last)
     equilibrium: float = 0.68  # VAE-GAN: skip D's update when its BCE falls below equilibrium - margin,
     margin: float = 0.35  # and the decoder's adversarial update when D's BCE rises above equilibrium + margin
@@ -78,6 +80,13 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def adversarial_lr(self) -> float:
+        """The Adam learning rate of a GAN's / VAE-GAN's networks."""
+        if self.gan_lr is not None:
+            return self.gan_lr
+        return 1e-3 if self.model == "vaegan" else 2e-4
 
 
 def _int_list(name: str, value: Any) -> list[int]:
@@ -97,6 +106,7 @@ def _coerce(name: str, value: Any, default: Any, annotation: str) -> Any:
     """Bring a value from TOML or the command line to the field's type, or raise ConfigError."""
     if value is None and "None" in annotation:
         return None
+    annotation = annotation.replace(" | None", "")
     if annotation.startswith("list[int]"):
         return _int_list(name, value)
     if annotation.startswith("list[float]"):
@@ -200,7 +210,10 @@ def _check_model_options(config: TrainConfig, need) -> None:
         not (config.model == "vaegan" and config.gan_loss != "ns"),
         "gan_loss: the VAE-GAN's equilibrium gating is defined for ns only",
     )
-    need(math.isfinite(config.gan_lr) and config.gan_lr > 0, f"gan_lr: must be a positive number, got {config.gan_lr}")
+    need(
+        config.gan_lr is None or (math.isfinite(config.gan_lr) and config.gan_lr > 0),
+        f"gan_lr: must be a positive number, got {config.gan_lr}",
+    )
     need(
         len(config.gan_betas) == 2 and all(0 <= b < 1 for b in config.gan_betas),
         f"gan_betas: must be two numbers in [0, 1), got {config.gan_betas}",

@@ -106,7 +106,7 @@ def _diagnose(sums: dict[str, torch.Tensor], step: int, epoch: int, config: Trai
     kept = (
         f"the checkpoint of epoch {last_good} in {run_dir} is intact" if last_good else "no checkpoint was written yet"
     )
-    lr = config.lr if config.model == "vae" else config.gan_lr
+    lr = config.lr if config.model == "vae" else config.adversarial_lr
     hints = [f"a lower --{'lr' if config.model == 'vae' else 'gan-lr'} (now {lr:g})"]
     if not config.grad_clip:
         hints.append("gradient clipping (--grad-clip 1.0)")

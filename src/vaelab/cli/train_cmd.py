@@ -14,10 +14,10 @@ from vaelab.errors import ConfigError
 HELP = {
     "model": "vae (default), gan (the decoder architecture as a generator against a discriminator), or vaegan (Larsen et al. 2016)",
     "gan_loss": "GAN loss: ns (non-saturating, default) or hinge",
-    "gan_lr": "Adam learning rate of every network of a GAN / VAE-GAN (default 2e-4)",
+    "gan_lr": "Adam learning rate of every network of a GAN / VAE-GAN (default: 2e-4 for a GAN, 1e-3 for a VAE-GAN)",
     "gan_betas": "Adam betas of a GAN / VAE-GAN (default 0.5,0.999)",
     "gamma": "VAE-GAN: weight of the feature-space reconstruction in the decoder's loss (default 0.1)",
-    "pixel_weight": "VAE-GAN: weight of the pixel reconstruction term (0: the paper's pure feature-space form; default 1)",
+    "pixel_weight": "VAE-GAN: weight of the pixel reconstruction term (0: the paper's pure feature-space form; default 0.1)",
     "disc_layer": "VAE-GAN: hidden layer of the discriminator used as feature space (-1: the last)",
     "equilibrium": "VAE-GAN: target discriminator BCE for update gating (default 0.68)",
     "margin": "VAE-GAN: gating margin around the equilibrium (default 0.35)",
