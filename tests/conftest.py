@@ -46,3 +46,24 @@ def cli(capfd):
 @pytest.fixture
 def cli_process():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def digits_npz(tmp_path_factory):
+    """`digits_npz(n_train, n_test)`: an .npz of the first real mnist-mini digits of each split (made once)."""
+    import numpy as np
+
+    from vaelab import data
+
+    made = {}
+
+    def make(n_train: int, n_test: int) -> Path:
+        if (n_train, n_test) not in made:
+            ds = data.load("mnist-mini")
+            path = tmp_path_factory.mktemp("digits") / f"digits_{n_train}_{n_test}.npz"
+            np.savez(path, train_images=ds.train.images[:n_train].numpy(), train_labels=ds.train.labels[:n_train].numpy(),
+                     test_images=ds.test.images[:n_test].numpy(), test_labels=ds.test.labels[:n_test].numpy())  # fmt: skip
+            made[(n_train, n_test)] = path
+        return made[(n_train, n_test)]
+
+    return make

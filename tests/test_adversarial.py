@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -15,12 +14,8 @@ from vaelab.models.gan import Discriminator, Generator
 
 
 @pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    ds = data.load("mnist-mini")
-    path = tmp_path_factory.mktemp("data") / "digits.npz"
-    np.savez(path, train_images=ds.train.images[:512].numpy(), train_labels=ds.train.labels[:512].numpy(),
-             test_images=ds.test.images[:128].numpy(), test_labels=ds.test.labels[:128].numpy())  # fmt: skip
-    return path
+def digits(digits_npz):
+    return digits_npz(512, 128)
 
 
 def test_adversarial_losses_match_their_definitions():

@@ -5,12 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-
-from vaelab import data
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -24,12 +21,8 @@ def torchrun(*args, nproc=2, timeout=300):
 
 
 @pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    ds = data.load("mnist-mini")
-    path = tmp_path_factory.mktemp("data") / "digits.npz"
-    np.savez(path, train_images=ds.train.images[:1200].numpy(), train_labels=ds.train.labels[:1200].numpy(),
-             test_images=ds.test.images[:300].numpy(), test_labels=ds.test.labels[:300].numpy())  # fmt: skip
-    return path
+def digits(digits_npz):
+    return digits_npz(1200, 300)
 
 
 def last_epoch(run):

@@ -4,11 +4,9 @@ precision / recall on known sets, active units on a model with dead dimensions, 
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 
-from vaelab import data
 from vaelab.evaluate.elbo import split_terms
 from vaelab.evaluate.frechet import frechet_distance, precision_recall
 from vaelab.evaluate.iwae import iwae_log_likelihood
@@ -113,11 +111,8 @@ def test_active_units_on_a_model_with_dead_dimensions():
     assert collapse_warning(0, 5, stats["kl_per_dim"]).startswith("posterior collapse")
 
 
-def test_vaelab_eval_end_to_end(cli, tmp_path):
-    ds = data.load("mnist-mini")
-    path = tmp_path / "digits.npz"
-    np.savez(path, train_images=ds.train.images[:500].numpy(), train_labels=ds.train.labels[:500].numpy(),
-             test_images=ds.test.images[:150].numpy(), test_labels=ds.test.labels[:150].numpy())  # fmt: skip
+def test_vaelab_eval_end_to_end(cli, digits_npz, tmp_path):
+    path = digits_npz(500, 150)
     run = tmp_path / "run"
     assert cli("train", "--data", path, "--out", run, "--epochs", "2", "--quiet", "--binarize").returncode == 0
     result = cli("eval", run, "--iwae-k", "50", "--cache-dir", tmp_path / "cache")

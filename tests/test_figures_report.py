@@ -5,20 +5,13 @@ import json
 import re
 from html.parser import HTMLParser
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from vaelab import data
-
 
 @pytest.fixture(scope="module")
-def tiny_npz(tmp_path_factory):
-    ds = data.load("mnist-mini")
-    path = tmp_path_factory.mktemp("data") / "digits.npz"
-    np.savez(path, train_images=ds.train.images[:400].numpy(), train_labels=ds.train.labels[:400].numpy(),
-             test_images=ds.test.images[:100].numpy(), test_labels=ds.test.labels[:100].numpy())  # fmt: skip
-    return path
+def tiny_npz(digits_npz):
+    return digits_npz(400, 100)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -13,13 +12,9 @@ from vaelab.checkpoint import atomic_write
 
 
 @pytest.fixture(scope="module")
-def small_npz(tmp_path_factory):
+def small_npz(digits_npz):
     """600 train / 200 test real digits from mnist-mini: small enough for quick runs."""
-    ds = data.load("mnist-mini")
-    path = tmp_path_factory.mktemp("data") / "digits.npz"
-    np.savez(path, train_images=ds.train.images[:600].numpy(), train_labels=ds.train.labels[:600].numpy(),
-             test_images=ds.test.images[:200].numpy(), test_labels=ds.test.labels[:200].numpy())  # fmt: skip
-    return path
+    return digits_npz(600, 200)
 
 
 def train_args(data_path, out, *extra):

@@ -108,7 +108,47 @@ def _init_generator(config: TrainConfig, shape, device) -> tuple[VAEConfig, dict
     return vae_config, {k[len("decoder.") :]: v for k, v in weights.items() if k.startswith("decoder.")}
 
 
-class GANTrainer:
+class AdversarialTrainer:
+    """What the GAN and VAE-GAN trainers share: optimizers' learning rate, the discriminator's file, the
+    seeded test loop and the progress bar. Subclasses set `model`, `disc`, `optimizers` and `modules`."""
+
+    config: TrainConfig
+    device: torch.device
+    world: World
+
+    def set_lr(self, config: TrainConfig) -> None:
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = config.adversarial_lr
+
+    def record(self, epoch: int) -> dict:
+        return {"lr": self.config.adversarial_lr}
+
+    def extra_weights(self) -> dict[str, torch.nn.Module]:
+        return {"discriminator": self.disc}
+
+    def _test(self, images: torch.Tensor, terms_of) -> dict[str, float]:
+        """Exact means over the (sharded) test images of `terms_of(x, generator)`, with seeded noise."""
+        cfg, world = self.config, self.world
+        generator = torch.Generator(device=self.device).manual_seed(cfg.seed + EVAL_SEED_OFFSET + world.rank)
+        self.model.eval()
+        self.disc.eval()
+        totals: dict[str, torch.Tensor] = {}
+        with torch.inference_mode():
+            for x, _ in data.batches(
+                images, cfg.eval_batch_size, rank=world.rank, world_size=world.size, device=self.device
+            ):
+                _accumulate(totals, terms_of(x, generator), x.shape[0])
+        return _reduce_means(totals, images.shape[0] // world.size * world.size, world)
+
+    def _progress(self, bar, step: int, batch: int, **shown: torch.Tensor) -> None:
+        if bar is not None:
+            bar.update(batch * self.world.size)
+            if step % 10 == 0:
+                bar.set_postfix({k: f"{v.item():.3f}" for k, v in shown.items()}, refresh=False)
+
+
+class GANTrainer(AdversarialTrainer):
     """G = the decoder architecture fed z ~ N(0, I); D = the encoder architecture ending in one logit."""
 
     def __init__(self, config: TrainConfig, shape, device: torch.device, world: World):
@@ -121,17 +161,6 @@ class GANTrainer:
         self.disc = Discriminator(gen_config).to(device)
         self.modules = {"generator": self.model, "discriminator": self.disc}
         self.optimizers = {"generator": adam(self.model, config), "discriminator": adam(self.disc, config)}
-
-    def set_lr(self, config: TrainConfig) -> None:
-        for optimizer in self.optimizers.values():
-            for group in optimizer.param_groups:
-                group["lr"] = config.adversarial_lr
-
-    def record(self, epoch: int) -> dict:
-        return {"lr": self.config.adversarial_lr}
-
-    def extra_weights(self) -> dict[str, torch.nn.Module]:
-        return {"discriminator": self.disc}
 
     def train_epoch(self, images, epoch, order_gen, noise_gen, bar) -> tuple[dict[str, float], float]:
         cfg, world = self.config, self.world
@@ -169,34 +198,24 @@ class GANTrainer:
             average_gradients(self.model, world)
             opt_g.step()
             _accumulate(totals, terms, b)
-            if bar is not None:
-                bar.update(b * world.size)
-                if i % 10 == 0:
-                    bar.set_postfix(d=f"{d_loss.item():.3f}", g=f"{g_loss.item():.3f}", refresh=False)
+            self._progress(bar, i, b, d=d_loss, g=g_loss)
         return _reduce_means(totals, n_images, world), time.perf_counter() - started
 
     def test_terms(self, images: torch.Tensor, epoch: int) -> dict[str, float]:
         """D's losses on the test images against as many seeded generator samples."""
-        cfg, world = self.config, self.world
-        generator = torch.Generator(device=self.device).manual_seed(cfg.seed + EVAL_SEED_OFFSET + world.rank)
-        self.model.eval()
-        self.disc.eval()
-        totals: dict[str, torch.Tensor] = {}
-        with torch.inference_mode():
-            for x, _ in data.batches(
-                images, cfg.eval_batch_size, rank=world.rank, world_size=world.size, device=self.device
-            ):
-                b = x.shape[0]
-                fake = self.model(torch.randn(b, self.model.latent_dim, generator=generator, device=self.device))
-                logits, _ = self.disc(torch.cat([x, fake]))
-                real_logits, fake_logits = logits[:b], logits[b:]
-                _accumulate(totals, {"d_loss": discriminator_loss(real_logits, fake_logits, cfg.gan_loss),
-                                     "g_loss": generator_loss(fake_logits, cfg.gan_loss),
-                                     "d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean()}, b)  # fmt: skip
-        return _reduce_means(totals, images.shape[0] // world.size * world.size, world)
+        return self._test(images, self._test_pass)
+
+    def _test_pass(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        b = x.shape[0]
+        fake = self.model(torch.randn(b, self.model.latent_dim, generator=generator, device=self.device))
+        logits, _ = self.disc(torch.cat([x, fake]))
+        real_logits, fake_logits = logits[:b], logits[b:]
+        return {"d_loss": discriminator_loss(real_logits, fake_logits, self.config.gan_loss),
+                "g_loss": generator_loss(fake_logits, self.config.gan_loss),
+                "d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean()}  # fmt: skip
 
 
-class VAEGANTrainer:
+class VAEGANTrainer(AdversarialTrainer):
     """Encoder + decoder (a VAE) + discriminator, one Adam each (Larsen et al. 2016, Algorithm 1):
 
     - encoder: beta * KL + L_llike, where L_llike = 0.5 ||D_l(x) - D_l(x_tilde)||^2 is the reconstruction
@@ -218,10 +237,6 @@ class VAEGANTrainer:
         self.modules = {"vae": self.model, "discriminator": self.disc}
         self.optimizers = {"encoder": adam(self.model.encoder, config), "decoder": adam(self.model.decoder, config),
                            "discriminator": adam(self.disc, config)}  # fmt: skip
-
-    set_lr = GANTrainer.set_lr
-    record = GANTrainer.record
-    extra_weights = GANTrainer.extra_weights
 
     def _pass(
         self, x: torch.Tensor, noise_gen: torch.Generator, beta: float
@@ -281,28 +296,12 @@ class VAEGANTrainer:
                 "dec_adv_updated": torch.tensor(float(train_dec)),
             }
             _accumulate(totals, terms, x.shape[0])
-            if bar is not None:
-                bar.update(x.shape[0] * world.size)
-                if i % 10 == 0:
-                    bar.set_postfix(
-                        recon=f"{terms['recon'].item():.1f}", d=f"{terms['d_loss'].item():.3f}", refresh=False
-                    )
+            self._progress(bar, i, x.shape[0], recon=terms["recon"], d=terms["d_loss"])
         return _reduce_means(totals, n_images, world), time.perf_counter() - started
 
     def test_terms(self, images: torch.Tensor, epoch: int) -> dict[str, float]:
-        cfg, world = self.config, self.world
-        generator = torch.Generator(device=self.device).manual_seed(cfg.seed + EVAL_SEED_OFFSET + world.rank)
-        self.model.eval()
-        self.disc.eval()
-        totals: dict[str, torch.Tensor] = {}
-        beta = kl_weight(cfg.beta, epoch, cfg.warmup_epochs)
-        with torch.inference_mode():
-            for x, _ in data.batches(
-                images, cfg.eval_batch_size, rank=world.rank, world_size=world.size, device=self.device
-            ):
-                terms, _ = self._pass(x, generator, beta)
-                _accumulate(totals, terms, x.shape[0])
-        return _reduce_means(totals, images.shape[0] // world.size * world.size, world)
+        beta = kl_weight(self.config.beta, epoch, self.config.warmup_epochs)
+        return self._test(images, lambda x, generator: self._pass(x, generator, beta)[0])
 
 
 TRAINERS = {"gan": GANTrainer, "vaegan": VAEGANTrainer}
