@@ -1,8 +1,10 @@
-"""The VAE training loop: batches, optimizer steps, per-epoch evaluation, metrics.jsonl, checkpoints, resume.
+"""The training loop: batches, optimizer steps, per-epoch evaluation, metrics.jsonl, checkpoints, resume.
 
-Written out in one function, top to bottom (no callbacks). Data-parallel ready: the batch order is drawn
-and sharded in `data.batches`; epoch sums are reduced across processes in `_reduce`; only the main
-process writes files, draws figures and shows the progress bar.
+`_train` runs the epochs of any model through a small trainer object (`VAETrainer` here; the GAN and
+VAE-GAN trainers in `adversarial`) that owns the networks, their optimizers, one epoch and the test
+terms; the VAE's epoch (`train_epoch`) is written out top to bottom. Data-parallel: the batch order is
+drawn and sharded in `data.batches`, epoch sums are reduced across processes, and only the main process
+writes files, draws figures and shows the progress bar.
 """
 
 from __future__ import annotations

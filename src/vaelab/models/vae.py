@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import torch
@@ -31,7 +31,6 @@ class VAEConfig:
     likelihood: str = "bernoulli"
     sigma: float = math.sqrt(0.5)  # Gaussian only: -log p(x|z) = ||x - x_hat||^2 + const, as in the course
     learn_sigma: bool = False
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.shape = tuple(int(s) for s in self.shape)  # type: ignore[assignment]
