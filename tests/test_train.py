@@ -140,3 +140,18 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         atomic_write(target, fail)
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+
+
+def test_damaged_run_directories_give_one_line_errors(cli, small_npz, tmp_path):
+    out = tmp_path / "run"
+    assert cli(*train_args(small_npz, out, "--epochs", "1")).returncode == 0
+    (out / "model.safetensors").write_bytes(b"not safetensors")
+    result = cli("sample", out)
+    assert result.returncode == 2 and "not a readable safetensors file" in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    (out / "config.json").write_text("{broken")
+    result = cli("eval", out)
+    assert result.returncode == 2 and "config.json: not valid JSON" in result.stderr
+    (out / "training_state.safetensors").write_bytes(b"")
+    result = cli("train", "--out", out, "--resume", "--epochs", "2", "--quiet")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
