@@ -79,7 +79,9 @@ def config_from_args(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> Tr
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "train", help="train a VAE", description="Train a VAE; options override --config FILE.toml."
+        "train",
+        help="train a VAE (or a GAN / VAE-GAN: --model)",
+        description="Train a VAE, GAN or VAE-GAN; options override --config FILE.toml.",
     )
     parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file (options given here win)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
