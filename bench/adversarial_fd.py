@@ -5,7 +5,7 @@ the budget that each other model then trains for, epoch by epoch. Each model's s
 with `vaelab eval`'s sample-quality numbers: FD (classifier features), precision and recall, against the
 2,000 test images. Several seeds, so that the spread is visible.
 
-    python bench/adversarial_fd.py [--vae-epochs 20] [--seeds 0,1] [--arch mlp] [--threads 2]
+    python bench/adversarial_fd.py [--vae-epochs 60] [--seeds 0,1] [--arch mlp] [--threads 2]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def train_for(config, dataset, budget_s: float | None, epochs: int | None):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vae-epochs", type=int, default=20)
+    parser.add_argument("--vae-epochs", type=int, default=60)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--arch", default="mlp")
     parser.add_argument("--threads", type=int, default=2)
