@@ -140,9 +140,14 @@ def load_training_state(
     """Restore modules and optimizers in place; return the saved (rng states, info)."""
     from safetensors import safe_open
 
-    tensors = read_tensors(path)
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as f:  # one read for the tensors and the metadata
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing; nothing to resume from") from None
+    except (SafetensorError, OSError) as exc:
+        raise RunError(f"{path}: not a readable safetensors file ({exc})") from None
     if metadata.get("format") != STATE_FORMAT:
         raise RunError(f"{path}: not a vaelab training state (format {metadata.get('format')!r})")
     groups = json.loads(metadata["param_groups"])

@@ -27,10 +27,10 @@ def build_model(model_config: dict[str, Any], kind: str = "vae") -> VAE | Genera
 def load(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE | Generator:
     """The trained model of a run directory, in eval mode, ready for `encode`, `decode` and `sample`
     (a GAN run gives its generator, which has `decode` and `sample` but no encoder)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunError(f"{run_dir}: no such run directory")
-    config = read_json(run_dir / CONFIG_FILE)
+    return Run.open(run_dir, device).model
+
+
+def _load_model(run_dir: Path, config: dict[str, Any], device) -> VAE | Generator:
     model = build_model(config["model"], config.get("kind", "vae"))
     load_weights(model, read_tensors(run_dir / MODEL_FILE), str(run_dir / MODEL_FILE))
     return model.to(device).eval()
@@ -64,5 +64,8 @@ class Run:
 
     @classmethod
     def open(cls, run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
-        model = load(run_dir, device)
-        return cls(Path(run_dir), read_json(Path(run_dir) / CONFIG_FILE), model)
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise RunError(f"{run_dir}: no such run directory")
+        config = read_json(run_dir / CONFIG_FILE)
+        return cls(run_dir, config, _load_model(run_dir, config, device))
