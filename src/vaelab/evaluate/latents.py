@@ -32,5 +32,5 @@ def collapse_warning(n_active: int, latent_dim: int, kl_per_dim: torch.Tensor) -
     if n_active == 0:
         return f"posterior collapse: none of the {latent_dim} latent dimensions is active (total KL {float(kl_per_dim.sum()):.3f} nats); the decoder ignores z"
     if n_active < latent_dim:
-        return f"partial posterior collapse: {latent_dim - n_active} of {latent_dim} latent dimensions are inactive (their q(z|x) equals the prior)"
+        return f"partial posterior collapse: {latent_dim - n_active} of {latent_dim} latent dimensions inactive (their q(z|x) stays at the prior)"
     return None
