@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from vaelab import data
 from vaelab.checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json, read_tensors
 from vaelab.config import TrainConfig
-from vaelab.device import World, any_flag
+from vaelab.device import World, any_flag, sum_across
 from vaelab.errors import ConfigError
 from vaelab.losses import (
     bernoulli_log_likelihood,
@@ -31,15 +31,11 @@ from vaelab.losses import (
 )
 from vaelab.models import VAE, VAEConfig
 from vaelab.models.gan import Discriminator, Generator
-from vaelab.train import EVAL_SEED_OFFSET, NonFinite, model_config
+from vaelab.train import EVAL_SEED_OFFSET, NonFinite, fused_adam, model_config
 
 
 def adam(module: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params, betas = list(module.parameters()), tuple(config.gan_betas)
-    try:
-        return torch.optim.Adam(params, lr=config.adversarial_lr, betas=betas, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=config.adversarial_lr, betas=betas)
+    return fused_adam(module, config.adversarial_lr, config.gan_betas)
 
 
 def average_gradients(module: torch.nn.Module, world: World) -> None:
@@ -65,12 +61,7 @@ def average_scalars(values: torch.Tensor, world: World) -> torch.Tensor:
 
 
 def _reduce_means(totals: dict[str, torch.Tensor], n_images: int, world: World) -> dict[str, float]:
-    if world.size > 1:
-        import torch.distributed as dist
-
-        for value in totals.values():
-            dist.all_reduce(value)
-    return {name: float(value) / n_images for name, value in totals.items()}
+    return {name: float(value) / n_images for name, value in sum_across(totals, world).items()}
 
 
 def _accumulate(totals: dict[str, torch.Tensor], terms: dict[str, torch.Tensor], batch: int) -> None:

@@ -71,3 +71,13 @@ def any_flag(flag: bool, world: World) -> bool:
         value = value.cuda()
     dist.all_reduce(value)
     return bool(value.item() > 0)
+
+
+def sum_across(values: dict[str, torch.Tensor], world: World) -> dict[str, torch.Tensor]:
+    """Sum each tensor over every process, in place (a no-op on one process); returns `values`."""
+    if world.size > 1:
+        import torch.distributed as dist
+
+        for value in values.values():
+            dist.all_reduce(value)
+    return values

@@ -7,7 +7,7 @@ import math
 import torch
 
 from vaelab import data
-from vaelab.device import World
+from vaelab.device import World, sum_across
 from vaelab.losses import binarize as binarize_images
 from vaelab.losses import vae_terms
 from vaelab.models import VAE
@@ -45,11 +45,8 @@ def split_terms(
                 sums[name] = sums.get(name, torch.zeros((), dtype=torch.float64, device=device)) + value.double().sum()
             count += x.shape[0]
     model.train(was_training)
-    if world.size > 1:
-        import torch.distributed as dist
-
-        for value in [*sums.values(), count]:
-            dist.all_reduce(value)
+    sums = sum_across({**sums, "_count": count}, world)
+    count = sums.pop("_count")
     return {name: float(value / count) for name, value in sums.items()}
 
 
