@@ -88,6 +88,8 @@ def test_short_adversarial_runs_through_the_cli(cli, digits, tmp_path, model):
     else:
         bad = cli("reconstruct", out)
         assert bad.returncode == 2 and "no encoder" in bad.stderr
+        assert (out / "manifold.png").is_file()  # over latent dimensions 0 and 1: no posterior to take a PC plane of
+        assert cli("manifold", out, "--out", tmp_path / "m.png").returncode == 0
 
 
 @pytest.mark.parametrize("model", ["gan", "vaegan"])

@@ -140,14 +140,8 @@ def study_report(out: Path, members: list[Member]) -> Path:
     manifolds = {}
     for n, r in runs.items():
         if r.model.latent_dim >= 2:
-            coordinate = r.model.latent_dim == 2 or r.kind == "gan"  # a GAN has no posterior means for a PC plane
-            plane = (
-                explore.coordinate_plane(r.model.latent_dim, (0, 1))
-                if coordinate
-                else explore.default_plane(r.model, test_images)
-            )
-            label = "z[0], z[1]" if coordinate else "PC plane"
-            manifolds[f"{n} ({label})"] = plots.image_grid(explore.manifold(r.model, plane), 15, pad=0)
+            plane = explore.default_plane(r.model, test_images)
+            manifolds[f"{n} ({', '.join(plane.labels)})"] = plots.image_grid(explore.manifold(r.model, plane), 15, pad=0)
     if manifolds:
         plots.plot_side_by_side(out / "manifold.png", manifolds, "decoded grids over [-1.5, 1.5]^2")
 

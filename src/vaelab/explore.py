@@ -11,6 +11,7 @@ import torch
 
 from vaelab import data
 from vaelab.models import VAE
+from vaelab.models.gan import Generator
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -79,7 +80,8 @@ def posterior_means(model: VAE, images: torch.Tensor, batch_size: int = 1000) ->
 
 
 def default_plane(model: VAE, images: torch.Tensor, dims: tuple[int, int] | None = None) -> Plane:
-    """Dimensions (0, 1) of a 2-D latent space, the chosen `dims`, or else the principal plane."""
+    """The chosen `dims`; else dimensions (0, 1) of a 2-D latent space or of a model without an encoder
+    (a GAN's generator: no posterior means to take principal components of); else the principal plane."""
     if dims is not None:
         if max(dims) >= model.latent_dim or min(dims) < 0 or dims[0] == dims[1]:
             from vaelab.errors import ConfigError
@@ -90,8 +92,8 @@ def default_plane(model: VAE, images: torch.Tensor, dims: tuple[int, int] | None
         from vaelab.errors import ConfigError
 
         raise ConfigError("a latent manifold needs a latent dimension of at least 2")
-    if model.latent_dim == 2:
-        return coordinate_plane(2, (0, 1))
+    if model.latent_dim == 2 or isinstance(model, Generator):
+        return coordinate_plane(model.latent_dim, (0, 1))
     return principal_plane(posterior_means(model, images))
 
 

@@ -108,7 +108,7 @@ def all_figures(run_dir: str | Path) -> list[Path]:
     if run.kind == "gan":  # no encoder: samples, curves, and the manifold over latent dimensions 0 and 1
         paths = [samples(run), curves(run)]
         if run.model.latent_dim >= 2:
-            paths.append(manifold(run, dims=(0, 1), dataset=dataset))
+            paths.append(manifold(run, dataset=dataset))
         return paths
     paths = [reconstructions(run, dataset=dataset), samples(run), curves(run), interpolation(run, dataset=dataset)]
     if run.model.latent_dim >= 2:
