@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from vaelab.errors import RunError
@@ -82,13 +82,20 @@ def save_weights(path: Path, modules: dict[str, nn.Module]) -> None:
     atomic_write(path, lambda temp: save_file(tensors, temp, metadata={"format": "pt"}))
 
 
-def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+def read_safetensors(path: Path, tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file in one read (`tensors=False`: metadata alone);
+    a missing or unreadable file is a one-line RunError."""
     try:
-        return load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            return ({key: f.get_tensor(key) for key in f.keys()} if tensors else {}), (f.metadata() or {})
     except FileNotFoundError:
         raise RunError(f"{path}: missing; is {Path(path).parent} a vaelab run directory?") from None
     except (SafetensorError, OSError) as exc:
         raise RunError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    return read_safetensors(path)[0]
 
 
 def load_weights(module: nn.Module, tensors: dict[str, torch.Tensor], origin: str) -> None:
@@ -125,29 +132,14 @@ def save_training_state(
 
 def read_state_info(path: Path) -> dict[str, Any]:
     """The epoch and step of a training state, from its metadata alone (no tensors read)."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return json.loads((f.metadata() or {}).get("info", "{}"))
-    except (SafetensorError, OSError) as exc:
-        raise RunError(f"{path}: not a readable training state ({exc})") from None
+    return json.loads(read_safetensors(path, tensors=False)[1].get("info", "{}"))
 
 
 def load_training_state(
     path: Path, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer]
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Restore modules and optimizers in place; return the saved (rng states, info)."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:  # one read for the tensors and the metadata
-            metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
-    except FileNotFoundError:
-        raise RunError(f"{path}: missing; nothing to resume from") from None
-    except (SafetensorError, OSError) as exc:
-        raise RunError(f"{path}: not a readable safetensors file ({exc})") from None
+    tensors, metadata = read_safetensors(path)
     if metadata.get("format") != STATE_FORMAT:
         raise RunError(f"{path}: not a vaelab training state (format {metadata.get('format')!r})")
     groups = json.loads(metadata["param_groups"])
