@@ -19,6 +19,7 @@ from vaelab.evaluate.elbo import bits_per_dim, split_terms
 from vaelab.evaluate.frechet import frechet_distance, precision_recall
 from vaelab.evaluate.iwae import iwae_log_likelihood
 from vaelab.evaluate.latents import active_units, collapse_warning, posterior_stats
+from vaelab.losses import binarize as binarize_images
 from vaelab.run import Run
 
 EVAL_FILE = "eval.json"
@@ -26,8 +27,8 @@ EVAL_FILE = "eval.json"
 
 def binarized(images: torch.Tensor, seed: int) -> torch.Tensor:
     """A seeded binarization of uint8 images (pixel on with probability grey / 255), as uint8 0 / 255."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.where(torch.rand(images.shape, generator=generator) * 255 < images.float(), 255, 0).to(torch.uint8)
+    on = binarize_images(data.to_float(images), torch.Generator().manual_seed(seed))
+    return on.mul_(255).to(torch.uint8)
 
 
 def reconstruction_error(model, images: torch.Tensor, device) -> dict[str, float]:
