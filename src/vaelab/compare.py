@@ -64,9 +64,7 @@ def plan(base: dict[str, Any], archs: list[str], latent_dims: list[int], betas: 
 
 def train_member(member: Member, evaluate: bool, iwae_k: int, quiet: bool) -> str:
     """Train, resume or complete one member; returns what was done."""
-    from vaelab import figures, report
-    from vaelab.evaluate import evaluate_run
-    from vaelab.pipeline import train_run
+    from vaelab.pipeline import finish_run, train_run
     from vaelab.train import resume_config
 
     state = member.path / STATE_FILE
@@ -80,10 +78,7 @@ def train_member(member: Member, evaluate: bool, iwae_k: int, quiet: bool) -> st
         return f"resumed from epoch {done}"
     if (member.path / "report.html").exists() and (not evaluate or (member.path / "eval.json").exists()):
         return "complete"
-    figures.all_figures(member.path)  # trained, but interrupted before its figures, evaluation or report
-    if evaluate:
-        evaluate_run(member.path, iwae_k=iwae_k, device=member.config.device)
-    report.run_report(member.path)
+    finish_run(member.path, evaluate, iwae_k, member.config.device)  # interrupted after training, before the rest
     return "finished"
 
 
