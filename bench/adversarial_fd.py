@@ -16,23 +16,22 @@ import statistics
 
 import torch
 
-from vaelab import data
-from vaelab.config import make_config
+from vaelab import data, kinds
 from vaelab.device import World
 from vaelab.evaluate import sample_quality
-from vaelab.train import make_trainer
+from vaelab.training.loop import train_epoch
 
 
 def train_for(config, dataset, budget_s: float | None, epochs: int | None):
     """Train in memory (no run directory) for `epochs`, or until `budget_s` training seconds are spent."""
     torch.manual_seed(config.seed)
-    trainer = make_trainer(config, dataset.shape, torch.device("cpu"), World())
+    trainer = kinds.get(config.kind).trainer(config, dataset.shape, torch.device("cpu"), World())
     order = torch.Generator().manual_seed(config.seed)
     noise = torch.Generator().manual_seed(config.seed + 1)
     spent, epoch = 0.0, 0
     while (epochs is not None and epoch < epochs) or (budget_s is not None and spent < budget_s):
         epoch += 1
-        _, seconds = trainer.train_epoch(dataset.train.images, epoch, order, noise, None)
+        _, seconds = train_epoch(trainer, dataset.train.images, None, config, epoch, order, noise, World(), torch.device("cpu"))
         spent += seconds
     return trainer.model.eval(), spent, epoch
 
@@ -48,11 +47,11 @@ def main() -> None:
     dataset = data.load("mnist-mini")
     results: dict[str, list[dict]] = {"vae": [], "vaegan": [], "gan": []}
     for seed in [int(s) for s in args.seeds.split(",")]:
-        vae, budget, _ = train_for(make_config({"arch": args.arch, "seed": seed}), dataset, None, args.vae_epochs)
+        vae, budget, _ = train_for(kinds.make_config({"arch": args.arch, "seed": seed}), dataset, None, args.vae_epochs)
         models = {"vae": (vae, budget, args.vae_epochs)}
         for kind in ("vaegan", "gan"):
             models[kind] = train_for(
-                make_config({"model": kind, "arch": args.arch, "seed": seed}), dataset, budget, None
+                kinds.make_config({"kind": kind, "arch": args.arch, "seed": seed}), dataset, budget, None
             )
         for kind, (model, spent, epochs) in models.items():
             quality = sample_quality(model, dataset, dataset.test.images, seed, None, "cpu")

@@ -18,10 +18,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from vaelab import data, load
-from vaelab.config import make_config
+from vaelab import data, kinds, load
 from vaelab.evaluate.iwae import iwae_log_likelihood
-from vaelab.train import train
+from vaelab.pipeline import train_run
 
 
 def reference_iwae(model, images: torch.Tensor, k: int, seed: int) -> torch.Tensor:
@@ -53,9 +52,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        run = train(
-            make_config({"epochs": args.epochs, "out": f"{tmp}/run", "quiet": True, "latent_dim": 10, "hidden": [400]})
-        )
+        config = {"epochs": args.epochs, "out": f"{tmp}/run", "quiet": True, "latent_dim": 10, "hidden": [400]}
+        run = train_run(kinds.make_config(config))
         model = load(run)
     images = data.load("mnist-mini").test.images[: args.images]
     contenders = [

@@ -29,12 +29,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from vaelab import data
-from vaelab.config import make_config
+from vaelab import data, kinds
 from vaelab.device import World
-from vaelab.evaluate.elbo import split_terms
-from vaelab.models import VAE
-from vaelab.train import make_optimizer, model_config, train_epoch
+from vaelab.training.loop import train_epoch
+from vaelab.training.split import split_terms
 
 
 # --- the reference recipe ----------------------------------------------------------------------------------
@@ -111,19 +109,18 @@ class Reference:
 # --- vaelab ------------------------------------------------------------------------------------------------
 class Vaelab:
     def __init__(self, dataset: data.Dataset, **options):
-        self.config = make_config({"latent_dim": 20, "hidden": [400], "lr": 1e-3, "quiet": True, **options})
+        self.config = kinds.make_config({"latent_dim": 20, "hidden": [400], "lr": 1e-3, "quiet": True, **options})
         torch.manual_seed(self.config.seed)
-        self.model = VAE(model_config(self.config, dataset.shape))
-        self.net = torch.compile(self.model) if self.config.compile else self.model
-        self.optimizer = make_optimizer(self.model, self.config)
+        self.trainer = kinds.get(self.config.kind).trainer(self.config, dataset.shape, torch.device("cpu"), World())
+        self.model, self.optimizer = self.trainer.model, self.trainer.optimizers["adam"]
         self.order = torch.Generator().manual_seed(self.config.seed)
         self.noise = torch.Generator().manual_seed(self.config.seed + 1)
         self.dataset, self.done = dataset, 0
 
     def epoch(self) -> float:
         self.done += 1
-        _, seconds = train_epoch(self.model, self.optimizer, self.dataset.train.images, self.config, self.done, self.order,
-                                 self.noise, World(), torch.device("cpu"), net=self.net)  # fmt: skip
+        _, seconds = train_epoch(self.trainer, self.dataset.train.images, None, self.config, self.done, self.order,
+                                 self.noise, World(), torch.device("cpu"))  # fmt: skip
         return seconds
 
     def test_loss(self) -> float:

@@ -132,13 +132,13 @@ def test_gan_generator_starts_from_a_vae_decoder(cli, digits, tmp_path):
 
 def test_meaningless_option_combinations_are_errors(cli, tmp_path):
     for args, message in [
-        (["--model", "gan", "--beta", "4"], "beta: has no meaning with --model gan"),
-        (["--model", "gan", "--recon", "gaussian"], "recon: has no meaning with --model gan"),
-        (["--gan-loss", "hinge"], "gan_loss: has no meaning with --model vae"),
-        (["--model", "vaegan", "--init-from", tmp_path], "init_from: has no meaning with --model vaegan"),
+        (["--model", "gan", "--beta", "4"], "beta: has no meaning with --kind gan"),
+        (["--model", "gan", "--recon", "gaussian"], "likelihood: has no meaning with --kind gan"),
+        (["--gan-loss", "hinge"], "gan_loss: has no meaning with --kind vae"),
+        (["--model", "vaegan", "--init-from", tmp_path], "init_from: has no meaning with --kind vaegan"),
         (["--model", "vaegan", "--gan-loss", "hinge"], "equilibrium gating is defined for ns only"),
         (["--model", "gan", "--lr", "0.01"], "use gan_lr"),
-        (["--model", "gan", "--gamma", "2"], "gamma: has no meaning with --model gan"),
+        (["--model", "gan", "--gamma", "2"], "gamma: has no meaning with --kind gan"),
         (["--model", "gan", "--init-from", tmp_path / "none"], "config.json: missing"),
     ]:
         result = cli("train", "--out", tmp_path / "never", "--quiet", "--epochs", "1", *args)

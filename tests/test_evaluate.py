@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from vaelab.evaluate.elbo import split_terms
+from vaelab.training.split import split_terms
 from vaelab.evaluate.frechet import frechet_distance, precision_recall
 from vaelab.evaluate.iwae import iwae_log_likelihood
 from vaelab.evaluate.latents import active_units, collapse_warning, posterior_stats

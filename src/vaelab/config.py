@@ -1,7 +1,12 @@
-"""Training configuration: defaults in code, overridden by a TOML file, overridden by command-line options.
+"""Training configuration: one typed source of truth for every option, its default, choices and help.
 
-Every key is checked: an unknown key or a bad value raises `ConfigError` naming it. Keys may be written
-with `-` or `_` (`latent-dim` or `latent_dim`); a TOML file may also nest them under a `[train]` table.
+Options are dataclass fields made with `option(...)`; their metadata (help, choices, bounds) is what the
+command line builds its flags from and what every value is checked against. `TrainConfig` holds the options
+every model kind shares; each kind adds its own in a dataclass of its own (see `vaelab.kinds`), and
+`kinds.make_config` assembles the two. Values come from defaults in code, overridden by a TOML file,
+overridden by command-line options. Every key is checked: an unknown key or a bad value raises
+`ConfigError` naming it. Keys may be written with `-` or `_` (`latent-dim` or `latent_dim`); a TOML file may
+nest them under a `[train]` table. This module imports no other part of vaelab but its errors.
 """
 
 from __future__ import annotations
@@ -20,254 +25,179 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+# vaelab 0.1.0's names of options that have since been renamed; still accepted everywhere.
+OLD_NAMES = {"model": "kind", "recon": "likelihood"}
+ARCHS = ("mlp", "conv")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "silu")
+LIKELIHOODS = ("bernoulli", "gaussian")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16")
-MODELS = ("vae", "gan", "vaegan")
-GAN_ONLY = ("init_from",)
-ADVERSARIAL = ("gan_loss", "gan_lr", "gan_betas")
-VAEGAN_ONLY = ("gamma", "pixel_weight", "disc_layer", "equilibrium", "margin")
-VAE_OBJECTIVE = ("recon", "sigma", "learn_sigma", "binarize", "beta", "warmup_epochs", "lr", "adam_betas")
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "silu")
+MAX_WIDTH = 1 << 16  # hidden units, channels: far above what fits a laptop, far below an allocator overflow
+MAX_SEED = (1 << 62) - 1  # seeds are offset by small constants and must stay a signed 64-bit integer
+
+
+def option(default: Any, help: str, **checks: Any) -> Any:
+    """A config field: its default, its help line, and the checks its value must pass.
+
+    checks: `choices` (a tuple), `min` / `max` (inclusive), `above` / `below` (exclusive), `length` or
+    `nonempty` (of a list); each bound applies to every element of a list. Lists get a fresh copy of their default."""
+    metadata = {"help": help, **checks}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class TrainConfig:
-    # what to train: a VAE, a GAN whose generator is the decoder architecture, or a VAE-GAN
-    model: str = "vae"
+    """The options every kind shares; `options` holds the kind's own (its dataclass, see `vaelab.kinds`)."""
+
+    kind: str = option("vae", "what to train (see `vaelab train --help` for the kinds)")
     # data
-    data: str = "mnist-mini"
-    size: list[int] | None = None  # resize an image folder to [H, W]
-    # model
-    arch: str = "mlp"
-    hidden: list[int] | None = None  # None: mlp [400], conv [256]
-    channels: list[int] = field(default_factory=lambda: [32, 64])
-    latent_dim: int = 10
-    activation: str = "relu"
-    recon: str = "bernoulli"
-    sigma: float = math.sqrt(0.5)
-    learn_sigma: bool = False
-    # objective
-    binarize: bool = False
-    beta: float = 1.0
-    warmup_epochs: float = 0.0
+    data: str = option("mnist-mini", "data set name (mnist-mini, mnist, fashion-mnist) or path (IDX folder, .npz, image folder); default mnist-mini")
+    size: list[int] | None = option(None, "resize an image folder's images to H W", min=1, max=4096, length=2)
+    # networks
+    arch: str = option("mlp", "mlp (fully connected) or conv (convolutional); default mlp", choices=ARCHS)
+    hidden: list[int] | None = option(None, "hidden layer sizes, e.g. 400 or 512,256 (default: mlp 400, conv 256)", min=1, max=MAX_WIDTH)
+    channels: list[int] = option([32, 64], "conv channel widths, e.g. 32,64", min=1, max=MAX_WIDTH, nonempty=True)
+    latent_dim: int = option(10, "latent dimension (default 10; the course compares 2 and 10)", min=1, max=MAX_WIDTH)
+    activation: str = option("relu", f"hidden activation: {', '.join(ACTIVATIONS)}", choices=ACTIVATIONS)
     # optimisation
-    epochs: int = 20
-    batch_size: int = 128
-    lr: float = 1e-3
-    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    grad_clip: float = 0.0  # 0: off
-    seed: int = 0
-    threads: int = 0  # 0: leave torch's default
-    device: str = "auto"
-    precision: str = "fp32"  # bf16: autocast the forward pass to bfloat16 (CPUs with bf16 units, GPUs)
-    compile: bool = False  # torch.compile the model (pays off on long runs and on GPUs)
-    eval_batch_size: int = 1000
-    # adversarial models (--model gan / vaegan)
-    gan_loss: str = "ns"  # ns: non-saturating (Goodfellow et al. 2014); hinge (Lim & Ye 2017), GAN only
-    gan_lr: float | None = (
-        None  # Adam for every network; None: 2e-4 for a GAN (Radford et al. 2016), 1e-3 for a VAE-GAN
-    )
-    gan_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    gamma: float = 0.1  # VAE-GAN: weight of the feature-space reconstruction in the decoder's loss
-    pixel_weight: float = 0.1  # VAE-GAN: weight of the pixel (Bernoulli) reconstruction; 0 = Larsen et al.'s pure form
-    disc_layer: int = -1  # VAE-GAN: which hidden layer of D is the feature space (-1: the last)
-    equilibrium: float = 0.68  # VAE-GAN: skip D's update when its BCE falls below equilibrium - margin,
-    margin: float = 0.35  # and the decoder's adversarial update when D's BCE rises above equilibrium + margin
-    init_from: str | None = None  # GAN: start the generator from this VAE run's decoder
+    epochs: int = option(20, "number of epochs", min=1, max=1_000_000)
+    batch_size: int = option(128, "batch size", min=1, max=1 << 20)
+    grad_clip: float = option(0.0, "clip the gradient norm to this value (0: off)", min=0)
+    seed: int = option(0, "random seed (same seed and thread count: same result)", min=0, max=MAX_SEED)
+    threads: int = option(0, "CPU threads for torch (0: torch's default)", min=0, max=4096)
+    device: str = option("auto", "|".join(DEVICES), choices=DEVICES)
+    precision: str = option("fp32", "fp32, or bf16 to autocast the forward pass to bfloat16 (faster on CPUs with bf16 units and on GPUs)", choices=PRECISIONS)
+    compile: bool = option(False, "torch.compile the model (a start-up cost that pays off on long runs and GPUs)")
+    eval_batch_size: int = option(1000, "batch size for evaluation", min=1, max=1 << 20)
     # outputs
-    out: str | None = None
-    quiet: bool = False
+    out: str | None = option(None, "run directory (default runs/<data>-<arch>-z<latent>)")
+    quiet: bool = option(False, "no progress bar")
+    # the kind's own options (a dataclass instance), filled by kinds.make_config
+    options: Any = field(default=None, metadata={"internal": True})
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @property
-    def adversarial_lr(self) -> float:
-        """The Adam learning rate of a GAN's / VAE-GAN's networks."""
-        if self.gan_lr is not None:
-            return self.gan_lr
-        return 1e-3 if self.model == "vaegan" else 2e-4
+        """The flat dict saved in config.json: shared options, then the kind's own."""
+        shared = {f.name: getattr(self, f.name) for f in option_fields(TrainConfig).values()}
+        return {**shared, **dataclasses.asdict(self.options)}
 
 
-def _int_list(name: str, value: Any) -> list[int]:
-    if isinstance(value, str):
-        try:
-            value = [int(v) for v in value.replace(" ", "").split(",") if v]
-        except ValueError:
-            raise ConfigError(f"{name}: expected comma-separated integers like 512,256, got {value!r}") from None
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise ConfigError(f"{name}: expected a list of integers, got {value!r}")
+def option_fields(cls: type) -> dict[str, dataclasses.Field]:
+    """The option fields of a config dataclass, by name."""
+    return {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+
+
+class Layer(dict):
+    """Option values from one origin (a TOML file, the command line), keys normalized."""
+
+    def __init__(self, values: dict[str, Any], origin: str):
+        super().__init__({OLD_NAMES.get(k.replace("-", "_"), k.replace("-", "_")): v for k, v in values.items()})
+        self.origin = origin
+
+
+def read_toml(path: str | Path) -> Layer:
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; --config takes a TOML file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot be read (permission denied)") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    if set(values) == {"train"} and isinstance(values["train"], dict):
+        values = values["train"]
+    return Layer(values, str(path))
+
+
+def unknown_key(key: str, known: list[str], origin: str) -> ConfigError:
+    close = [k for k in known if k.startswith(key[:3])]
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return ConfigError(f"{origin}: unknown key {key!r}{hint}")
+
+
+def set_options(target: Any, values: dict[str, Any]) -> None:
+    """Coerce and check `values` onto the config dataclass `target` (every key must be one of its options)."""
+    fields = option_fields(type(target))
+    for name, value in values.items():
+        setattr(target, name, coerce(name, value, fields[name]))
+
+
+def coerce(name: str, value: Any, field_: dataclasses.Field) -> Any:
+    """Bring a value from TOML, JSON or the command line to the field's type and check it, or raise ConfigError."""
+    annotation = str(field_.type)
+    if value is None and "None" in annotation:
+        return None
+    value = _to_type(name, value, annotation.replace(" | None", ""))
+    _check_value(name, value, field_.metadata)
     return value
 
 
-def _coerce(name: str, value: Any, default: Any, annotation: str) -> Any:
-    """Bring a value from TOML or the command line to the field's type, or raise ConfigError."""
-    if value is None and "None" in annotation:
-        return None
-    annotation = annotation.replace(" | None", "")
-    if annotation.startswith("list[int]"):
-        return _int_list(name, value)
-    if annotation.startswith("list[float]"):
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"{name}: expected an integer, got {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
+
+
+def _float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"{name}: expected a number, got {value!r}")
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{name}: must be a finite number, got {value!r}")
+    return number
+
+
+def _to_type(name: str, value: Any, annotation: str) -> Any:
+    if annotation.startswith("list["):
         if isinstance(value, str):
-            value = value.split(",")
+            value = [v for v in value.replace(" ", "").split(",") if v]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}: expected a list like 512,256, got {value!r}")
+        if annotation == "list[int]":
+            try:
+                return [_int(name, v) for v in value]
+            except ConfigError:
+                raise ConfigError(f"{name}: expected comma-separated integers like 512,256, got {value!r}") from None
         try:
-            return [float(v) for v in value]
-        except (TypeError, ValueError):
+            return [_float(name, v) for v in value]
+        except ConfigError:
             raise ConfigError(f"{name}: expected a list of numbers, got {value!r}") from None
     if annotation == "bool":
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{name}: expected true or false, got {value!r}")
     if annotation == "int":
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ConfigError(f"{name}: expected an integer, got {value!r}")
-        try:
-            return int(value)
-        except ValueError:
-            raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
+        return _int(name, value)
     if annotation == "float":
-        if isinstance(value, bool):
-            raise ConfigError(f"{name}: expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+        return _float(name, value)
     if not isinstance(value, str):
         raise ConfigError(f"{name}: expected a string, got {value!r}")
     return value
 
 
-def _check(config: TrainConfig) -> None:
-    def need(ok: bool, message: str) -> None:
-        if not ok:
-            raise ConfigError(message)
-
-    from vaelab.losses import LIKELIHOODS
-    from vaelab.models import ARCHS
-
-    need(config.arch in ARCHS, f"arch: must be one of {', '.join(ARCHS)}, got {config.arch!r}")
-    need(config.recon in LIKELIHOODS, f"recon: must be one of {', '.join(LIKELIHOODS)}, got {config.recon!r}")
-    need(
-        config.activation in ACTIVATIONS,
-        f"activation: must be one of {', '.join(ACTIVATIONS)}, got {config.activation!r}",
-    )
-    need(config.precision in PRECISIONS, f"precision: must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
-    need(config.device in DEVICES, f"device: must be one of {', '.join(DEVICES)}, got {config.device!r}")
-    need(config.latent_dim >= 1, f"latent_dim: must be >= 1, got {config.latent_dim}")
-    need(config.epochs >= 1, f"epochs: must be >= 1, got {config.epochs}")
-    need(config.batch_size >= 1, f"batch_size: must be >= 1, got {config.batch_size}")
-    need(config.eval_batch_size >= 1, f"eval_batch_size: must be >= 1, got {config.eval_batch_size}")
-    need(math.isfinite(config.lr) and config.lr > 0, f"lr: must be a positive number, got {config.lr}")
-    need(
-        len(config.adam_betas) == 2 and all(0 <= b < 1 for b in config.adam_betas),
-        f"adam_betas: must be two numbers in [0, 1), got {config.adam_betas}",
-    )
-    need(math.isfinite(config.beta) and config.beta >= 0, f"beta: must be >= 0, got {config.beta}")
-    need(config.warmup_epochs >= 0, f"warmup_epochs: must be >= 0, got {config.warmup_epochs}")
-    need(config.grad_clip >= 0, f"grad_clip: must be >= 0 (0 turns it off), got {config.grad_clip}")
-    need(config.sigma > 0, f"sigma: must be > 0, got {config.sigma}")
-    need(config.threads >= 0, f"threads: must be >= 0, got {config.threads}")
-    need(
-        config.hidden is None or all(h >= 1 for h in config.hidden), f"hidden: sizes must be >= 1, got {config.hidden}"
-    )
-    need(
-        len(config.channels) >= 1 and all(c >= 1 for c in config.channels),
-        f"channels: must be positive, got {config.channels}",
-    )
-    need(
-        config.size is None or (len(config.size) == 2 and min(config.size) >= 1),
-        f"size: must be two positive integers H W, got {config.size}",
-    )
-    need(not (config.binarize and config.recon != "bernoulli"), "binarize: only makes sense with recon = bernoulli")
-    _check_model_options(config, need)
-
-
-def _check_model_options(config: TrainConfig, need) -> None:
-    """Options that mean nothing for the chosen --model are errors, not silently ignored."""
-    need(config.model in MODELS, f"model: must be one of {', '.join(MODELS)}, got {config.model!r}")
-    defaults = TrainConfig()
-    changed = {
-        name
-        for name in (*GAN_ONLY, *ADVERSARIAL, *VAEGAN_ONLY, *VAE_OBJECTIVE)
-        if getattr(config, name) != getattr(defaults, name)
-    }
-    misplaced = {
-        "vae": changed & {*GAN_ONLY, *ADVERSARIAL, *VAEGAN_ONLY},
-        "gan": changed & {*VAEGAN_ONLY, *VAE_OBJECTIVE},
-        "vaegan": changed & {*GAN_ONLY, "recon", "sigma", "learn_sigma", "binarize", "lr", "adam_betas"},
-    }[config.model]
-    if misplaced:
-        name = sorted(misplaced)[0]
-        need(
-            False,
-            f"{name}: has no meaning with --model {config.model}"
-            + (" (use gan_lr / gan_betas)" if name in ("lr", "adam_betas") else ""),
-        )
-    need(config.gan_loss in ("ns", "hinge"), f"gan_loss: must be ns or hinge, got {config.gan_loss!r}")
-    need(
-        not (config.model == "vaegan" and config.gan_loss != "ns"),
-        "gan_loss: the VAE-GAN's equilibrium gating is defined for ns only",
-    )
-    need(
-        config.gan_lr is None or (math.isfinite(config.gan_lr) and config.gan_lr > 0),
-        f"gan_lr: must be a positive number, got {config.gan_lr}",
-    )
-    need(
-        len(config.gan_betas) == 2 and all(0 <= b < 1 for b in config.gan_betas),
-        f"gan_betas: must be two numbers in [0, 1), got {config.gan_betas}",
-    )
-    need(
-        config.gamma >= 0 and config.margin >= 0 and 0 < config.equilibrium < 10,
-        "gamma, margin must be >= 0 and equilibrium > 0",
-    )
-    need(not (config.learn_sigma and config.recon != "gaussian"), "learn_sigma: only makes sense with recon = gaussian")
-
-
-def _fields() -> dict[str, dataclasses.Field]:
-    return {f.name: f for f in dataclasses.fields(TrainConfig)}
-
-
-def normalize_keys(values: dict[str, Any], origin: str) -> dict[str, Any]:
-    """`latent-dim` -> `latent_dim`; an unknown key is an error that names it and the file it came from."""
-    known = _fields()
-    out = {}
-    for key, value in values.items():
-        name = key.replace("-", "_")
-        if name not in known:
-            close = [k for k in known if k.startswith(name[:3])]
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ConfigError(f"{origin}: unknown key {key!r}{hint}")
-        out[name] = value
-    return out
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        values = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    if set(values) == {"train"} and isinstance(values["train"], dict):
-        values = values["train"]
-    return normalize_keys(values, str(path))
-
-
-def make_config(*layers: dict[str, Any], origin: str = "option") -> TrainConfig:
-    """Build a checked TrainConfig from dicts of overrides, later ones winning (None means 'not given')."""
-    known = _fields()
-    config = TrainConfig()
-    for layer in layers:
-        for name, value in normalize_keys(layer, origin).items():
-            field_ = known[name]
-            setattr(config, name, _coerce(name, value, field_.default, str(field_.type)))
-    _check(config)
-    return config
-
-
-def config_from_dict(values: dict[str, Any]) -> TrainConfig:
-    """Rebuild the TrainConfig saved in a run's config.json."""
-    return make_config(values, origin="config.json")
+def _check_value(name: str, value: Any, checks: dict[str, Any]) -> None:
+    choices = checks.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{name}: must be one of {', '.join(choices)}, got {value!r}")
+    items = value if isinstance(value, list) else [value]
+    if "length" in checks and len(items) != checks["length"]:
+        raise ConfigError(f"{name}: expected {checks['length']} values, got {value!r}")
+    if checks.get("nonempty") and not items:
+        raise ConfigError(f"{name}: expected at least one value, got {value!r}")
+    for key, holds, word in (("min", lambda v, b: v >= b, ">="), ("max", lambda v, b: v <= b, "<="),
+                             ("above", lambda v, b: v > b, ">"), ("below", lambda v, b: v < b, "<")):  # fmt: skip
+        if key in checks and not all(holds(v, checks[key]) for v in items):
+            bound = "a positive number" if key == "above" and checks[key] == 0 else f"{word} {checks[key]}"
+            raise ConfigError(f"{name}: must be {bound}, got {value!r}")

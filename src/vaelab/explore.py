@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import torch
 
 from vaelab import data
+from vaelab.errors import ConfigError
 from vaelab.models import VAE
-from vaelab.models.gan import Generator
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -79,20 +79,16 @@ def posterior_means(model: VAE, images: torch.Tensor, batch_size: int = 1000) ->
         return torch.cat([model.encode(x).mean.cpu() for x, _ in data.batches(images, batch_size, device=device)])
 
 
-def default_plane(model: VAE, images: torch.Tensor, dims: tuple[int, int] | None = None) -> Plane:
-    """The chosen `dims`; else dimensions (0, 1) of a 2-D latent space or of a model without an encoder
+def default_plane(model: VAE, images: torch.Tensor, dims: tuple[int, int] | None = None, encoder: bool = True) -> Plane:
+    """The chosen `dims`; else dimensions (0, 1) of a 2-D latent space or of a model without an `encoder`
     (a GAN's generator: no posterior means to take principal components of); else the principal plane."""
     if dims is not None:
         if max(dims) >= model.latent_dim or min(dims) < 0 or dims[0] == dims[1]:
-            from vaelab.errors import ConfigError
-
             raise ConfigError(f"dims: need two different dimensions in 0..{model.latent_dim - 1}, got {list(dims)}")
         return coordinate_plane(model.latent_dim, dims)
     if model.latent_dim == 1:
-        from vaelab.errors import ConfigError
-
         raise ConfigError("a latent manifold needs a latent dimension of at least 2")
-    if model.latent_dim == 2 or isinstance(model, Generator):
+    if model.latent_dim == 2 or not encoder:
         return coordinate_plane(model.latent_dim, (0, 1))
     return principal_plane(posterior_means(model, images))
 

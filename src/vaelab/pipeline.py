@@ -1,29 +1,55 @@
-"""The whole chain for one run: train -> figures -> (evaluation) -> report. The CLI and `compare` call this."""
+"""The whole chain for one run: train -> figures -> (evaluation) -> report. The CLI and `compare` call this.
+
+The data set is loaded once and the trained model stays in memory: figures, evaluation and the report get
+the same `Run`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
+from vaelab import kinds, plots
 from vaelab.config import TrainConfig
 from vaelab.device import World
+from vaelab.noise import fixed_noise
+from vaelab.run import Run, load_dataset
+from vaelab.rundir import RunDir
+
+
+def epoch_samples(seed: int):
+    """The per-epoch callback that draws the run's fixed noise into samples/epoch_NNN.png."""
+
+    def draw(run_dir: RunDir, epoch: int, model: torch.nn.Module) -> None:
+        noise = fixed_noise(seed, model.latent_dim)  # --init-from may bring its own latent dimension
+        path = run_dir.epoch_samples_path(epoch)
+        path.parent.mkdir(exist_ok=True)
+        plots.save_grid(path, model.sample(len(noise), z=noise), nrow=8)
+
+    return draw
 
 
 def train_run(config: TrainConfig, resume: bool = False, evaluate: bool = False, iwae_k: int = 1000) -> Path:
-    from vaelab.train import train
+    from vaelab.training.loop import prepare_run_dir, train
 
-    run_dir = train(config, resume=resume)
+    kind = kinds.get(config.kind)
+    run_dir = prepare_run_dir(config, resume)
+    dataset = load_dataset(config)
+    trained = train(config, kind, dataset, run_dir, resume, on_epoch=epoch_samples(config.seed))
     if World.from_env().is_main:
-        finish_run(run_dir, evaluate, iwae_k, config.device)
-    return run_dir
+        device = next(trained.model.parameters()).device
+        finish_run(Run.open(run_dir.path, device, model=trained.model, dataset=dataset), evaluate, iwae_k, config.device)
+    return run_dir.path
 
 
-def finish_run(run_dir: Path, evaluate: bool = False, iwae_k: int = 1000, device: str = "auto") -> None:
+def finish_run(run: Run, evaluate: bool = False, iwae_k: int = 1000, device: str = "auto") -> None:
     """Everything after training: every figure, the evaluation if asked, then the report."""
     from vaelab import figures, report
 
-    figures.all_figures(run_dir)
+    figures.all_figures(run)
     if evaluate:
         from vaelab.evaluate import evaluate_run
 
-        evaluate_run(run_dir, iwae_k=iwae_k, device=device)
-    report.run_report(run_dir)
+        evaluate_run(run, iwae_k=iwae_k, device=device)
+    report.run_report(run)

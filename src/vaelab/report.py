@@ -9,8 +9,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from vaelab.checkpoint import CONFIG_FILE, atomic_write, read_json
-from vaelab.run import read_metrics
+from vaelab.checkpoint import atomic_write
+from vaelab.evaluate.summary import eval_rows
+from vaelab.run import Run
 
 CAPTIONS = {
     "curves": "Training curves: every loss term, train (solid) against test (dashed), per epoch.",
@@ -65,66 +66,58 @@ def page(title: str, body: str) -> str:
             f"<body><h1>{html.escape(title)}</h1>{body}</body></html>\n")  # fmt: skip
 
 
-def eval_rows(result: dict[str, Any]) -> list[list[Any]]:
-    s = result["samples"]
-    rows = [] if result.get("kind") == "gan" else _likelihood_rows(result)
-    if s.get("available"):
-        rows += [["FD (classifier features)", s["fd_classifier"]], ["precision", s["precision"]], ["recall", s["recall"]],
-                 ["feature classifier test accuracy", s["classifier_test_accuracy"]]]  # fmt: skip
-    return rows
-
-
-def _likelihood_rows(result: dict[str, Any]) -> list[list[Any]]:
-    e, i, lat, rec = result["elbo"], result["iwae"], result["latents"], result["reconstruction"]
-    return [["ELBO (nats/image)", e["elbo"]], ["-ELBO (bits/dim)", e["bits_per_dim"]],
-            [f"NLL, IWAE k={i['k']} (nats/image)", f"{i['nll']:.3f} ± {i['nll_se']:.3f}"], ["NLL (bits/dim)", i["bits_per_dim"]],
-            ["active units", f"{lat['active_units']} of {lat['latent_dim']}"],
-            ["reconstruction MSE", rec["mse"]], ["PSNR (dB)", rec["psnr_db"]]]  # fmt: skip
-
-
-def run_report(run_dir: str | Path) -> Path:
+def run_report(run: Run | str | Path) -> Path:
     """Write RUN/report.html: config, metrics, evaluation (when eval.json exists) and every figure present."""
-    run_dir = Path(run_dir)
-    meta = read_json(run_dir / CONFIG_FILE)
-    _, epochs = read_metrics(run_dir)
-    model, train, dataset = meta["model"], meta["train"], meta["data"]
-    kind = {"vae": "VAE", "gan": "GAN (generator: the decoder architecture)", "vaegan": "VAE-GAN"}[
-        meta.get("kind", "vae")
-    ]
-    parts = [f"<p>{html.escape(model['arch'])} {kind}, latent dimension {model['latent_dim']}, "
-             f"{html.escape(model['likelihood'])} likelihood, trained on <b>{html.escape(dataset['name'])}</b> "
-             f"({dataset['n_train']} train / {dataset['n_test']} test images of shape {tuple(dataset['shape'])}).</p>"]  # fmt: skip
+    run = run if isinstance(run, Run) else Run.open(run)
+    meta = run.meta
+    _, epochs = run.read_metrics()
+    model, dataset = meta["model"], meta.get("data", {})
+    parts = [f"<p>{html.escape(str(model.get('arch')))} {html.escape(run.kind.title)}, latent dimension {model.get('latent_dim')}, "
+             f"{html.escape(str(model.get('likelihood')))} likelihood, trained on <b>{html.escape(str(dataset.get('name')))}</b> "
+             f"({dataset.get('n_train')} train / {dataset.get('n_test')} test images of shape {tuple(dataset.get('shape', ()))}).</p>"]  # fmt: skip
     if epochs:
-        last = epochs[-1]
-        terms = list(last["train"])
-        parts.append("<h2>Metrics (last epoch, means per image, nats)</h2>")
-        parts.append(
-            table_html(
-                ["split", *terms], [[split, *[last[split].get(t) for t in terms]] for split in ("train", "test")]
-            )
-        )
-        speed = statistics.median(e["images_per_s"] for e in epochs)
-        total = sum(e["seconds"] for e in epochs)
-        parts.append(f"<p>{len(epochs)} epochs, {total:.1f} s of training, median {speed:,.0f} training images/s.</p>")
-    eval_path = run_dir / "eval.json"
-    if eval_path.exists():
-        result = json.loads(eval_path.read_text())
-        parts.append(f"<h2>Evaluation ({html.escape(result['split'])} split, {result['n_images']} images)</h2>")
-        parts.append(table_html(["quantity", "value"], eval_rows(result)))
+        parts += _metrics_html(epochs)
+    result = run.read_eval()
+    if result is not None:
+        parts.append(f"<h2>Evaluation ({html.escape(str(result['split']))} split, {result['n_images']} images)</h2>")
+        parts.append(table_html(["quantity", "value"], [list(row) for row in eval_rows(result)]))
         parts += [f'<p class="note">{html.escape(n)}</p>' for n in result.get("notes", [])]
     parts.append("<h2>Figures</h2>")
     for name, caption in CAPTIONS.items():
-        if (run_dir / f"{name}.png").exists():
-            parts.append(figure_html(run_dir / f"{name}.png", caption))
+        if run.figure_path(name).exists():
+            parts.append(figure_html(run.figure_path(name), caption))
     parts.append("<h2>Configuration</h2>")
-    parts.append(
-        table_html(
-            ["key", "value"],
-            [[k, json.dumps(v)] for k, v in {**train, **{"model." + k: v for k, v in model.items()}}.items()],
-        )
-    )
+    config = {**run.config.to_dict(), **{"model." + k: v for k, v in model.items()}}
+    parts.append(table_html(["key", "value"], [[k, json.dumps(v)] for k, v in config.items()]))
     parts.append(f"<p>versions: {html.escape(json.dumps(meta.get('versions', {})))}</p>")
-    path = run_dir / "report.html"
-    text = page(f"vaelab run {run_dir.name}", "".join(parts))
+    return run.write_report(page(f"vaelab run {run.name}", "".join(parts)))
+
+
+def _metrics_html(epochs: list[dict[str, Any]]) -> list[str]:
+    last = epochs[-1]
+    terms = list(last["train"])
+    speed = statistics.median(e["images_per_s"] for e in epochs)
+    total = sum(e["seconds"] for e in epochs)
+    return ["<h2>Metrics (last epoch, means per image, nats)</h2>",
+            table_html(["split", *terms], [[split, *[last[split].get(t) for t in terms]] for split in ("train", "test")]),
+            f"<p>{len(epochs)} epochs, {total:.1f} s of training, median {speed:,.0f} training images/s.</p>"]  # fmt: skip
+
+
+def study_report(out: Path, intro: str, header: list[str], rows: list[list[Any]], answers: list[str],
+                 drawn: list[str], members: list[str]) -> Path:  # fmt: skip
+    """Write out/report.html of a comparison study: the metrics table, the answers, the side-by-side figures."""
+    captions = {"curves": ("Test curves", "Test curves of every member, one panel per loss term."),
+                "samples": ("Samples", "Samples from the prior, same noise seed for every member."),
+                "reconstructions": ("Reconstructions", "The same test images reconstructed by each member (members without an encoder are left out)."),
+                "interpolation": ("Interpolation", "The same pair of test images, interpolated by each member."),
+                "manifold": ("Latent manifolds", "Decoded grids over [-1.5, 1.5]^2.")}  # fmt: skip
+    body = [intro, "<h2>Final metrics</h2>", table_html(header, rows), "<h2>What the study shows</h2>",
+            "<ul>" + "".join(f"<li>{a}</li>" for a in answers) + "</ul>"]  # fmt: skip
+    for name, (title, caption) in captions.items():
+        if name in drawn:
+            body += [f"<h2>{title}</h2>", figure_html(out / f"{name}.png", caption)]
+    body.append("<p>Member runs: " + ", ".join(f'<a href="{m}/report.html">{html.escape(m)}</a>' for m in members) + "</p>")
+    path = out / "report.html"
+    text = page("vaelab comparison study", "".join(body))
     atomic_write(path, lambda temp: Path(temp).write_text(text))
     return path

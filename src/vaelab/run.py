@@ -1,71 +1,96 @@
-"""Open a run directory: its configuration, its metrics and its trained model."""
+"""A run directory opened for use: its kind, options, data set and trained model, each loaded once.
+
+Figures, evaluation and the report take a `Run`; after training, the pipeline hands them the `Run` of the
+model and data set still in memory, so nothing is loaded twice.
+"""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from vaelab.checkpoint import CONFIG_FILE, METRICS_FILE, MODEL_FILE, load_weights, read_json, read_tensors
-from vaelab.errors import RunError
-from vaelab.models import VAE, VAEConfig
-from vaelab.models.gan import Generator
+from vaelab import data, kinds
+from vaelab.checkpoint import load_weights, read_tensors
+from vaelab.config import Layer, TrainConfig
+from vaelab.errors import ConfigError, RunError
+from vaelab.models import VAEConfig
+from vaelab.rundir import RunDir
+
+# What may change when a run is resumed; every other option must match the saved run.
+RESUMABLE = ("epochs", "lr", "gan_lr", "grad_clip", "quiet", "device", "threads", "eval_batch_size", "precision",
+             "compile")  # fmt: skip
 
 
-def build_model(model_config: dict[str, Any], kind: str = "vae") -> VAE | Generator:
-    """The generative model of a run: the VAE (of a VAE or VAE-GAN run) or a GAN's generator."""
+def load_dataset(config: TrainConfig) -> data.Dataset:
+    """The data set a config names (the one place that turns options into a data set)."""
+    return data.load(config.data, size=tuple(config.size) if config.size else None)
+
+
+class Run(RunDir):
+    """A run directory with its kind, options, data set and model (the last two loaded on first use)."""
+
+    def __init__(self, path: str | Path, meta: dict[str, Any], device: str | torch.device = "cpu",
+                 model: nn.Module | None = None, dataset: data.Dataset | None = None):  # fmt: skip
+        super().__init__(path)
+        self.meta, self.device = meta, torch.device(device)
+        self.config = kinds.config_from_saved(meta["train"])
+        self.kind = kinds.get(self.config.kind)
+        self._model, self._dataset = model, dataset
+
+    @classmethod
+    def open(cls, path: str | Path, device: str | torch.device = "cpu", **loaded: Any) -> Run:
+        path = Path(path)
+        if not path.is_dir():
+            raise RunError(f"{path}: no such run directory")
+        return cls(path, RunDir(path).read_config(), device, **loaded)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def model(self) -> nn.Module:
+        """The generative model in eval mode (a VAE, or a GAN's generator: `decode` and `sample` only)."""
+        if self._model is None:
+            model = build_model(self.meta["model"], self.kind)
+            load_weights(model, read_tensors(self.model_path), str(self.model_path))
+            self._model = model.to(self.device).eval()
+        return self._model
+
+    def dataset(self) -> data.Dataset:
+        if self._dataset is None:
+            self._dataset = load_dataset(self.config)
+        return self._dataset
+
+
+def build_model(model_config: dict[str, Any], kind: kinds.Kind) -> nn.Module:
+    """The generative model of a run from config.json's "model" section."""
     try:
-        config = VAEConfig(**model_config)
-        return Generator(config) if kind == "gan" else VAE(config)
+        return kind.build(VAEConfig(**model_config))
     except (TypeError, KeyError, ValueError) as exc:
         raise RunError(f"config.json: the model section is invalid ({exc})") from None
 
 
-def load(run_dir: str | Path, device: str | torch.device = "cpu") -> VAE | Generator:
+def load(run_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """The trained model of a run directory, in eval mode, ready for `encode`, `decode` and `sample`
     (a GAN run gives its generator, which has `decode` and `sample` but no encoder)."""
     return Run.open(run_dir, device).model
 
 
-def _load_model(run_dir: Path, config: dict[str, Any], device) -> VAE | Generator:
-    model = build_model(config["model"], config.get("kind", "vae"))
-    load_weights(model, read_tensors(run_dir / MODEL_FILE), str(run_dir / MODEL_FILE))
-    return model.to(device).eval()
-
-
-def read_metrics(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(header, epochs) from `metrics.jsonl`: the first line holds the config, each further line one epoch."""
-    path = Path(run_dir) / METRICS_FILE
-    try:
-        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except FileNotFoundError:
-        raise RunError(f"{path}: missing; is {run_dir} a vaelab run directory?") from None
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path}: a line is not valid JSON ({exc})") from None
-    if not lines or "config" not in lines[0]:
-        raise RunError(f"{path}: has no header line")
-    return lines[0], lines[1:]
-
-
-@dataclass
-class Run:
-    """A run directory opened for reading: its config.json and its trained model."""
-
-    path: Path
-    config: dict[str, Any]
-    model: VAE | Generator
-
-    @property
-    def kind(self) -> str:
-        return self.config.get("kind", "vae")
-
-    @classmethod
-    def open(cls, run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
-        run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise RunError(f"{run_dir}: no such run directory")
-        config = read_json(run_dir / CONFIG_FILE)
-        return cls(run_dir, config, _load_model(run_dir, config, device))
+def resume_config(run_dir: str | Path, overrides: dict[str, Any]) -> TrainConfig:
+    """The saved config of `run_dir` with the allowed `overrides` applied (a lower lr after a divergence, say)."""
+    run = RunDir(run_dir)
+    if not run.has_state():
+        raise RunError(f"{run_dir}: no training state to resume from ({run.state_path.name} is missing)")
+    saved = kinds.config_from_saved(run.read_config()["train"]).to_dict()
+    given = Layer(overrides, "option")
+    if given.get("kind", saved["kind"]) != saved["kind"]:
+        raise ConfigError(f"kind: cannot change on --resume (the run was trained as {saved['kind']!r})")
+    wanted = kinds.make_config(saved, given).to_dict()
+    for name in given:
+        if name not in RESUMABLE and name != "out" and wanted.get(name) != saved.get(name):
+            raise ConfigError(f"{name}: cannot change on --resume (the run was trained with {saved.get(name)!r})")
+    return kinds.make_config(saved, {k: wanted[k] for k in RESUMABLE if k in wanted}, {"out": str(run_dir)})

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vaelab import kinds
 from vaelab.cli.train_cmd import add_config_options, given_options
 from vaelab.config import read_toml
 
-VARIED = ("arch", "latent_dim", "beta", "model", "out")
+VARIED = ("arch", "latent_dim", "beta", "kind", "out")
 
 
 def _list(kind):
@@ -25,9 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("compare", help="train a grid of configurations and write a side-by-side report",
                             description="Train every combination of --archs x --latent-dims x --betas on the same data, epochs "
                             "and seed; each member is a run directory under --out; then write OUT/report.html.")  # fmt: skip
-    parser.add_argument(
-        "--models", type=_list(str), default=["vae"], help="comma-separated: vae, vaegan, gan (default vae)"
-    )
+    parser.add_argument("--kinds", "--models", dest="kinds", type=_list(str), default=["vae"],
+                        help="comma-separated model kinds, e.g. vae,vaegan,gan (default vae; old name --models)")  # fmt: skip
     parser.add_argument("--archs", type=_list(str), default=["mlp", "conv"], help="comma-separated (default mlp,conv)")
     parser.add_argument("--latent-dims", type=_list(int), default=[2, 10], help="comma-separated (default 2,10)")
     parser.add_argument("--betas", type=_list(float), default=[1.0], help="comma-separated KL weights (default 1)")
@@ -47,9 +47,11 @@ def run(args: argparse.Namespace) -> None:
     base = {**(read_toml(args.config) if args.config else {}), **given_options(args, skip=VARIED)}
     for key in VARIED[:4]:
         base.pop(key, None)
+    for name in args.kinds:
+        kinds.get(name)  # an unknown kind is a one-line error before anything is trained
     quiet = bool(base.get("quiet"))
     log = (lambda message: print(message, file=sys.stderr)) if quiet else print
     path = run_study(
-        base, args.archs, args.latent_dims, args.betas, args.out, not args.no_eval, args.iwae_k, log, args.models
+        base, args.archs, args.latent_dims, args.betas, args.out, not args.no_eval, args.iwae_k, log, args.kinds
     )
     print(f"study report: {path}")

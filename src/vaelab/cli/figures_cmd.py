@@ -112,6 +112,7 @@ def run_latents(args) -> None:
 def run_report(args) -> None:
     from vaelab import figures, report
 
+    run = _open(args)
     if not args.no_figures:
-        figures.all_figures(args.run_dir)
-    print(report.run_report(args.run_dir))
+        figures.all_figures(run)
+    print(report.run_report(run))

@@ -1,8 +1,8 @@
-"""The ELBO and its terms over a whole split: exact means per image (sums over images / count)."""
+"""The ELBO and its terms over a whole split: exact means per image (sums over images / count).
+
+Used for the test terms logged every epoch and by `vaelab eval`."""
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -49,7 +49,3 @@ def split_terms(
     count = sums.pop("_count")
     return {name: float(value / count) for name, value in sums.items()}
 
-
-def bits_per_dim(nats_per_image: float, dims: int) -> float:
-    """Convert nats per image to bits per dimension: nats / (D * ln 2)."""
-    return nats_per_image / (dims * math.log(2))

@@ -1,0 +1,80 @@
+"""What a model kind declares, and the trainer interface the training loop drives.
+
+A kind is one module that ends with `KIND = Kind(...)`: its name and help line, its own options (a
+dataclass of `config.option` fields), how to build its generative model from config.json, its trainer, and
+what it can do. Every consumer (config, CLI, loading, figures, evaluation, report, compare) asks these
+questions instead of comparing names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from vaelab.config import TrainConfig
+from vaelab.device import World
+from vaelab.models import VAEConfig
+
+
+class Trainer(Protocol):
+    """What the kind-agnostic loop (`training.loop`) needs of a kind's training.
+
+    One step is `forward` (the batch's terms, checked for divergence by the loop before anything is
+    updated) then `update` (backward passes and optimizer steps; returns terms decided there, such as
+    gating). Terms are batch sums when `sums` is true, else batch means; the loop turns them into exact
+    means per image over the epoch."""
+
+    model: nn.Module  # the generative model: model.safetensors
+    modules: dict[str, nn.Module]  # everything the training state holds
+    optimizers: dict[str, torch.optim.Optimizer]
+    sums: bool
+    shown: dict[str, str]  # progress-bar label -> term
+
+    def train_mode(self) -> None: ...
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None, progress: float, noise: torch.Generator) -> tuple[dict[str, torch.Tensor], Any]: ...  # fmt: skip
+    def update(self, pending: Any) -> dict[str, torch.Tensor]: ...
+    def test_terms(self, images: torch.Tensor, labels: torch.Tensor | None, epoch: int) -> dict[str, float]: ...
+    def record(self, epoch: int) -> dict[str, Any]: ...
+    def set_lr(self, config: TrainConfig) -> None: ...
+    def extra_weights(self) -> dict[str, nn.Module]: ...
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    help: str  # one line, in `vaelab train --help`
+    title: str  # how a report names it
+    options: type  # the kind's own options: a dataclass whose fields are made with `config.option`
+    trainer: Callable[[TrainConfig, tuple[int, int, int], torch.device, World], Trainer]
+    build: Callable[[VAEConfig], nn.Module]  # the generative model, from config.json's "model" section
+    encoder: bool  # has q(z|x): reconstructions, interpolation between images, latent scatter, encoding
+    likelihood: bool  # has p(x|z): ELBO, importance-sampled log-likelihood
+    lr_option: str = "lr"  # the option a divergence diagnosis suggests lowering
+    refuses: dict[str, str] = field(default_factory=dict)  # other kinds' options it refuses, with the reason
+    check: Callable[[TrainConfig], None] | None = None  # rules across options
+
+    @property
+    def figures(self) -> tuple[str, ...]:
+        """The figures of a run of this kind (the manifold needs a latent dimension of at least 2; `latents`
+        draws the KL per dimension too)."""
+        if self.encoder:
+            return ("reconstructions", "samples", "curves", "interpolation", "manifold", "latents")
+        return ("samples", "curves", "manifold")
+
+    @property
+    def eval_sections(self) -> tuple[str, ...]:
+        """The sections of `vaelab eval` that apply: likelihood ones need p(x|z), latent ones q(z|x)."""
+        likelihood = ("elbo", "iwae") if self.likelihood else ()
+        latent = ("latents", "reconstruction") if self.encoder else ()
+        return (*likelihood, *latent, "samples")
+
+
+def networks(config: TrainConfig, shape: tuple[int, int, int], **likelihood: Any) -> VAEConfig:
+    """The encoder/decoder architecture of the shared options (+ a likelihood's settings)."""
+    return VAEConfig(shape=shape, arch=config.arch, latent_dim=config.latent_dim,
+                     hidden=config.hidden and tuple(config.hidden), channels=tuple(config.channels),
+                     activation=config.activation, **likelihood)  # fmt: skip

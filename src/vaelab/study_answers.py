@@ -1,0 +1,98 @@
+"""The course's questions, answered in prose with a comparison study's own numbers (only those it can answer).
+
+`finals[name]` holds a member's last-epoch `test` / `train` terms and, when evaluated, its `eval` result.
+"""
+
+from __future__ import annotations
+
+from vaelab import kinds
+
+
+def neg_elbo(finals: dict[str, dict], name: str) -> float:
+    return finals[name]["test"]["recon"] + finals[name]["test"]["kl"]
+
+
+def fd(finals: dict[str, dict], name: str) -> float | None:
+    return finals[name].get("eval", {}).get("samples", {}).get("fd_classifier")
+
+
+def answers(members: list, finals: dict[str, dict]) -> list[str]:
+    out = []
+    kind_names = [k for k in kinds.names() if any(m.config.kind == k for m in members)]
+    if len(kind_names) > 1:
+        out.append(kinds_answer(members, finals))
+    # the latent-space questions need an encoder and a KL term: the first such kind of the study
+    family = next((k for k in kind_names if kinds.get(k).encoder and kinds.get(k).likelihood), None)
+    if family is None:
+        return out
+    members = [m for m in members if m.config.kind == family]
+    by_key = {(m.config.arch, m.config.latent_dim, m.beta): m.name for m in members}
+    archs = sorted({m.config.arch for m in members})
+    dims = sorted({m.config.latent_dim for m in members})
+    betas = sorted({m.beta for m in members})
+    if len(dims) > 1:
+        out += latent_dimension_answers(finals, by_key, archs, dims, betas[0])
+    if "conv" in archs and "mlp" in archs:
+        out.append(architecture_answer(finals, by_key, dims, betas[0]))
+    if len(betas) > 1:
+        out += beta_answers(finals, by_key, archs, dims, betas)
+    elif betas:
+        out.append(f"<b>The KL weight</b>: every member used beta = {betas[0]:g}; run with --betas 0.5,1,4 to see its effect.")
+    return out
+
+
+def latent_dimension_answers(finals, by_key, archs, dims, beta) -> list[str]:
+    out = []
+    lo, hi = dims[0], dims[-1]
+    for arch in archs:
+        a, b = by_key.get((arch, lo, beta)), by_key.get((arch, hi, beta))
+        if not (a and b):
+            continue
+        ra, rb = finals[a]["test"]["recon"], finals[b]["test"]["recon"]
+        text = (f"<b>Latent dimension ({arch})</b>: going from {lo} to {hi} dimensions changes the test reconstruction term "
+                f"from {ra:.1f} to {rb:.1f} nats ({'better' if rb < ra else 'worse'} reconstructions) and the KL from "
+                f"{finals[a]['test']['kl']:.1f} to {finals[b]['test']['kl']:.1f} nats")  # fmt: skip
+        fa, fb = fd(finals, a), fd(finals, b)
+        if fa is not None and fb is not None:
+            text += f"; the samples' Frechet distance goes from {fa:.1f} to {fb:.1f} ({'better' if fb < fa else 'worse'} samples)"
+        out.append(text + ".")
+    return out
+
+
+def architecture_answer(finals, by_key, dims, beta) -> str:
+    parts, wins = [], 0
+    for z in dims:
+        m, c = by_key.get(("mlp", z, beta)), by_key.get(("conv", z, beta))
+        if not (m and c):
+            continue
+        text = f"z={z}: mlp {neg_elbo(finals, m):.1f} vs conv {neg_elbo(finals, c):.1f} nats"
+        if fd(finals, m) is not None and fd(finals, c) is not None:
+            text += f", FD {fd(finals, m):.1f} vs {fd(finals, c):.1f}"
+        parts.append(text)
+        wins += neg_elbo(finals, c) < neg_elbo(finals, m)
+    verdict = "beats" if wins == len(parts) else "does not beat" if wins == 0 else "beats in some settings"
+    return f"<b>Convolutional vs fully connected</b>: the conv model {verdict} the MLP on the test -ELBO ({'; '.join(parts)})."
+
+
+def beta_answers(finals, by_key, archs, dims, betas) -> list[str]:
+    out = []
+    for arch in archs:
+        for z in dims:
+            named = [(b, by_key[(arch, z, b)]) for b in betas if (arch, z, b) in by_key]
+            desc = "; ".join(f"beta={b:g}: KL {finals[n]['test']['kl']:.1f}, recon {finals[n]['test']['recon']:.1f}" for b, n in named)
+            out.append(f"<b>The KL weight ({arch}, z={z})</b>: {desc}. A larger beta pushes q(z|x) towards the prior "
+                       "(smaller KL, fewer active units, blurrier reconstructions); a smaller one spends more nats on the code.")  # fmt: skip
+    return out
+
+
+def kinds_answer(members: list, finals: dict[str, dict]) -> str:
+    """The VAE's blur against the adversarial models' sharpness, in the study's sample-quality numbers."""
+    parts = []
+    for m in members:
+        value = fd(finals, m.name)
+        parts.append(f"{m.name}: FD {value:.1f}" if value is not None else f"{m.name}: FD not measured (--no-eval)")
+    measured = [(fd(finals, m.name), m.name) for m in members if fd(finals, m.name) is not None]
+    best = f" The lowest Frechet distance (sharpest, most data-like samples) is {min(measured)[1]}'s." if measured else ""
+    return (f"<b>VAE against adversarial models</b>: {'; '.join(parts)}.{best} A VAE decoder trained on a pixel likelihood "
+            "averages over plausible images (blur); a discriminator penalises images that do not look real, so GAN and "
+            "VAE-GAN samples are sharper, at the cost of mode coverage (compare precision and recall) and, for the GAN, of an encoder.")  # fmt: skip
