@@ -126,9 +126,14 @@ def set_options(target: Any, values: dict[str, Any]) -> None:
         setattr(target, name, coerce(name, value, fields[name]))
 
 
+def type_name(field_: dataclasses.Field) -> str:
+    """A field's annotation as written ("float", "list[int] | None"), with or without postponed annotations."""
+    return field_.type if isinstance(field_.type, str) else getattr(field_.type, "__name__", str(field_.type))
+
+
 def coerce(name: str, value: Any, field_: dataclasses.Field) -> Any:
     """Bring a value from TOML, JSON or the command line to the field's type and check it, or raise ConfigError."""
-    annotation = str(field_.type)
+    annotation = type_name(field_)
     if value is None and "None" in annotation:
         return None
     value = _to_type(name, value, annotation.replace(" | None", ""))

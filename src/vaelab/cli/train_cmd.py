@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from vaelab import kinds
-from vaelab.config import OLD_NAMES, read_toml
+from vaelab.config import OLD_NAMES, read_toml, type_name
 from vaelab.device import World
 from vaelab.errors import ConfigError
 
@@ -29,9 +29,9 @@ def add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = 
         if len(owners) < len(kinds.KINDS):
             help_ += f" [{', '.join(owners)}]"
         choices = kinds.names() if name == "kind" else field_.metadata.get("choices")
-        if str(field_.type) == "bool":
+        if type_name(field_) == "bool":
             parser.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_)
-        elif field_.metadata.get("length") == 2 and str(field_.type).startswith("list[int]"):
+        elif field_.metadata.get("length") == 2 and type_name(field_).startswith("list[int]"):
             parser.add_argument(*flags, dest=name, type=int, nargs=2, metavar=("H", "W"), default=None, help=help_)
         else:
             parser.add_argument(*flags, dest=name, default=None, choices=choices, help=help_)

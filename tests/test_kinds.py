@@ -1,0 +1,185 @@
+"""The registry of kinds: a toy kind registered here goes through every public path (the proof that adding a
+kind is one module plus one registry line), runs written by vaelab 0.1.0 still load, unknown kinds are named."""
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+import vaelab
+from vaelab import data, kinds
+from vaelab.config import option
+from vaelab.kinds.base import Kind, networks
+from vaelab.models import VAE
+from vaelab.run import Run
+from vaelab.training.common import fused_adam, set_lr
+
+OLD_RUN = Path(__file__).parent / "data" / "run-0.1.0"
+
+
+# --- a toy kind, written as a user adding one would: a deterministic autoencoder (no KL, no likelihood) -----
+@dataclass
+class ToyOptions:
+    lr: float = option(1e-3, "Adam learning rate", above=0)
+    code_noise: float = option(0.0, "toy: std of the Gaussian noise added to the code while training", min=0)
+
+
+class ToyTrainer:
+    sums = True
+    shown = {"recon": "recon"}
+
+    def __init__(self, config, shape, device, world):
+        self.config, self.device = config, device
+        self.model = VAE(networks(config, shape)).to(device)
+        self.modules = {"ae": self.model}
+        self.optimizers = {"adam": fused_adam(self.model, config.options.lr, (0.9, 0.999))}
+
+    def train_mode(self):
+        self.model.train()
+
+    def forward(self, x, y, progress, noise):
+        z = self.model.encode(x).mean
+        z = z + self.config.options.code_noise * torch.randn(z.shape, generator=noise)
+        recon = F.binary_cross_entropy_with_logits(self.model.decode(z), x, reduction="sum")
+        return {"recon": recon}, recon / x.shape[0]
+
+    def update(self, loss):
+        self.optimizers["adam"].zero_grad()
+        loss.backward()
+        self.optimizers["adam"].step()
+        return {}
+
+    def test_terms(self, images, labels, epoch):
+        self.model.eval()
+        with torch.no_grad():
+            total = sum(float(F.binary_cross_entropy_with_logits(self.model.decode(self.model.encode(x).mean), x,
+                                                                  reduction="sum")) for x, _ in data.batches(images, 500))  # fmt: skip
+        return {"recon": total / len(images)}
+
+    def record(self, epoch):
+        return {"lr": self.optimizers["adam"].param_groups[0]["lr"]}
+
+    def set_lr(self, config):
+        set_lr(self.optimizers, config.options.lr)
+
+    def extra_weights(self):
+        return {}
+
+
+TOY = Kind(name="toy-ae", help="a toy deterministic autoencoder", title="toy autoencoder", options=ToyOptions,
+           trainer=ToyTrainer, build=VAE, encoder=True, likelihood=False)  # fmt: skip
+
+
+@pytest.fixture
+def toy_kind():
+    kinds.register(TOY)  # the one registry line
+    yield TOY
+    kinds.unregister(TOY.name)
+
+
+@pytest.fixture(scope="module")
+def digits(digits_npz):
+    return digits_npz(512, 64)
+
+
+def test_a_kind_registered_in_a_test_trains_saves_loads_evaluates_and_reports(cli, digits, tmp_path, toy_kind):
+    out = tmp_path / "toy"
+    common = ["--data", digits, "--out", out, "--quiet", "--batch-size", "64", "--latent-dim", "3"]
+    result = cli("train", "--kind", "toy-ae", "--epochs", "1", "--code-noise", "0.1", *common)
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["kind"] == "toy-ae" and saved["train"]["code_noise"] == 0.1 and "beta" not in saved["train"]
+    resumed = cli("train", "--out", out, "--resume", "--epochs", "2", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()[1:]]
+    assert [e["epoch"] for e in epochs] == [1, 2] and set(epochs[-1]["test"]) == {"recon"}
+    assert epochs[-1]["test"]["recon"] < epochs[0]["test"]["recon"]  # it learns
+    # every figure its abilities call for (an encoder: reconstructions, interpolation, latents)
+    for name in toy_kind.figures:
+        assert (out / f"{name}.png").is_file(), name
+    model = vaelab.load(out)
+    weights = load_file(out / "model.safetensors")
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    # evaluation: the sections of a kind with an encoder but no likelihood
+    evaluated = cli("eval", out, "--iwae-k", "2", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    result = json.loads(evaluated.stdout)
+    assert "elbo" not in result and "iwae" not in result and result["latents"]["latent_dim"] == 3
+    assert result["kind"] == "toy-ae" and result["samples"]["available"]
+    assert cli("report", out, "--no-figures").returncode == 0
+    report = (out / "report.html").read_text()
+    assert "toy autoencoder" in report and "active units" in report and "NLL, IWAE" not in report
+    # its options are its own: another kind's option is refused, by name
+    wrong = cli("train", "--kind", "toy-ae", "--beta", "2", *common)
+    assert wrong.returncode == 2 and "beta: has no meaning with --kind toy-ae" in wrong.stderr
+
+
+def test_a_registered_kind_joins_a_comparison_study(cli, digits, tmp_path, toy_kind):
+    study = tmp_path / "study"
+    result = cli("compare", "--kinds", "vae,toy-ae", "--archs", "mlp", "--latent-dims", "2", "--data", digits,
+                 "--out", study, "--epochs", "1", "--quiet", "--no-eval", "--batch-size", "64")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = (study / "report.html").read_text()
+    assert "vae-mlp-z2" in report and "toy-ae-mlp-z2" in report and "n/a" in report  # no KL term to show
+
+
+def test_runs_written_by_vaelab_0_1_0_still_load_report_and_resume(cli, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(OLD_RUN, old)
+    train = json.loads((old / "config.json").read_text())["train"]
+    assert train["model"] == "vae" and train["recon"] == "bernoulli" and "gan_lr" in train  # the 0.1.0 layout
+    run = Run.open(old)
+    assert run.kind.name == "vae" and run.config.options.likelihood == "bernoulli" and run.model.latent_dim == 2
+    assert cli("report", old).returncode == 0 and (old / "manifold.png").is_file()
+    resumed = cli("train", "--out", old, "--resume", "--epochs", "2", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    train = json.loads((old / "config.json").read_text())["train"]
+    assert train["kind"] == "vae" and train["likelihood"] == "bernoulli" and "gan_lr" not in train
+
+
+def test_unknown_kinds_are_named_errors(cli, digits, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(OLD_RUN, run)
+    meta = json.loads((run / "config.json").read_text())
+    meta["kind"] = meta["train"]["model"] = "poisson-vae"
+    (run / "config.json").write_text(json.dumps(meta))
+    toml = tmp_path / "kind.toml"
+    toml.write_text('kind = "diffusion"\n')
+    for args, message in [
+        (["sample", run], "kind: unknown kind 'poisson-vae'; known kinds: vae, gan, vaegan"),
+        (["report", run], "unknown kind 'poisson-vae'"),
+        (["train", "--config", toml, "--out", tmp_path / "never"], "unknown kind 'diffusion'"),
+        (["train", "--kind", "diffusion"], "invalid choice"),
+        (["compare", "--kinds", "vae,nope", "--out", tmp_path / "study"], "unknown kind 'nope'"),
+    ]:
+        result = cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and result.stderr.strip().count("\n") == 0, (args, result.stderr)
+    assert not (tmp_path / "never").exists() and not (tmp_path / "study").exists()
+
+
+def test_old_option_names_are_still_accepted(cli, digits, tmp_path):
+    out = tmp_path / "run"
+    result = cli("train", "--model", "vae", "--recon", "gaussian", "--data", digits, "--out", out, "--epochs", "1",
+                 "--quiet", "--batch-size", "128")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["train"]["likelihood"] == "gaussian" and saved["model"]["likelihood"] == "gaussian"
+
+
+def test_subpackages_are_reachable_after_import_vaelab_without_importing_torch_up_front():
+    code = ("import sys, vaelab; assert 'torch' not in sys.modules; "
+            "d = vaelab.data.load('mnist-mini'); print(len(d.train), vaelab.kinds.names(), vaelab.models.VAE.__name__, "
+            "vaelab.evaluate.evaluate_run.__name__)")  # fmt: skip
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": src},
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == "8000" and "'vae'" in done.stdout and "VAE evaluate_run" in done.stdout
