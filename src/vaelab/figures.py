@@ -11,7 +11,7 @@ import torch
 
 from vaelab import data, explore, plots
 from vaelab.errors import ConfigError
-from vaelab.noise import fixed_noise
+from vaelab.noise import fixed_generator
 from vaelab.run import Run
 
 
@@ -38,9 +38,9 @@ def reconstructions(run: Run, out=None, n: int = 20) -> Path:
 def samples(run: Run, out=None, n: int = 64, seed: int | None = None) -> Path:
     """Decoded from the run's fixed noise (or from N(0, I) drawn with `seed`)."""
     seed = run.config.seed if seed is None else seed
-    z = fixed_noise(seed, run.model.latent_dim, n)
+    z = run.model.sample_prior(n, fixed_generator(seed))
     path = _target(run, out, "samples")
-    plots.plot_image_grid(path, run.model.sample(n, z=z), 8, f"samples decoded from z ~ N(0, I) (fixed noise, seed {seed})")
+    plots.plot_image_grid(path, run.model.sample(n, z=z), 8, f"samples decoded from z ~ p(z) (fixed noise, seed {seed})")
     return path
 
 
@@ -109,8 +109,39 @@ def latents(run: Run, out=None) -> tuple[Path, Path]:
     return path, kl_path
 
 
+def classes(run: Run, out=None, n_styles: int = 10, n: int = 9) -> tuple[Path, Path]:
+    """A conditional kind's figures: rows of classes by columns of the same z (one style written as every class),
+    and the manifold of each class (a grid over [-1.5, 1.5]^2 of the plane of `plane`, one panel per class)."""
+    model, dataset = run.model, run.dataset()
+    names = dataset.classes or [str(c) for c in range(model.classes)]
+    z = model.sample_prior(n_styles, fixed_generator(run.config.seed))
+    rows = torch.cat([model.sample(n_styles, z=z, labels=c) for c in range(len(names))])
+    path = _target(run, out, "classes")
+    plots.plot_image_grid(path, rows, n_styles, f"one row per class ({', '.join(names)}), one column per z ~ p(z)")
+    manifold_path = path.with_name("class_manifolds.png") if out else run.figure_path("class_manifolds")
+    if model.latent_dim >= 2:
+        chosen = plane(run)
+        panels = {}
+        with torch.no_grad():
+            for c, name in enumerate(names):
+                grid = explore.manifold(_Conditioned(model, c), chosen, -1.5, 1.5, n)
+                panels[name] = plots.image_grid(grid, n, pad=0)
+        plots.plot_side_by_side(manifold_path, panels, f"the manifold of each class ({chosen.description})", cols=5)
+    return path, manifold_path
+
+
+class _Conditioned:
+    """A conditional model seen as an unconditional one that always draws class `label` (for `explore`)."""
+
+    def __init__(self, model, label: int):
+        self.model, self.label = model, label
+
+    def sample(self, n: int, generator=None, z=None):
+        return self.model.sample(n, generator, z=z, labels=self.label)
+
+
 DRAW = {"reconstructions": reconstructions, "samples": samples, "curves": curves, "interpolation": interpolation,
-        "manifold": manifold, "latents": latents}  # fmt: skip
+        "manifold": manifold, "latents": latents, "classes": classes}  # fmt: skip
 
 
 def all_figures(run: Run) -> list[Path]:
@@ -134,8 +165,8 @@ def study_figures(out: Path, runs: dict[str, Run], dataset: data.Dataset, seed: 
     plots.plot_overlaid_curves(out / "curves.png", {n: r.read_metrics()[1] for n, r in runs.items()}, "test")
     drawn = ["curves"]
     plots.plot_side_by_side(out / "samples.png",
-                            {n: plots.image_grid(r.model.sample(36, z=fixed_noise(seed, r.model.latent_dim, 36)), 6) for n, r in runs.items()},
-                            "samples from z ~ N(0, I), the same noise seed for every member")  # fmt: skip
+                            {n: plots.image_grid(r.model.sample(36, z=r.model.sample_prior(36, fixed_generator(seed))), 6) for n, r in runs.items()},
+                            "samples from each member's prior p(z), the same noise seed for every member")  # fmt: skip
     drawn.append("samples")
     if encoders:
         plots.plot_side_by_side(out / "reconstructions.png",

@@ -13,7 +13,7 @@ import torch
 from vaelab import kinds, plots
 from vaelab.config import TrainConfig
 from vaelab.device import World
-from vaelab.noise import fixed_noise
+from vaelab.noise import N_FIXED, fixed_generator
 from vaelab.run import Run, load_dataset
 from vaelab.rundir import RunDir
 
@@ -22,10 +22,10 @@ def epoch_samples(seed: int):
     """The per-epoch callback that draws the run's fixed noise into samples/epoch_NNN.png."""
 
     def draw(run_dir: RunDir, epoch: int, model: torch.nn.Module) -> None:
-        noise = fixed_noise(seed, model.latent_dim)  # --init-from may bring its own latent dimension
+        z = model.sample_prior(N_FIXED, fixed_generator(seed))  # the model's own prior and latent dimension
         path = run_dir.epoch_samples_path(epoch)
         path.parent.mkdir(exist_ok=True)
-        plots.save_grid(path, model.sample(len(noise), z=noise), nrow=8)
+        plots.save_grid(path, model.sample(len(z), z=z), nrow=8)
 
     return draw
 

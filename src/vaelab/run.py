@@ -16,7 +16,6 @@ from vaelab import data, kinds
 from vaelab.checkpoint import load_weights, read_tensors
 from vaelab.config import Layer, TrainConfig
 from vaelab.errors import ConfigError, RunError
-from vaelab.models import VAEConfig
 from vaelab.rundir import RunDir
 
 # What may change when a run is resumed; every other option must match the saved run.
@@ -69,7 +68,7 @@ class Run(RunDir):
 def build_model(model_config: dict[str, Any], kind: kinds.Kind) -> nn.Module:
     """The generative model of a run from config.json's "model" section."""
     try:
-        return kind.build(VAEConfig(**model_config))
+        return kind.build(kind.model_config(**model_config))
     except (TypeError, KeyError, ValueError) as exc:
         raise RunError(f"config.json: the model section is invalid ({exc})") from None
 

@@ -15,7 +15,7 @@ import torch
 
 from vaelab import data
 from vaelab.losses import log_likelihood
-from vaelab.models import VAE, standard_normal_log_prob
+from vaelab.models import VAE
 
 
 def iwae_log_likelihood(
@@ -57,6 +57,6 @@ def iwae_log_likelihood(
                 log_px = log_likelihood(model.likelihood, output, x, model.log_sigma)  # [n, B]
                 # log q(z|x) from eps directly: z - mean = std * eps exactly
                 log_qz = -0.5 * (eps.pow(2) + posterior.logvar + math.log(2 * math.pi)).sum(-1)
-                log_w[start : start + n] = log_px + standard_normal_log_prob(z) - log_qz
+                log_w[start : start + n] = log_px + model.log_prior(z) - log_qz  # the model's prior p(z)
             results.append(torch.logsumexp(log_w.double(), dim=0) - log_k)
     return torch.cat(results)

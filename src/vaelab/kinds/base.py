@@ -2,8 +2,8 @@
 
 A kind is one module that ends with `KIND = Kind(...)`: its name and help line, its own options (a
 dataclass of `config.option` fields), how to build its generative model from config.json, its trainer, and
-what it can do. Every consumer (config, CLI, loading, figures, evaluation, report, compare) asks these
-questions instead of comparing names.
+what it can do (an encoder, a likelihood, labels). Every consumer (config, CLI, loading, figures, evaluation,
+report, compare) asks these questions instead of comparing names.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from vaelab.config import TrainConfig
+from vaelab.data import Dataset
 from vaelab.device import World
 from vaelab.models import VAEConfig
 
@@ -53,17 +54,24 @@ class Kind:
     build: Callable[[VAEConfig], nn.Module]  # the generative model, from config.json's "model" section
     encoder: bool  # has q(z|x): reconstructions, interpolation between images, latent scatter, encoding
     likelihood: bool  # has p(x|z): ELBO, importance-sampled log-likelihood
+    labels: bool = False  # conditional on the label: `model.sample(n, labels=...)`; needs labelled data
     lr_option: str = "lr"  # the option a divergence diagnosis suggests lowering
     refuses: dict[str, str] = field(default_factory=dict)  # other kinds' options it refuses, with the reason
     check: Callable[[TrainConfig], None] | None = None  # rules across options
+    # config.json's "model" section is this dataclass (a kind whose model needs more than VAEConfig subclasses it)
+    model_config: type = VAEConfig
+    # fit the config to the data set before the trainer is built, or raise a one-line error (a conditional
+    # kind reads the number of classes here, and refuses data without labels)
+    prepare: Callable[[TrainConfig, Dataset], None] | None = None
 
     @property
     def figures(self) -> tuple[str, ...]:
         """The figures of a run of this kind (the manifold needs a latent dimension of at least 2; `latents`
         draws the KL per dimension too)."""
+        classes = ("classes",) if self.labels else ()
         if self.encoder:
-            return ("reconstructions", "samples", "curves", "interpolation", "manifold", "latents")
-        return ("samples", "curves", "manifold")
+            return ("reconstructions", "samples", "curves", "interpolation", "manifold", "latents", *classes)
+        return ("samples", "curves", "manifold", *classes)
 
     @property
     def eval_sections(self) -> tuple[str, ...]:

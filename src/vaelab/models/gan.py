@@ -84,3 +84,9 @@ class Generator(nn.Module):
         )
 
     reconstruct = encode
+
+    @torch.no_grad()
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`[n, D]` latents z ~ N(0, I), drawn on the generator's device, returned on the model's."""
+        device = generator.device if generator is not None else None
+        return torch.randn(n, self.latent_dim, generator=generator, device=device).to(next(self.parameters()).device)

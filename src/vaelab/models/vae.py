@@ -9,7 +9,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from vaelab.models.posterior import DiagonalGaussian
+from vaelab.models.posterior import DiagonalGaussian, standard_normal_log_prob
 from vaelab.nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 
 # Clamp log-variances so exp() can neither overflow nor underflow to a zero variance (as diffusers does).
@@ -112,3 +112,15 @@ class VAE(nn.Module):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Images decoded from the posterior means of `x`, in [0, 1]."""
         return self.to_image(self.decode(self.encode(x).mean))
+
+    # The prior p(z), asked for by IWAE, sampling, the sample grids and the explorer (a kind with a learned
+    # prior, such as the VampPrior, overrides both).
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) = log N(z; 0, I), summed over the last dimension: `[..., D]` -> `[...]`."""
+        return standard_normal_log_prob(z)
+
+    @torch.no_grad()
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`[n, D]` latents z ~ p(z), drawn on the generator's device, returned on the model's."""
+        device = generator.device if generator is not None else None
+        return torch.randn(n, self.latent_dim, generator=generator, device=device).to(next(self.parameters()).device)

@@ -107,6 +107,8 @@ def train(config: TrainConfig, kind, dataset: data.Dataset, run_dir: RunDir, res
 
 def _train(config: TrainConfig, kind, dataset: data.Dataset, resume: bool, world: World, run_dir: RunDir,
            device: torch.device, on_epoch: EpochCallback | None) -> Trained:  # fmt: skip
+    if kind.prepare:
+        kind.prepare(config, dataset)  # e.g. a conditional kind reads the classes (before config.json is written)
     torch.manual_seed(config.seed)  # model initialisation: identical on every process
     trainer = kind.trainer(config, dataset.shape, device, world)
     order_gen = torch.Generator().manual_seed(config.seed)  # the epochs' batch order

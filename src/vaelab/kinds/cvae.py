@@ -1,0 +1,215 @@
+"""The conditional VAE (Sohn, Lee & Yan 2015; the M2 model's conditioning, Kingma et al. 2014): the encoder and the
+decoder both see the label y (one-hot), q(z | x, y) and p(x | z, y), trained on the conditional ELBO
+
+    log p(x | y) >= E_q[log p(x | z, y)] - KL(q(z | x, y) || N(0, I)).
+
+The label says which digit; z is left to carry the style, so `sample(n, labels=...)` draws a chosen digit and the
+same z written as every class shows one style across digits (the `classes` figure).
+
+The decoder takes [z, one-hot(y)]; the encoder adds a learned embedding of y to its mean and log-variance.
+A share `--label-dropout` of the training images have their label hidden (an all-zero one-hot, as in the
+classifier-free guidance of Ho & Salimans 2022), so the same networks also model p(x) without a label: what the
+code paths that hold no labels (reconstructions, interpolation, the IWAE log-likelihood, sample grids) measure.
+Data without labels is a one-line error (`prepare`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vaelab import data
+from vaelab.config import TrainConfig, option
+from vaelab.device import sum_across
+from vaelab.errors import ConfigError, DataError
+from vaelab.kinds.base import Kind
+from vaelab.kinds.vae import VAEOptions, VAETrainer, check, vae_networks
+from vaelab.losses import batch_sums, binarize, kl_weight, vae_terms
+from vaelab.models import VAE, DiagonalGaussian, VAEConfig
+from vaelab.models.vae import VAEOutput, build_decoder
+from vaelab.noise import EVAL_SEED_OFFSET
+from vaelab.training.common import average_gradients, fused_adam
+
+MAX_CLASSES = 10_000
+
+
+@dataclass
+class CVAEConfig(VAEConfig):
+    classes: int = 10  # size of the one-hot label
+
+
+@dataclass
+class CVAEOptions(VAEOptions):
+    classes: int = option(0, "CVAE: number of classes (0: the data set's)", min=0, max=MAX_CLASSES)
+    label_dropout: float = option(0.1, "CVAE: share of training images whose label is hidden, so the model also learns p(x) without one", min=0, below=1)  # fmt: skip
+
+
+class CVAE(VAE):
+    """A VAE whose encoder and decoder take a label; every method takes `y` (int64 `[N]`) or None (label hidden)."""
+
+    def __init__(self, config: CVAEConfig):
+        super().__init__(config)
+        self.decoder = build_decoder(replace(VAEConfig(**_base_fields(config)), latent_dim=config.latent_dim + config.classes))  # fmt: skip
+        # the label enters the encoder's first dense layer: [features, one-hot] -> hidden, written as a sum
+        self.first_dense = next(m for m in self.encoder.modules() if isinstance(m, nn.Linear))
+        self.label_embedding = nn.Linear(config.classes, self.first_dense.out_features, bias=False)
+
+    @property
+    def classes(self) -> int:
+        return self.config.classes
+
+    def one_hot(self, y: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
+        """`[n, classes]`: one-hot labels, or zeros for a hidden label."""
+        if y is None:
+            return torch.zeros(n, self.classes, device=device)
+        return F.one_hot(y.to(device).long(), self.classes).float()
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiagonalGaussian:
+        """q(z | x, y); with y None, the label's input is all zeros (a hidden label)."""
+        if y is None:
+            return super().encode(x)
+        shift = self.label_embedding(self.one_hot(y, x.shape[0], x.device))
+        handle = self.first_dense.register_forward_hook(lambda module, args, out: out + shift)
+        try:
+            return super().encode(x)
+        finally:
+            handle.remove()
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """`[..., D]` latents (+ labels `[...]`) -> images; leading dimensions are flattened into the batch."""
+        lead = z.shape[:-1]
+        flat = z.reshape(-1, z.shape[-1])
+        labels = None if y is None else y.expand(lead).reshape(-1)
+        out = self.decoder(torch.cat([flat, self.one_hot(labels, flat.shape[0], flat.device)], dim=1))
+        return out.view(*lead, *out.shape[1:]) if len(lead) > 1 else out
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, y: torch.Tensor | None = None) -> VAEOutput:  # fmt: skip
+        posterior = self.encode(x, y)
+        z = posterior.sample(generator)
+        return VAEOutput(posterior, z, self.decode(z, y))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, z: torch.Tensor | None = None,
+               labels: torch.Tensor | int | None = None) -> torch.Tensor:  # fmt: skip
+        """Images decoded from z ~ N(0, I) (or the given `z`) with the given labels (an int: that class for every
+        image; None: the label hidden), in [0, 1]."""
+        device = next(self.parameters()).device
+        if z is None:
+            z = self.sample_prior(n, generator)
+        z = z.to(device)
+        if isinstance(labels, int):
+            labels = torch.full((z.shape[0],), labels, dtype=torch.long)
+        return self.to_image(self.decode(z, None if labels is None else labels.to(device)))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.to_image(self.decode(self.encode(x, y).mean, y))
+
+
+def _base_fields(config: VAEConfig) -> dict[str, Any]:
+    return {k: v for k, v in config.to_dict().items() if k in VAEConfig.__dataclass_fields__}
+
+
+def build(config: VAEConfig) -> CVAE:
+    return CVAE(config if isinstance(config, CVAEConfig) else CVAEConfig(**config.to_dict()))
+
+
+def prepare(config: TrainConfig, dataset: data.Dataset) -> None:
+    """Labels are required; `classes` is read from the data set (or checked against it)."""
+    if dataset.train.labels is None or dataset.test.labels is None:
+        raise DataError(f"{dataset.name}: has no labels, and a conditional VAE (--kind cvae) needs one per image; "
+                        "use a labelled data set (mnist-mini, an .npz with train_labels and test_labels, or an "
+                        "image folder with one subfolder per class)")  # fmt: skip
+    found = int(dataset.num_classes)
+    if config.options.classes == 0:
+        config.options.classes = found
+    elif config.options.classes < found:
+        raise ConfigError(f"classes: the data set has {found} classes, more than --classes {config.options.classes}")
+
+
+def conditional_terms(model: CVAE, images: torch.Tensor, labels: torch.Tensor, *, binarize_images: bool, seed: int,
+                      batch_size: int, device: torch.device, world) -> dict[str, float]:  # fmt: skip
+    """Means per image of the conditional ELBO's terms over a split (seeded, like `training.split`)."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    sums: dict[str, torch.Tensor] = {}
+    count = torch.zeros((), dtype=torch.float64, device=device)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for x, y in data.batches(images, batch_size, labels=labels, rank=world.rank, world_size=world.size, device=device):  # fmt: skip
+            if binarize_images:
+                x = binarize(x, generator)
+            out = model(x, generator, y)
+            for name, value in vae_terms(model.likelihood, out.output, x, out.posterior, model.log_sigma).items():
+                sums[name] = sums.get(name, torch.zeros((), dtype=torch.float64, device=device)) + value.double().sum()
+            count += x.shape[0]
+    model.train(was_training)
+    sums = sum_across({**sums, "_count": count}, world)
+    count = sums.pop("_count")
+    return {name: float(value / count) for name, value in sums.items()}
+
+
+class CVAETrainer(VAETrainer):
+    """The VAE's trainer with labels in both networks (one label in `label_dropout` hidden)."""
+
+    def __init__(self, config: TrainConfig, shape: tuple[int, int, int], device: torch.device, world):
+        self.config, self.options, self.device, self.world = config, config.options, device, world
+        if not config.options.classes:
+            raise ConfigError("classes: unknown; train through vaelab.training.loop, which reads them from the data")
+        networks = vae_networks(config, shape)
+        self.model = CVAE(CVAEConfig(**networks.to_dict(), classes=config.options.classes)).to(device)
+        self.modules = {"vae": self.model}
+        self.optimizers = {"adam": fused_adam(self.model, self.options.lr, self.options.adam_betas)}
+
+    def forward(self, x, y, progress: float, noise: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        o = self.options
+        beta = kl_weight(o.beta, progress, o.warmup_epochs)
+        if o.binarize:
+            x = binarize(x, noise)
+        hidden = torch.rand(x.shape[0], generator=noise, device=x.device) < o.label_dropout
+        posterior = self.model.encode(x, y)
+        free = self.model.encode(x)  # the label hidden: q(z|x) without the embedding
+        keep = (~hidden)[:, None]
+        posterior = DiagonalGaussian(torch.where(keep, posterior.mean, free.mean), torch.where(keep, posterior.logvar, free.logvar))  # fmt: skip
+        z = posterior.sample(noise)
+        onehot = self.model.one_hot(y, x.shape[0], x.device) * keep
+        output = self.model.decoder(torch.cat([z, onehot], dim=1))
+        sums = batch_sums(self.model.likelihood, output, x, posterior, self.model.log_sigma)
+        loss_sum = sums["recon"] + beta * sums["kl"]
+        return {"loss": loss_sum, **sums}, loss_sum / x.shape[0]
+
+    def update(self, loss: torch.Tensor) -> dict[str, torch.Tensor]:
+        optimizer = self.optimizers["adam"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        average_gradients(self.model, self.world)  # no DistributedDataParallel wrapper: averaged by hand
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        optimizer.step()
+        return {}
+
+    def test_terms(self, images: torch.Tensor, labels, epoch: int) -> dict[str, float]:
+        o, cfg = self.options, self.config
+        return conditional_terms(self.model, images, labels, binarize_images=o.binarize,
+                                 seed=cfg.seed + EVAL_SEED_OFFSET, batch_size=cfg.eval_batch_size,
+                                 device=self.device, world=self.world)  # fmt: skip
+
+
+KIND = Kind(
+    name="cvae",
+    help="a conditional VAE (Sohn et al. 2015): encoder and decoder take the label, so samples can be of a chosen class",
+    title="conditional VAE",
+    options=CVAEOptions,
+    trainer=CVAETrainer,
+    build=build,
+    encoder=True,
+    likelihood=True,
+    check=check,
+    model_config=CVAEConfig,
+    prepare=prepare,
+    labels=True,
+)
