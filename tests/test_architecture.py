@@ -19,7 +19,7 @@ LAYERS = [
     ("vaelab.training",),
     ("vaelab.kinds",),
     ("vaelab.run",),
-    ("vaelab.evaluate",),
+    ("vaelab.evaluate", "vaelab.samplers"),
     ("vaelab.explore", "vaelab.plots", "vaelab.figures"),
     ("vaelab.report", "vaelab.study_answers"),
     ("vaelab.pipeline", "vaelab.compare"),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from vaelab import data, explore, plots
+from vaelab import data, explore, plots, samplers
 from vaelab.errors import ConfigError
 from vaelab.noise import fixed_generator
 from vaelab.run import Run
@@ -35,12 +35,24 @@ def reconstructions(run: Run, out=None, n: int = 20) -> Path:
     return path
 
 
-def samples(run: Run, out=None, n: int = 64, seed: int | None = None) -> Path:
-    """Decoded from the run's fixed noise (or from N(0, I) drawn with `seed`)."""
+def samples(run: Run, out=None, n: int = 64, seed: int | None = None, sampler: str = "prior", label: int | None = None) -> Path:  # fmt: skip
+    """Decoded from the run's fixed noise drawn from the prior (or with `seed`), or from a fitted `sampler`; a
+    conditional kind draws class `label` when given."""
     seed = run.config.seed if seed is None else seed
-    z = run.model.sample_prior(n, fixed_generator(seed))
-    path = _target(run, out, "samples")
-    plots.plot_image_grid(path, run.model.sample(n, z=z), 8, f"samples decoded from z ~ p(z) (fixed noise, seed {seed})")
+    if sampler == "prior":
+        z, what = run.model.sample_prior(n, fixed_generator(seed)), "z ~ p(z)"
+    else:
+        fitted = samplers.load(run.path, sampler)
+        z, what = fitted.sample(n, fixed_generator(seed)).to(_device(run)), f"z from the fitted {sampler} sampler"
+    conditional = {}
+    if label is not None:
+        if not run.kind.labels:
+            raise ConfigError(f"label: a {run.kind.title} is not conditional; --label needs a kind with labels (cvae)")
+        if not 0 <= label < run.model.classes:
+            raise ConfigError(f"label: must lie in 0..{run.model.classes - 1}, got {label}")
+        conditional, what = {"labels": label}, f"{what}, class {label}"
+    path = _target(run, out, "samples" if sampler == "prior" and label is None else f"samples-{sampler}" + (f"-class{label}" if label is not None else ""))  # fmt: skip
+    plots.plot_image_grid(path, run.model.sample(n, z=z, **conditional), 8, f"samples decoded from {what} (fixed noise, seed {seed})")  # fmt: skip
     return path
 
 

@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p, "samples")
     p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--seed", type=int, help="noise seed (default: the run's seed, as in its training figures)")
+    p.add_argument("--sampler", default="prior", help="prior (default), or a sampler fitted with `vaelab fit-sampler` (gmm)")
+    p.add_argument("--label", type=int, help="a conditional kind (cvae): draw this class")
     p.set_defaults(run=run_sample)
 
     p = sub.add_parser("reconstruct", help="test images above their reconstructions")
@@ -78,7 +80,7 @@ def run_sample(args) -> None:
     from vaelab import figures
 
     _check_n(args.n, 1, 1024)
-    print(figures.samples(_open(args), args.out, args.n, args.seed))
+    print(figures.samples(_open(args), args.out, args.n, args.seed, sampler=args.sampler, label=args.label))
 
 
 def run_reconstruct(args) -> None:

@@ -92,6 +92,34 @@ def latent_sections(model, images: torch.Tensor, device) -> tuple[dict[str, Any]
     return {"latents": latents, "reconstruction": reconstruction_error(model, images, device)}, [warning] if warning else []
 
 
+class SamplerModel:
+    """A model whose `sample` decodes a fitted sampler's latents instead of the prior's."""
+
+    def __init__(self, model, sampler):
+        self.model, self.sampler = model, sampler
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.model.sample(n, z=self.sampler.sample(n, generator))
+
+
+def sampler_sections(run: Run, model, dataset: data.Dataset, images: torch.Tensor, seed: int, cache_dir,
+                     device) -> dict[str, Any]:  # fmt: skip
+    """Sample quality of every sampler fitted to the run (`vaelab fit-sampler`), and the prior's mismatch with
+    the aggregate posterior of the training split (for kinds with an encoder)."""
+    from vaelab import samplers
+    from vaelab.evaluate.prior_mismatch import prior_mismatch
+
+    fitted = samplers.fitted(run.path)
+    found: dict[str, Any] = {}
+    if fitted:
+        found["samplers"] = {name: {"description": sampler.description, **sampler.info,
+                                    **sample_quality(SamplerModel(model, sampler), dataset, images, seed, cache_dir, device)}
+                             for name, sampler in fitted.items()}  # fmt: skip
+    if run.kind.encoder:
+        found["prior_mismatch"] = prior_mismatch(model, dataset.train.images, fitted, seed=seed, device=device)
+    return found
+
+
 def check_options(split: str, iwae_k: int, precision: str) -> None:
     if split not in ("train", "test"):
         raise ConfigError(f"split: must be train or test, got {split!r}")
@@ -125,6 +153,7 @@ def evaluate_run(run: Run | str | Path, split: str = "test", iwae_k: int = 1000,
         result.update(found)
         notes += said
     result["samples"] = sample_quality(model, dataset, images, seed, cache_dir, dev)
+    result.update(sampler_sections(run, model, dataset, images, seed, cache_dir, dev))
     if not run.kind.likelihood:
         notes.append(f"a {run.kind.title} has no likelihood: only {'latent usage and ' if run.kind.encoder else ''}"
                      "sample quality are measured")  # fmt: skip

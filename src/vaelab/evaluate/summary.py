@@ -29,6 +29,20 @@ def eval_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
                  ("feature classifier accuracy", f"{s['classifier_test_accuracy']:.4f}")]  # fmt: skip
     else:
         rows.append(("sample quality", f"unavailable: {s['why']}"))
+    return rows + sampler_rows(result)
+
+
+def sampler_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """Fitted samplers' sample quality and the prior's mismatch with the aggregate posterior (when measured)."""
+    rows: list[tuple[str, str]] = []
+    for name, s in result.get("samplers", {}).items():
+        if s.get("available"):
+            rows.append((f"sampler {name}: FD / precision / recall", f"{s['fd_classifier']:.3f} / {s['precision']:.3f} / {s['recall']:.3f}"))  # fmt: skip
+    mismatch = result.get("prior_mismatch")
+    if mismatch:
+        for name in ["prior", *result.get("samplers", {})]:
+            m = mismatch[name]
+            rows.append((f"{name} vs aggregate posterior", f"KL {m['kl_to_aggregate']:.2f} nats, {m['holes']:.1%} of draws in holes"))  # fmt: skip
     return rows
 
 

@@ -96,10 +96,14 @@ class CVAE(VAE):
     def sample(self, n: int, generator: torch.Generator | None = None, z: torch.Tensor | None = None,
                labels: torch.Tensor | int | None = None) -> torch.Tensor:  # fmt: skip
         """Images decoded from z ~ N(0, I) (or the given `z`) with the given labels (an int: that class for every
-        image; None: the label hidden), in [0, 1]."""
+        image), in [0, 1]. Without labels: with z drawn here, labels drawn uniformly too (the CVAE's generative
+        model p(y) p(z) p(x | z, y), which eval's sample quality measures); with a given z, the label hidden."""
         device = next(self.parameters()).device
         if z is None:
             z = self.sample_prior(n, generator)
+            if labels is None:
+                gen_device = generator.device if generator is not None else torch.device("cpu")
+                labels = torch.randint(self.classes, (n,), generator=generator, device=gen_device)
         z = z.to(device)
         if isinstance(labels, int):
             labels = torch.full((z.shape[0],), labels, dtype=torch.long)
