@@ -1,6 +1,6 @@
 """How often a conditional VAE's samples are of the requested class, judged by eval's feature classifier.
 
-    PYTHONPATH=src python bench/cvae_accuracy.py RUN [--n 1000] [--seed 0]
+PYTHONPATH=src python bench/cvae_accuracy.py RUN [--n 1000] [--seed 0]
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from vaelab.run import Run, load_dataset, resume_config
 from vaelab.rundir import RunDir
 
 STUDY_FILE = "study.json"
+STUDY_SAMPLERS = ("gmm",)  # fitted to every evaluated member with an encoder
 
 
 @dataclass
@@ -53,6 +54,7 @@ def plan(base: dict[str, Any], archs: list[str], latent_dims: list[int], betas: 
     kind_names = kind_names or ["vae"]
     if not archs or not latent_dims or not betas or not kind_names:
         raise ConfigError("compare: --kinds, --archs, --latent-dims and --betas each need at least one value")
+    own = kinds_options(base, kind_names)
     members, seen = [], set()
     for kind_name, arch, z, beta in itertools.product(kind_names, archs, latent_dims, betas):
         beta = beta if "beta" in option_fields(kinds.get(kind_name).options) else None
@@ -63,8 +65,23 @@ def plan(base: dict[str, Any], archs: list[str], latent_dims: list[int], betas: 
         varied = {"kind": kind_name, "arch": arch, "latent_dim": z, "out": str(out / name)}
         if beta is not None:
             varied["beta"] = beta
-        members.append(Member(name, kinds.make_config(base, varied)))
+        members.append(Member(name, kinds.make_config(own[kind_name], varied)))
     return members
+
+
+def kinds_options(base: dict[str, Any], kind_names: list[str]) -> dict[str, dict[str, Any]]:
+    """The shared options of a study as each kind takes them: an option of some of the study's kinds
+    (--pseudo-inputs, --k) goes to those only; one that none of them has stays an error."""
+    known = kinds.all_options()
+    shared = option_fields(TrainConfig)
+    per_kind = {}
+    for name in kind_names:
+        mine = {**shared, **option_fields(kinds.get(name).options)}
+        per_kind[name] = {k: v for k, v in base.items() if k in mine or k not in known}
+    for key in base:
+        if key in known and not any(key in per_kind[name] for name in kind_names):
+            raise ConfigError(f"{key}: has no meaning with any of the study's kinds ({', '.join(kind_names)})")
+    return per_kind
 
 
 def train_member(member: Member, evaluate: bool, iwae_k: int, quiet: bool) -> str:
@@ -72,17 +89,18 @@ def train_member(member: Member, evaluate: bool, iwae_k: int, quiet: bool) -> st
     from vaelab.pipeline import finish_run, train_run
 
     run_dir = RunDir(member.path)
+    fit = STUDY_SAMPLERS if evaluate else ()  # measured in eval: the prior against a sampler fitted after training
     if not run_dir.has_state():
-        train_run(member.config, evaluate=evaluate, iwae_k=iwae_k)
+        train_run(member.config, evaluate=evaluate, iwae_k=iwae_k, fit_samplers=fit)
         return "trained"
     done = read_state_info(run_dir.state_path)["epoch"]
     if done < member.config.epochs:
         config = resume_config(member.path, {"epochs": member.config.epochs, "quiet": quiet})
-        train_run(config, resume=True, evaluate=evaluate, iwae_k=iwae_k)
+        train_run(config, resume=True, evaluate=evaluate, iwae_k=iwae_k, fit_samplers=fit)
         return f"resumed from epoch {done}"
     if run_dir.report_path.exists() and (not evaluate or run_dir.eval_path.exists()):
         return "complete"
-    finish_run(Run.open(member.path), evaluate, iwae_k, member.config.device)  # interrupted after training, before the rest
+    finish_run(Run.open(member.path), evaluate, iwae_k, member.config.device, fit)  # interrupted after training, before the rest
     return "finished"
 
 

@@ -30,7 +30,8 @@ def epoch_samples(seed: int):
     return draw
 
 
-def train_run(config: TrainConfig, resume: bool = False, evaluate: bool = False, iwae_k: int = 1000) -> Path:
+def train_run(config: TrainConfig, resume: bool = False, evaluate: bool = False, iwae_k: int = 1000,
+              fit_samplers: tuple[str, ...] = ()) -> Path:  # fmt: skip
     from vaelab.training.loop import prepare_run_dir, train
 
     kind = kinds.get(config.kind)
@@ -39,15 +40,20 @@ def train_run(config: TrainConfig, resume: bool = False, evaluate: bool = False,
     trained = train(config, kind, dataset, run_dir, resume, on_epoch=epoch_samples(config.seed))
     if World.from_env().is_main:
         device = next(trained.model.parameters()).device
-        finish_run(Run.open(run_dir.path, device, model=trained.model, dataset=dataset), evaluate, iwae_k, config.device)
+        finish_run(Run.open(run_dir.path, device, model=trained.model, dataset=dataset), evaluate, iwae_k, config.device,
+                   fit_samplers)  # fmt: skip
     return run_dir.path
 
 
-def finish_run(run: Run, evaluate: bool = False, iwae_k: int = 1000, device: str = "auto") -> None:
-    """Everything after training: every figure, the evaluation if asked, then the report."""
-    from vaelab import figures, report
+def finish_run(run: Run, evaluate: bool = False, iwae_k: int = 1000, device: str = "auto",
+               fit_samplers: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Everything after training: every figure, the samplers to fit (for kinds with an encoder), the evaluation if
+    asked (which measures the fitted samplers too), then the report."""
+    from vaelab import figures, report, samplers
 
     figures.all_figures(run)
+    for name in fit_samplers if run.kind.encoder else ():
+        samplers.fit_run(run, name)
     if evaluate:
         from vaelab.evaluate import evaluate_run
 

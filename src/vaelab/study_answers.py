@@ -20,7 +20,10 @@ def answers(members: list, finals: dict[str, dict]) -> list[str]:
     out = []
     kind_names = [k for k in kinds.names() if any(m.config.kind == k for m in members)]
     if len(kind_names) > 1:
-        out.append(kinds_answer(members, finals))
+        if any(kinds.get(k).discriminator for k in kind_names):
+            out.append(kinds_answer(members, finals))
+        out += likelihood_kinds_answers(members, finals)
+    out += prior_answers(members, finals)
     # the latent-space questions need an encoder and a KL term: the first such kind of the study
     family = next((k for k in kind_names if kinds.get(k).encoder and kinds.get(k).likelihood), None)
     if family is None:
@@ -96,3 +99,51 @@ def kinds_answer(members: list, finals: dict[str, dict]) -> str:
     return (f"<b>VAE against adversarial models</b>: {'; '.join(parts)}.{best} A VAE decoder trained on a pixel likelihood "
             "averages over plausible images (blur); a discriminator penalises images that do not look real, so GAN and "
             "VAE-GAN samples are sharper, at the cost of mode coverage (compare precision and recall) and, for the GAN, of an encoder.")  # fmt: skip
+
+
+def nll(finals: dict[str, dict], name: str) -> float | None:
+    return finals[name].get("eval", {}).get("iwae", {}).get("nll")
+
+
+def likelihood_kinds_answers(members: list, finals: dict[str, dict]) -> list[str]:
+    """The kinds' test log-likelihoods (IWAE NLL) side by side, per architecture and latent dimension."""
+    out = []
+    groups: dict[tuple, list] = {}
+    for m in members:
+        if nll(finals, m.name) is not None:
+            groups.setdefault((m.config.arch, m.config.latent_dim), []).append(m)
+    for (arch, z), group in groups.items():
+        if len(group) < 2:
+            continue
+        k = finals[group[0].name]["eval"]["iwae"]["k"]
+        parts = "; ".join(f"{kinds.get(m.config.kind).title}: {nll(finals, m.name):.1f}" for m in group)
+        best = min(group, key=lambda m: nll(finals, m.name))
+        conditional = [kinds.get(m.config.kind).title for m in group if kinds.get(m.config.kind).labels]
+        note = (f" ({', '.join(conditional)}: with the label hidden, the label-free mode its label dropout trains)"
+                if conditional else "")  # fmt: skip
+        out.append(f"<b>Test log-likelihood ({arch}, z={z})</b>: NLL by importance sampling (k={k}, nats, lower is "
+                   f"better): {parts}{note}. The lowest is {kinds.get(best.config.kind).title}'s. A tighter training "
+                   "bound (IWAE) or a learned prior (VampPrior) is expected to lower it; with few epochs it may not.")  # fmt: skip
+    return out
+
+
+def prior_answers(members: list, finals: dict[str, dict]) -> list[str]:
+    """The prior's mismatch with the aggregate posterior, and what a sampler fitted after training does about it."""
+    out = []
+    for m in members:
+        e = finals[m.name].get("eval", {})
+        mismatch = e.get("prior_mismatch")
+        if not mismatch:
+            continue
+        prior = mismatch["prior"]
+        text = (f"<b>Prior against aggregate posterior ({m.name})</b>: the prior's draws are {prior['kl_to_aggregate']:.2f} "
+                f"nats (Gaussian KL) from where the encoder puts the training images, and {prior['holes']:.1%} of them "
+                "land where no training image's posterior has mass")  # fmt: skip
+        for name, s in e.get("samplers", {}).items():
+            fitted, prior_fd = mismatch.get(name), e.get("samples", {}).get("fd_classifier")
+            if fitted and s.get("available") and prior_fd is not None:
+                text += (f"; the fitted {name} sampler: {fitted['kl_to_aggregate']:.2f} nats, {fitted['holes']:.1%} in "
+                         f"holes, FD {s['fd_classifier']:.1f} against the prior's {prior_fd:.1f} "
+                         f"({'better' if s['fd_classifier'] < prior_fd else 'not better'} samples)")  # fmt: skip
+        out.append(text + ".")
+    return out

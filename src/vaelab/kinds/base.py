@@ -55,6 +55,7 @@ class Kind:
     encoder: bool  # has q(z|x): reconstructions, interpolation between images, latent scatter, encoding
     likelihood: bool  # has p(x|z): ELBO, importance-sampled log-likelihood
     labels: bool = False  # conditional on the label: `model.sample(n, labels=...)`; needs labelled data
+    discriminator: bool = False  # trained against a discriminator (sharper samples, the study's prose says why)
     lr_option: str = "lr"  # the option a divergence diagnosis suggests lowering
     refuses: dict[str, str] = field(default_factory=dict)  # other kinds' options it refuses, with the reason
     check: Callable[[TrainConfig], None] | None = None  # rules across options

@@ -174,6 +174,7 @@ KIND = Kind(
     build=Generator,
     encoder=False,
     likelihood=False,
+    discriminator=True,
     lr_option="gan_lr",
     refuses={"lr": "use gan_lr / gan_betas", "adam_betas": "use gan_lr / gan_betas"},
 )

@@ -112,6 +112,7 @@ KIND = Kind(
     build=VAE,
     encoder=True,
     likelihood=True,
+    discriminator=True,
     lr_option="gan_lr",
     refuses={"gan_loss": "the VAE-GAN's equilibrium gating is defined for ns only",
              "lr": "use gan_lr / gan_betas", "adam_betas": "use gan_lr / gan_betas"},  # fmt: skip

@@ -27,7 +27,12 @@ class GMMSampler:
     name = "gmm"
 
     def __init__(self, weights: torch.Tensor, means: torch.Tensor, covariances: torch.Tensor, info: dict[str, Any]):
-        self.weights, self.means, self.covariances, self.info = weights.double(), means.double(), covariances.double(), info
+        self.weights, self.means, self.covariances, self.info = (
+            weights.double(),
+            means.double(),
+            covariances.double(),
+            info,
+        )
         self.cholesky = torch.linalg.cholesky(self.covariances)
         self.description = f"a {len(weights)}-component Gaussian mixture fitted to the training posterior means"
 
@@ -85,8 +90,14 @@ def load(path: str | Path) -> GMMSampler:
         weights, means, covariances = tensors["weights"], tensors["means"], tensors["covariances"]
         info = json.loads(metadata.get("info", "{}"))
         k, d = means.shape
-        if weights.shape != (k,) or covariances.shape != (k, d, d) or not math.isclose(float(weights.sum()), 1.0, abs_tol=1e-6):
+        if (
+            weights.shape != (k,)
+            or covariances.shape != (k, d, d)
+            or not math.isclose(float(weights.sum()), 1.0, abs_tol=1e-6)
+        ):
             raise ValueError("shapes or weights do not make a mixture")
         return GMMSampler(weights, means, covariances, info)
     except (KeyError, ValueError, json.JSONDecodeError, torch.linalg.LinAlgError) as exc:
-        raise RunError(f"{path}: not a vaelab Gaussian-mixture sampler ({exc}); fit it again with `vaelab fit-sampler`") from None
+        raise RunError(
+            f"{path}: not a vaelab Gaussian-mixture sampler ({exc}); fit it again with `vaelab fit-sampler`"
+        ) from None
