@@ -215,3 +215,16 @@ def test_a_sampler_that_was_not_fitted_is_a_one_line_error(cli, tmp_path, digits
             result.stderr
         )
     assert samplers.fitted(out) == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["iwae", "vamp", "cvae"])
+def test_new_kinds_train_on_two_processes(digits_npz, tmp_path, kind):
+    from tests.test_distributed import torchrun
+
+    out = tmp_path / kind
+    result = torchrun("train", "--kind", kind, "--out", out, "--data", digits_npz(600, 100), "--epochs", "2",
+                      "--batch-size", "64", "--quiet")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]  # includes the check that all processes hold the same weights
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()[1:]]
+    assert [e["epoch"] for e in lines] == [1, 2] and math.isfinite(lines[-1]["test"]["loss"])
