@@ -18,14 +18,14 @@ from typing import Any
 import torch
 
 from vaelab import data
-from vaelab.config import option
+from vaelab.config import TrainConfig, option
 from vaelab.device import World, sum_across
 from vaelab.kinds.base import Kind
-from vaelab.kinds.vae import VAEOptions, VAETrainer, check
+from vaelab.kinds.vae import VAEOptions, VAETrainer, check, vae_networks
 from vaelab.losses import binarize, log_likelihood
 from vaelab.models import VAE, DiagonalGaussian
 from vaelab.noise import EVAL_SEED_OFFSET
-from vaelab.training.common import average_gradients
+from vaelab.training.common import average_gradients, fused_adam
 from vaelab.training.split import split_terms
 
 
@@ -95,6 +95,12 @@ class IWAETrainer(VAETrainer):
     """The VAE's networks and Adam; the loss of a batch is -L_k summed over it / its size."""
 
     shown = {"-bound": "loss", "ess": "ess"}
+
+    def __init__(self, config: TrainConfig, shape: tuple[int, int, int], device: torch.device, world: World):
+        self.config, self.options, self.device, self.world = config, config.options, device, world
+        self.model = VAE(vae_networks(config, shape)).to(device)
+        self.modules = {"vae": self.model}
+        self.optimizers = {"adam": fused_adam(self.model, self.options.lr, self.options.adam_betas)}
 
     def forward(self, x, y, progress: float, noise: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         o = self.options

@@ -27,7 +27,7 @@ from vaelab.kinds.base import Kind
 from vaelab.kinds.vae import VAEOptions, VAETrainer, check, vae_networks
 from vaelab.losses import binarize, log_likelihood
 from vaelab.models import VAE, DiagonalGaussian, VAEConfig
-from vaelab.training.common import average_gradients, fused_adam, wrap
+from vaelab.training.common import average_gradients, fused_adam
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -141,7 +141,6 @@ class VampTrainer(VAETrainer):
         self.model = VampVAE(VampConfig(**networks.to_dict(), pseudo_inputs=config.options.pseudo_inputs)).to(device)
         self.modules = {"vae": self.model}
         self.optimizers = {"adam": fused_adam(self.model, self.options.lr, self.options.adam_betas)}
-        self.net = wrap(self.model, config.compile, device, world)
 
     def forward(self, x, y, progress: float, noise: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         from vaelab.losses import kl_weight
