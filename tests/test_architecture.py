@@ -94,7 +94,7 @@ def test_the_loop_knows_no_kind_and_no_kind_knows_the_loop():
     assert not any(t.startswith("vaelab.") and t != "vaelab.errors" for t in GRAPH["vaelab.config"])
 
 
-@pytest.mark.parametrize("kind", ["vae", "gan", "vaegan"])
+@pytest.mark.parametrize("kind", ["vae", "gan", "vaegan", "iwae", "vamp", "cvae"])
 def test_no_code_outside_the_kinds_asks_for_a_kind_by_name(kind):
     """Consumers ask a kind what it can do (`kind.encoder`, `kind.figures`...), never compare its name."""
     pattern = re.compile(rf"""(==|!=|\bin\b)\s*\(?["']{kind}["']|["']{kind}["']\s*(==|!=)""")

@@ -178,14 +178,15 @@ def test_new_kinds_train_resume_evaluate_and_report(cli, digits, tmp_path, kind,
     assert result["kind"] == kind and math.isfinite(result["iwae"]["nll"]) and result["samplers"]["gmm"]["available"]
     assert set(result["prior_mismatch"]) >= {"prior", "gmm"}
     assert cli("report", out, "--no-figures").returncode == 0
-    assert "sampler gmm" in (out / "report.html").read_text()
+    report = (out / "report.html").read_text()
+    assert "sampler gmm" in report and "Samples decoded from the Gaussian mixture" in report
     if kind == "iwae":
         assert {"bound", "ess"} <= set(epochs[-1]["train"]) and 1 <= epochs[-1]["train"]["ess"] <= 3
         assert cli("train", "--kind", "iwae", "--beta", "2", *common).returncode == 2  # no KL weight in the bound
     if kind == "vamp":
         assert run.model.pseudo.shape[0] == 20
     if kind == "cvae":
-        assert (out / "class_manifolds.png").is_file()
+        assert (out / "class_manifolds.png").is_file() and "the latent manifold of each class" in report
         assert cli("sample", out, "--label", "3").returncode == 0 and (out / "samples-prior-class3.png").is_file()
         assert cli("sample", out, "--label", "10").returncode == 2
 

@@ -21,6 +21,9 @@ CAPTIONS = {
     "manifold": "The latent manifold: decoded points of a regular grid over [-1.5, 1.5]^2.",
     "latents": "Test posterior means, coloured by label.",
     "kl_per_dim": "Mean KL per latent dimension: the dimensions the model actually uses.",
+    "samples-gmm": "Samples decoded from the Gaussian mixture fitted to the training posterior means (vaelab fit-sampler).",
+    "classes": "A conditional model: one row per class, one column per z: the same style written as every class.",
+    "class_manifolds": "A conditional model: the latent manifold of each class.",
 }
 
 STYLE = """
