@@ -6,6 +6,7 @@ the same `Run`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -13,6 +14,9 @@ import torch
 from vaelab import kinds, plots
 from vaelab.config import TrainConfig
 from vaelab.device import World
+from vaelab.errors import ConfigError
+from vaelab.kinds.base import networks
+from vaelab.models import VAE
 from vaelab.noise import fixed_noise
 from vaelab.run import Run, load_dataset
 from vaelab.rundir import RunDir
@@ -30,20 +34,41 @@ def epoch_samples(seed: int):
     return draw
 
 
+def memory_bytes() -> int:
+    """This machine's physical memory."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on this platform: assume a large machine
+        return 1 << 40
+
+
+def check_size(config: TrainConfig, shape: tuple[int, int, int]) -> None:
+    """Refuse, before any work, networks that cannot fit: built on the meta device (no memory), counted, and
+    set against this machine's memory (weights, gradients and two Adam moments, twice for adversarial kinds)."""
+    with torch.device("meta"):
+        n = sum(p.numel() for p in VAE(networks(config, shape)).parameters())
+    need = n * 4 * 4 * 2
+    if need > memory_bytes():
+        raise ConfigError(f"the networks would have {n:,} parameters ({need / 2**30:.1f} GiB to train), more than this "
+                          f"machine's {memory_bytes() / 2**30:.1f} GiB; use smaller --hidden, --channels or --latent-dim")  # fmt: skip
+
+
 def train_run(config: TrainConfig, resume: bool = False, evaluate: bool = False, iwae_k: int = 1000) -> Path:
     from vaelab.training.loop import prepare_run_dir, train
 
     kind = kinds.get(config.kind)
     run_dir = prepare_run_dir(config, resume)
     dataset = load_dataset(config)
+    check_size(config, dataset.shape)
     trained = train(config, kind, dataset, run_dir, resume, on_epoch=epoch_samples(config.seed))
     if World.from_env().is_main:
         device = next(trained.model.parameters()).device
-        finish_run(Run.open(run_dir.path, device, model=trained.model, dataset=dataset), evaluate, iwae_k, config.device)
+        run = Run.open(run_dir.path, device, model=trained.model, dataset=dataset)
+        finish_run(run, evaluate, iwae_k, config.device, config.quiet)
     return run_dir.path
 
 
-def finish_run(run: Run, evaluate: bool = False, iwae_k: int = 1000, device: str = "auto") -> None:
+def finish_run(run: Run, evaluate: bool = False, iwae_k: int = 1000, device: str = "auto", quiet: bool = True) -> None:
     """Everything after training: every figure, the evaluation if asked, then the report."""
     from vaelab import figures, report
 
@@ -51,5 +76,5 @@ def finish_run(run: Run, evaluate: bool = False, iwae_k: int = 1000, device: str
     if evaluate:
         from vaelab.evaluate import evaluate_run
 
-        evaluate_run(run, iwae_k=iwae_k, device=device)
+        evaluate_run(run, iwae_k=iwae_k, device=device, quiet=quiet)
     report.run_report(run)
