@@ -25,6 +25,7 @@ def _target(run: Run, out: str | Path | None, name: str) -> Path:
     if path.suffix.lower() != ".png" or path.is_dir():
         raise ConfigError(f"--out: must name a .png file, got {out}")
     check_writable(path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
