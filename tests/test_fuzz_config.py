@@ -89,6 +89,7 @@ CONFIG_PATHS = st.sampled_from([[], ["kind"], ["model"], ["train"], ["data"], ["
 @FUZZ
 @given(CONFIG_PATHS, json_values)
 @example(["model", "shape"], [1, -28, 28])
+@example(["model", "hidden"], [65536, 65536, 65536])
 @example(["model", "likelihood"], "poisson")
 @example(["train", "seed"], "seven")
 @example([], [1, 2])

@@ -6,14 +6,13 @@ the same `Run`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from vaelab import kinds, plots
 from vaelab.config import TrainConfig
-from vaelab.device import World
+from vaelab.device import World, memory_bytes
 from vaelab.errors import ConfigError
 from vaelab.kinds.base import networks
 from vaelab.models import VAE
@@ -32,14 +31,6 @@ def epoch_samples(seed: int):
         plots.save_grid(path, model.sample(len(noise), z=noise), nrow=8)
 
     return draw
-
-
-def memory_bytes() -> int:
-    """This machine's physical memory."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not on this platform: assume a large machine
-        return 1 << 40
 
 
 def check_size(config: TrainConfig, shape: tuple[int, int, int]) -> None:

@@ -15,6 +15,7 @@ from torch import nn
 from vaelab import data, kinds
 from vaelab.checkpoint import load_weights, read_tensors
 from vaelab.config import Layer, TrainConfig
+from vaelab.device import memory_bytes
 from vaelab.errors import ConfigError, RunError
 from vaelab.models import VAEConfig
 from vaelab.rundir import NO_STATE, RunDir
@@ -70,9 +71,15 @@ class Run(RunDir):
 
 
 def build_model(model_config: dict[str, Any], kind: kinds.Kind, origin: str | Path = "config.json") -> nn.Module:
-    """The generative model of a run from config.json's "model" section."""
+    """The generative model of a run from config.json's "model" section (first counted on the meta device,
+    so that an edited size cannot exhaust the memory)."""
     try:
-        return kind.build(VAEConfig(**model_config))
+        config = VAEConfig(**model_config)
+        with torch.device("meta"):
+            n = sum(p.numel() for p in kind.build(config).parameters())
+        if 4 * n > memory_bytes() // 2:
+            raise RunError(f"{origin}: the model section describes {n:,} parameters, more than this machine can hold")
+        return kind.build(config)
     except (TypeError, KeyError, ValueError) as exc:
         raise RunError(f"{origin}: the model section is invalid ({exc})") from None
 
