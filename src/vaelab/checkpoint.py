@@ -88,15 +88,23 @@ def write_json(path: Path, value: Any) -> None:
     atomic_write(path, lambda temp: Path(temp).write_text(json.dumps(value, indent=2) + "\n"))
 
 
-def read_json(path: Path) -> Any:
+def read_text(path: Path) -> str:
+    """A run file's text; missing, unreadable or not text is a one-line RunError."""
     try:
-        return json.loads(Path(path).read_text())
+        return Path(path).read_text()
     except FileNotFoundError:
         raise RunError(f"{path}: missing; is {Path(path).parent} a vaelab run directory?") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunError(f"{path}: not valid JSON ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise RunError(f"{path}: not text ({exc})") from None
     except OSError as exc:
         raise RunError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{path}: not valid JSON ({exc})") from None
 
 
 def _cpu_tensors(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

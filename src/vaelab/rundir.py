@@ -16,7 +16,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vaelab.checkpoint import CONFIG_FILE, METRICS_FILE, MODEL_FILE, STATE_FILE, atomic_write, read_json, write_json
+from vaelab.checkpoint import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    STATE_FILE,
+    atomic_write,
+    read_json,
+    read_text,
+    write_json,
+)  # fmt: skip
 from vaelab.errors import RunError
 
 EVAL_FILE, REPORT_FILE, SAMPLES_DIR = "eval.json", "report.html", "samples"
@@ -85,13 +94,9 @@ class RunDir:
         """(header, epochs): the first line holds the config, each further line one epoch."""
         path = self.metrics_path
         try:
-            lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        except FileNotFoundError:
-            raise RunError(f"{path}: missing; is {self.path} a vaelab run directory?") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            lines = [json.loads(line) for line in read_text(path).splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
             raise RunError(f"{path}: a line is not valid JSON ({exc}); delete the damaged lines") from None
-        except OSError as exc:
-            raise RunError(f"{path}: cannot be read ({exc.strerror or exc})") from None
         if not lines or not isinstance(lines[0], dict) or "config" not in lines[0]:
             raise RunError(f"{path}: has no header line")
         for number, line in enumerate(lines[1:], 2):
