@@ -38,7 +38,7 @@ def explore(runs: list[str | Path], host: str = "127.0.0.1", port: int = 0, open
     """Open every run (one-line error if one cannot be), then serve the page until Ctrl+C."""
     require_extra()
     from vaelab.explorer.server import LOOPBACK, bind, serve
-    from vaelab.explorer.session import open_sessions
+    from vaelab.explorer.session import open_sessions, serve_with_one_thread
 
     sock = bind(host, port)  # a taken port is an error before minutes are spent loading runs
     if host not in LOOPBACK:
@@ -50,4 +50,5 @@ def explore(runs: list[str | Path], host: str = "127.0.0.1", port: int = 0, open
     except BaseException:
         sock.close()
         raise
+    serve_with_one_thread()
     serve(sessions, sock, open_browser)

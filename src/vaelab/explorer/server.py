@@ -280,6 +280,7 @@ def bind(host: str, port: int) -> socket.socket:
         raise ConfigError(
             f"cannot serve on {host}:{port}: {what} (give another --port, or none for a free one)"
         ) from None
+    sock.listen(128)  # connections wait in the backlog from now on, so the printed URL answers at once
     return sock
 
 

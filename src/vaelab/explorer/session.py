@@ -256,6 +256,14 @@ def no_encoder_reason(kind: str) -> str:
     )
 
 
+def serve_with_one_thread() -> None:
+    """One intra-op thread for the model work of a running explorer. A decode is one small batch: on 2 cores shared
+    with the browser (and on a loaded machine) a second thread buys nothing and its waits make the tail slow
+    (measured here for one conv decode under load: p95 126-140 ms with 2 threads, under 1 ms with 1; the
+    15 x 15 grid 31-56 ms against 213-233 ms). Call after `open_sessions`, whose test-set encoding keeps all."""
+    torch.set_num_threads(1)
+
+
 def open_sessions(paths: list[str | Path], progress=None) -> list[Session]:
     """Open every run (each error names its run); `progress(path)` is called before each."""
     sessions = []

@@ -23,10 +23,11 @@ function setupEncoding(views) {
   const encoders = views.filter((v) => v.info.has_encoder);
   const missing = views.filter((v) => !v.info.has_encoder);
   if (missing.length) {
+    const names = missing.map((v) => v.info.name).join(', ');
+    const which = missing.length > 1 ? 'they have' : 'it has';
     $('no-encoder').hidden = false;
-    $('no-encoder').textContent = encoders.length
-      ? `Not encoded by ${missing.map((v) => v.info.name).join(', ')}: no encoder (see ${missing.length > 1 ? 'their columns' : 'its column'}).`
-      : missing[0].info.no_encoder_reason;
+    $('no-encoder').textContent = `${encoders.length ? 'Not encoded by' : 'Not available for'} ${names}: ${which} no encoder `
+      + `(see ${missing.length > 1 ? 'their columns' : 'its column'}).`;
   }
   const source = encoders[0] || views[0];
   const [, height, width] = source.info.shape;
@@ -36,11 +37,7 @@ function setupEncoding(views) {
   const clear = () => { ctx.fillStyle = '#000'; ctx.fillRect(0, 0, width, height); };
   clear();
   if (!encoders.length) {
-    for (const id of ['draw', 'clear', 'upload', 'invert', 'gallery', 'more']) {
-      const el = $(id);
-      (el.closest('label') || el).hidden = true;
-    }
-    document.querySelector('#encode-panel .hint').hidden = true;
+    for (const el of document.querySelectorAll('#encode-panel > :not(h2, #no-encoder)')) el.hidden = true;
     return;
   }
 

@@ -32,6 +32,7 @@ export class RunView {
     const root = document.getElementById('run-template').content.firstElementChild.cloneNode(true);
     this.root = root;
     root.dataset.run = this.info.id;
+    root.style.width = `${mapSize + 2}px`; // a column is as wide as its map
     const q = (selector) => root.querySelector(selector);
     this.el = {
       decoded: q('.decoded'), caption: q('.decoded-caption'), terms: q('.terms'), input: q('.input-img'),
