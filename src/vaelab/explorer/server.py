@@ -23,10 +23,8 @@ import errno
 import json
 import math
 import socket
-import sys
 import threading
 import time
-import traceback
 import webbrowser
 from importlib import resources
 from pathlib import Path
@@ -232,8 +230,7 @@ def create_app(sessions: list[Session]) -> Starlette:
     async def http_error(request: Request, exc: HTTPException) -> Response:
         return error(exc.detail or "error", exc.status_code)
 
-    async def internal_error(request: Request, exc: Exception) -> Response:
-        traceback.print_exception(exc, file=sys.stderr)
+    async def internal_error(request: Request, exc: Exception) -> Response:  # a bug: uvicorn logs the traceback
         return error(f"internal error: {type(exc).__name__}: {exc}", 500)
 
     run = "/api/runs/{run:int}"

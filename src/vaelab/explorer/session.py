@@ -116,9 +116,15 @@ class Session:
             _, activity = active_units(self.means)
             self.active = [bool(a > 0.01) for a in activity]
 
+        self._info = self._describe()
+
     # --- what the page shows about the run ---
 
     def info(self) -> dict[str, Any]:
+        """What the page needs to know about the run (computed once: the principal plane takes an SVD)."""
+        return self._info
+
+    def _describe(self) -> dict[str, Any]:
         cfg = self.run.config.get("model", {})
         kind = kind_name(self.run)
         return {

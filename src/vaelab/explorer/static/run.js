@@ -1,7 +1,9 @@
 // One run's column: its map, the image decoded at the cursor or the current point, the posterior of the encoded
 // image, the interpolation and sample strips, and a slider per latent dimension.
 
-import { COLOURS, Latest, colour, ellipse, imageElement, paintRaw, pointAt, postJSON, project, shiftedOrigin } from './api.js';
+import {
+  COLOURS, Latest, colour, ellipse, getJSON, imageElement, paintRaw, pointAt, postJSON, project, shiftedOrigin,
+} from './api.js';
 import { MapView } from './map.js';
 
 const fmt = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : '–');
@@ -147,7 +149,7 @@ export class RunView {
 
   async load() {
     if (this.info.has_encoder) {
-      const points = await (await fetch(`${this.api}/points`)).json();
+      const points = await getJSON(`${this.api}/points`);
       this.points = { means: points.means, labels: points.labels, uv: [] };
       this.buildLegend();
     }
