@@ -155,7 +155,7 @@ def small_screenshot(page, path: Path, width: int = 1100):
 
     image = Image.open(io.BytesIO(page.screenshot()))
     image = image.resize((width, round(image.height * width / image.width)), Image.Resampling.LANCZOS)
-    image.convert("RGB").quantize(256, dither=Image.Dither.NONE).save(path, optimize=True)
+    image.convert("RGB").quantize(256, Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(path, optimize=True)
     return path
 
 
@@ -337,7 +337,7 @@ def make_screenshot(runs: list[str], out: str) -> None:
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium_path())
-            page = open_page(browser, server.url, width=1400, height=900)
+            page = open_page(browser, server.url, width=1400, height=860)
             for i in range(len(runs)):
                 settle(page, i)
             page.locator("#gallery img").nth(1).click()
@@ -351,6 +351,7 @@ def make_screenshot(runs: list[str], out: str) -> None:
             page.click("#interpolate")
             page.click("#samplers button")
             page.wait_for_timeout(1000)
+            page.evaluate("window.scrollTo(0, 0); document.getElementById('controls').scrollTop = 0")  # clicks scrolled
             page.mouse.move(*map_point(page, 0, 0.62, 0.4))
             for i in range(len(runs)):
                 settle(page, i)
