@@ -167,6 +167,9 @@ def test_bad_decode_requests_get_one_line_errors_and_the_server_keeps_serving(cl
     assert_error(client.call("POST", "/api/runs/0/decode", json_body={"z": "0,1"}), 400, "list")
     assert_error(client.call("POST", "/api/runs/0/decode", json_body={}), 400, "z:")
     assert_error(client.call("POST", "/api/runs/0/decode", json_body=[0, 1]), 400, "JSON object")
+    assert_error(post(b'{"z": [1' + b"0" * 400 + b", 0]}"), 400, "[-100, 100]")  # an integer no float holds
+    assert_error(post(b'{"z": [1e400, 0]}'), 400, "NaN or infinite")
+    assert_error(post(b"[" * 100_000 + b"]" * 100_000), 400, "nested too deeply")
     assert_error(post(b"z=0,1"), 400, "not valid JSON")
     assert_error(post(b"\xff\xfe"), 400, "not valid JSON")
     assert_error(post(b'{"z": [' + b"0," * 600_000 + b"0]}"), 413, "too large")

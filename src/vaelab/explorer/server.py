@@ -81,6 +81,8 @@ async def read_json(request: Request) -> dict[str, Any]:
         value = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise BadRequest("the body is JSON nested too deeply") from None
     if not isinstance(value, dict):
         raise BadRequest("the body must be a JSON object")
     return value
@@ -94,9 +96,9 @@ def vector(value: Any, name: str, length: int) -> list[float]:
         raise BadRequest(f"{name}: expected {length} numbers (the latent dimension), got {len(value)}")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         raise BadRequest(f"{name}: every entry must be a number")
-    if not all(math.isfinite(v) for v in value):
+    if not all(math.isfinite(v) for v in value if isinstance(v, float)):
         raise BadRequest(f"{name}: holds NaN or infinite values")
-    if max(abs(v) for v in value) > MAX_ABS_Z:
+    if not all(-MAX_ABS_Z <= v <= MAX_ABS_Z for v in value):  # compares huge integers exactly, without float()
         raise BadRequest(f"{name}: values must lie in [-{MAX_ABS_Z:g}, {MAX_ABS_Z:g}] (the prior is N(0, I))")
     return [float(v) for v in value]
 
