@@ -33,7 +33,8 @@ from vaelab.errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 # The only decoders Pillow may use: a file named .png that is really an EPS must not reach Ghostscript.
-_FORMATS = ("PNG", "JPEG", "MPO", "BMP", "DIB", "GIF", "TIFF", "WEBP")
+# (Multi-picture JPEGs come through "JPEG"; "MPO" is not a key Pillow accepts here: it raised KeyError.)
+_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "GIF", "TIFF", "WEBP")
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 _GREY_MODES = {"1", "L", "LA", "La", "I", "F"} | _SIXTEEN_BIT
 
@@ -127,7 +128,12 @@ def _convert(image: Image.Image, mode: str, path: Path) -> Image.Image:
         image = Image.fromarray(_to_8bit(np.asarray(image), image.mode, path))
     elif image.mode == "PA" or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA")  # a palette's transparency is only dropped correctly from RGBA
-    return image.convert(mode)
+    try:
+        return image.convert(mode)
+    except ValueError:  # Pillow has no conversion from a few modes (LAB to L, La)
+        raise DataError(
+            f"{shown(path)}: Pillow cannot convert its {image.mode} pixels to {mode}; save it as 8-bit grey or RGB"
+        ) from None
 
 
 def _decode(header: ImageHeader, grey: bool, size: tuple[int, int] | None) -> np.ndarray:
