@@ -26,12 +26,27 @@ def gib(nbytes: int) -> str:
     return f"{nbytes / 2**30:.3g} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.3g} MiB"
 
 
+# A container's memory limit (cgroup v2, then v1): a process is killed past it, whatever the machine has.
+_CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
 def memory_bytes() -> int | None:
-    """Physical memory of this machine in bytes, or None where the platform does not say."""
+    """Memory this process may use in bytes: the machine's, or its container's limit when lower; None where
+    the platform does not say."""
     try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
         return None
+    for path in _CGROUP_LIMITS:
+        try:
+            with open(path) as handle:
+                limit = handle.read().strip()
+        except OSError:
+            continue
+        if limit.isdigit():  # "max" means no limit
+            total = min(total, int(limit))
+        break
+    return total
 
 
 def check_memory(nbytes: int, origin: str, what: str = "the data") -> None:
