@@ -628,3 +628,12 @@ def test_cli_data_info_label_of_10_to_the_12(cli, tmp_path):
     result = cli("data", "info", tmp_path / "big.npz")
     assert result.returncode == 2 and "label < 10000" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_download_cache_that_cannot_be_used(tmp_path):
+    (tmp_path / "a-file").write_bytes(b"x")
+    with pytest.raises(DataError, match="cannot create the download cache"):
+        data.load("mnist", cache_dir=tmp_path / "a-file")  # fails before any download is tried
+    (tmp_path / "cache" / "mnist" / "train-images-idx3-ubyte.gz").mkdir(parents=True)
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: is a folder, not a file"):
+        data.load("mnist", cache_dir=tmp_path / "cache")

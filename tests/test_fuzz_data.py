@@ -562,8 +562,10 @@ def test_fuzz_arbitrary_paths(scratch, entries, query, content):
             except (OSError, ValueError):  # a lone surrogate cannot be encoded as a file name
                 continue
             made.append(name)
+        # a path into what was made (or below it), or the folder itself, read as an image folder
         parts = [made[0]] + query if made and query[:1] != ["\x00"] else query
         outcome(data.load, str(folder.joinpath(*parts)) if parts else str(folder))
+        outcome(data.load, folder, size=(4, 4))
 
 
 # --- hostile files, each once through the library and the command line ------------------------------------
