@@ -637,3 +637,17 @@ def test_download_cache_that_cannot_be_used(tmp_path):
     (tmp_path / "cache" / "mnist" / "train-images-idx3-ubyte.gz").mkdir(parents=True)
     with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: is a folder, not a file"):
         data.load("mnist", cache_dir=tmp_path / "cache")
+
+
+def test_npz_zip_directory_that_lies_about_sizes(tmp_path):
+    import zipfile
+
+    path = tmp_path / "lies.npz"
+    write_npz_member(path, "images", {"descr": "|u1", "fortran_order": False, "shape": (4000, 1000, 1000)}, bytes(64))
+    raw = bytearray(path.read_bytes())
+    entry = raw.index(b"PK\x01\x02")  # the central directory's record of the member
+    raw[entry + 20 : entry + 28] = struct.pack("<II", 0xFFFFFFF0, 0xFFFFFFF0)  # claims 4 GB, compressed and not
+    path.write_bytes(bytes(raw))
+    assert zipfile.ZipFile(path).infolist()[0].file_size == 0xFFFFFFF0
+    with pytest.raises(DataError, match="the file is truncated or corrupt"):  # refused before numpy allocates 4 GB
+        data.load(path)

@@ -14,6 +14,7 @@ image sizes and against this machine's memory before the array itself is read (w
 from __future__ import annotations
 
 import contextlib
+import os
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,8 +70,9 @@ def _layout(path: Path, keys: set[str]) -> tuple[str, ...]:
     )
 
 
-def _check_header(path: Path, key: str, info: zipfile.ZipInfo, archive: zipfile.ZipFile) -> int:
-    """Check one member's `.npy` header against reality; return the bytes its data will take."""
+def _check_header(path: Path, key: str, info: zipfile.ZipInfo, archive: zipfile.ZipFile, file_size: int) -> int:
+    """Check one member's `.npy` header against reality (the member's declared sizes, and the archive's real
+    size, since a zip's directory can lie too); return the bytes its data will take."""
     origin = f"{shown(path)}[{key}]"
     with _parsing(path, key), archive.open(info) as member:
         version = np.lib.format.read_magic(member)
@@ -89,7 +91,7 @@ def _check_header(path: Path, key: str, info: zipfile.ZipInfo, archive: zipfile.
     if key in _IMAGE_KEYS:
         image_layout(shape, origin)
     size = nbytes(shape, dtype.itemsize)
-    if size > info.file_size - header or size > _DEFLATE_MAX_RATIO * info.compress_size + header:
+    if size > info.file_size - header or size > _DEFLATE_MAX_RATIO * min(info.compress_size, file_size) + header:
         raise DataError(
             f"{origin}: declares shape {shape_text(shape)} ({size} bytes) but the archive holds "
             f"{max(info.file_size - header, 0)}; the file is truncated or corrupt"
@@ -106,7 +108,8 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
             # numpy.load exposes a member without the `.npy` suffix as raw bytes: such members are not arrays
             members = {info.filename[:-4]: info for info in archive.infolist() if info.filename.endswith(".npy")}
             keys = _layout(path, set(members))
-            sizes = [_check_header(path, key, members[key], archive) for key in keys]
+            file_size = os.fstat(handle.fileno()).st_size
+            sizes = [_check_header(path, key, members[key], archive, file_size) for key in keys]
             check_memory(sum(sizes), shown(path), "its arrays")
             arrays = {}
             for key in keys:
