@@ -44,7 +44,7 @@ _COMMON = dict(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile("vaelab-ci", max_examples=200, derandomize=True, **_COMMON)
-settings.register_profile("vaelab-thorough", max_examples=2000, **_COMMON)
+settings.register_profile("vaelab-thorough", max_examples=5000, **_COMMON)
 FUZZ = settings.get_profile("vaelab-" + os.environ.get("VAELAB_FUZZ", "ci"))
 
 
