@@ -526,6 +526,9 @@ def test_labels_validated_in_the_dataset_constructor():
     with pytest.raises(DataError, match="holds no images"):
         data.Dataset("x", data.Split(images), data.Split(images[:0]))
     assert data.Dataset("x", split([0, 1, 2]), split([2, 2, 2]), classes=["a", "b", "c"]).num_classes == 3
+    with pytest.raises(DataError) as err:  # found by the fuzz suite: a class name with a control character
+        data.Dataset("x\n", split([0, 1, 2]), split([0, 1, 1]), classes=["\x1f", "b"])
+    assert str(err.value) == "x\\n: label 2 has no class name (only 2 classes: \\x1f, b)"
 
 
 def test_class_count_is_bounded(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from vaelab.data.files import one_line
 from vaelab.data.limits import MAX_CLASSES, MAX_IMAGE_PIXELS, image_layout
 from vaelab.errors import DataError
 
@@ -42,7 +43,10 @@ class Dataset:
     source: str = ""
 
     def __post_init__(self) -> None:
-        check_dataset(self)
+        try:
+            check_dataset(self)
+        except DataError as exc:  # names and class names may hold control characters: keep the message one line
+            raise DataError(one_line(str(exc))) from None
 
     @property
     def shape(self) -> tuple[int, int, int]:
