@@ -45,7 +45,7 @@ _COMMON = dict(
 )
 settings.register_profile("vaelab-ci", max_examples=200, derandomize=True, **_COMMON)
 settings.register_profile("vaelab-thorough", max_examples=5000, **_COMMON)
-FUZZ = settings.get_profile("vaelab-" + os.environ.get("VAELAB_FUZZ", "ci"))
+FUZZ = settings.get_profile("vaelab-thorough" if os.environ.get("VAELAB_FUZZ") == "thorough" else "vaelab-ci")
 
 
 # --- the property -----------------------------------------------------------------------------------------
