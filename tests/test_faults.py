@@ -4,6 +4,7 @@ with the weights of an uninterrupted run, no orphaned temporary file, and every 
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,15 +60,19 @@ def check_readable(out: Path) -> None:
 def kill_and_resume(digits: Path, reference: dict, window: tuple[float, float], out: Path, rng: random.Random) -> int:
     """Kill training at random moments of `window` (from the start of training to the end of the run, as the
     uninterrupted run took them) until a run completes; returns how many kills it took."""
-    kills = 0
+    kills, (lo, hi) = 0, window
     for _ in range(20):
         resume = (out / "training_state.safetensors").exists()
-        code, _, _ = run(command(digits, out, resume), kill_after=rng.uniform(*window) if kills < 3 else None)
+        code, _, _ = run(command(digits, out, resume), kill_after=rng.uniform(lo, hi) if kills < 3 else None)
+        if code == 0 and kills == 0:  # finished before its kill (the machine got faster): start over, kill sooner
+            shutil.rmtree(out)
+            hi = lo + 0.6 * (hi - lo)
+            continue
         if code == 0:
             break
         assert code == -signal.SIGKILL, code
         kills += 1
-    assert code == 0
+    assert code == 0 and kills > 0
     weights = load_file(out / "model.safetensors")
     assert weights.keys() == reference.keys() and all(torch.equal(weights[k], reference[k]) for k in weights)
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")], "orphaned temporary files"

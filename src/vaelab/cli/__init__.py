@@ -8,7 +8,7 @@ import sys
 import threading
 
 from vaelab.cli import compare_cmd, data_cmd, eval_cmd, explore_cmd, figures_cmd, train_cmd
-from vaelab.errors import VaelabError
+from vaelab.errors import VaelabError, one_line
 
 COMMANDS = [data_cmd, train_cmd, eval_cmd, figures_cmd, compare_cmd, explore_cmd]
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except VaelabError as exc:
-        print(f"vaelab: error: {exc}", file=sys.stderr)
+        print(f"vaelab: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("vaelab: interrupted; the files already written (the last checkpoint) are intact", file=sys.stderr)
