@@ -206,3 +206,50 @@ def test_sigterm_stops_with_a_message_and_the_checkpoint_intact(digits, tmp_path
     done = read_state_info(out / "training_state.safetensors")["epoch"]
     resumed = cli_process("train", "--out", out, "--resume", "--epochs", str(done + 1), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
+
+
+@pytest.mark.parametrize("command", RUN_COMMANDS, ids=lambda c: c[0])
+def test_every_run_command_on_an_unreadable_file_and_a_read_only_folder(cli, run, monkeypatch, command):
+    """Root reads and writes everything, so permissions are simulated: an unreadable config.json, then a run
+    folder that cannot be written (for the commands that write into it)."""
+    read_text = Path.read_text
+
+    def unreadable(self, *args, **kwargs):
+        if self.name == "config.json":
+            raise PermissionError(13, "Permission denied")
+        return read_text(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "read_text", unreadable)
+        assert "config.json: cannot be read (Permission denied)" in one_line_error(cli(command[0], run, *command[1:]))
+    import os
+
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != run and access(path, mode, **kw))
+    before = snapshot(run)
+    assert f"{run} is not writable" in one_line_error(cli(command[0], run, *command[1:]))
+    assert snapshot(run) == before
+
+
+def test_train_compare_explore_and_data_on_missing_unreadable_and_read_only_paths(cli, digits, tmp_path, monkeypatch):
+    import os
+
+    missing = tmp_path / "missing"
+    for args in (["train", "--data", missing, "--out", tmp_path / "r"], ["train", "--config", missing],
+                 ["compare", "--data", missing, "--out", tmp_path / "s"], ["explore", missing, "--no-browser", "--quiet"],
+                 ["data", "info", missing], ["eval", missing]):  # fmt: skip
+        assert str(missing) in one_line_error(cli(*args)), args
+    toml = tmp_path / "run.toml"
+    toml.write_text("epochs = 1\n")
+    read_text = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
+                        if self == toml else read_text(self, *a, **k))  # fmt: skip
+    assert "cannot be read (permission denied)" in one_line_error(cli("train", "--config", toml, "--out", tmp_path / "r"))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != locked and access(path, mode, **kw))
+    for args in (["train", "--data", digits, "--epochs", "1", "--quiet", "--out", locked / "run"],
+                 ["compare", "--data", digits, "--epochs", "1", "--quiet", "--out", locked / "study"]):  # fmt: skip
+        assert "is not writable" in one_line_error(cli(*args)), args
+    assert list(locked.iterdir()) == []
