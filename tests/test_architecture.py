@@ -12,7 +12,8 @@ PACKAGE = SRC / "vaelab"
 
 # The data flow, as layers: a module may import its own layer or an earlier one, never a later one.
 LAYERS = [
-    ("vaelab.errors", "vaelab.config", "vaelab.device", "vaelab.noise", "vaelab.checkpoint", "vaelab.rundir"),
+    ("vaelab.errors", "vaelab.config", "vaelab.device", "vaelab.noise", "vaelab.progress", "vaelab.checkpoint",
+     "vaelab.rundir"),
     ("vaelab.data",),
     ("vaelab.nets", "vaelab.models"),
     ("vaelab.losses",),

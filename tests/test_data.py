@@ -268,3 +268,389 @@ def test_cli_data_bad_input_is_one_line(cli, tmp_path):
         result = cli(*args)
         assert result.returncode == 2, args
         assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+
+
+# --- values that pass the type check but not reality (issue 14) ------------------------------------------
+
+
+def idx_header(type_byte, shape):
+    return bytes([0, 0, type_byte, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        # 65536^4 wrapped to 0 in numpy's int64 product: "cannot reshape array of size 0" before
+        (idx_header(8, (65536, 65536, 65536, 65536)), "neither 1 \\(grey\\) nor 3 \\(RGB\\) channels"),
+        (idx_header(8, (65536, 1, 65536, 65536)), "pixels per image"),
+        (idx_header(8, (2**32 - 1, 28, 28)) + bytes(100), "truncated or corrupt"),
+        (idx_header(8, (5,)) + bytes(5), "3 or 4 dimensions"),
+        (idx_header(8, (0, 28, 28)), "holds no images"),
+        (idx_header(8, (2, 0, 3)), "empty"),
+        (bytes([0, 0, 8, 0]), "truncated IDX header"),
+        (bytes([0, 0, 0x0A, 3]) + bytes(12), "bad magic number"),  # 0x0a is no IDX type
+        (idx_header(8, (2, 1, 1)) + bytes(3), "holds 3"),  # one byte too many
+        (idx_header(0x0D, (2, 1, 1)) + struct.pack(">2f", float("inf"), 0.5), "NaN or infinite"),
+        (idx_header(0x0B, (2, 1, 1)) + struct.pack(">2h", 300, 0), "\\[0, 255\\]"),
+    ],
+)
+def test_idx_header_checked_against_reality(tmp_path, raw, message):
+    path = tmp_path / "x-idx3-ubyte"
+    path.write_bytes(raw)
+    with pytest.raises(DataError, match=message) as err:
+        data.load(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_idx_gzip_claims_checked_before_decompressing(tmp_path):
+    bomb = tmp_path / "x-idx3-ubyte.gz"
+    bomb.write_bytes(gzip.compress(idx_header(8, (10**6, 28, 28))))  # 784 MB claimed by a 40-byte file
+    with pytest.raises(DataError, match="more than a \\d+-byte gzip file can hold"):
+        data.load(bomb)
+    short = tmp_path / "y-idx3-ubyte.gz"
+    short.write_bytes(gzip.compress(idx_header(8, (4, 2, 2)) + bytes(10)))
+    with pytest.raises(DataError, match="holds 10; the file is truncated or corrupt"):
+        data.load(short)
+    long = tmp_path / "z-idx3-ubyte.gz"
+    long.write_bytes(gzip.compress(idx_header(8, (4, 2, 2)) + bytes(17)))
+    with pytest.raises(DataError, match="more data than its IDX header declares"):
+        data.load(long)
+    cut = tmp_path / "w-idx3-ubyte.gz"
+    cut.write_bytes(gzip.compress(idx_header(8, (4, 2, 2)) + bytes(16))[:-6])  # CRC and length lost
+    with pytest.raises(DataError, match="cannot read or decompress"):
+        data.load(cut)
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (np.array([0, 1, 2, 10**9], ">i4"), "labels range over \\[0, 1000000000\\]"),
+        (np.array([0, -1, 2, 1], ">i4"), "labels range over \\[-1, 2\\]"),
+        (np.array([0, 1.5, 2, 1], ">f4"), "whole numbers"),
+    ],
+)
+def test_idx_labels_are_class_indices(tmp_path, labels, message):
+    directory = mnist_like_dir(tmp_path, n_train=4)
+    type_byte = 0x0D if labels.dtype.kind == "f" else 0x0C
+    (directory / "train-labels-idx1-ubyte").write_bytes(idx_header(type_byte, labels.shape) + labels.tobytes())
+    with pytest.raises(DataError, match=message):
+        data.load(directory)
+
+
+def test_memory_is_checked_before_allocating(tmp_path, monkeypatch):
+    from vaelab.data import limits
+
+    write_idx(tmp_path / "x-idx3", np.zeros((4, 8, 8), np.uint8))
+    np.savez(tmp_path / "x.npz", images=np.zeros((4, 8, 8), np.uint8))
+    save_png(tmp_path / "f" / "a.png", np.zeros((8, 8), np.uint8))
+    save_png(tmp_path / "f" / "b.png", np.zeros((8, 8), np.uint8))
+    monkeypatch.setattr(limits, "memory_bytes", lambda: 100)  # a machine with 100 bytes of memory
+    for path in (tmp_path / "x-idx3", tmp_path / "x.npz", tmp_path / "f"):
+        with pytest.raises(DataError, match="in memory but this machine has"):
+            data.load(path)
+
+
+def write_npz_member(path, key, header: dict, payload: bytes):
+    import io
+    import zipfile
+
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(member, header)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{key}.npy", member.getvalue() + payload)
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"images": np.array([["ab"] * 4] * 3)}, "holds <U2 values; store plain numbers"),  # _UFuncNoLoopError before
+        ({"images": np.zeros((3, 2, 2), np.complex128)}, "complex128"),
+        ({"images": np.zeros((3, 2, 2), "M8[s]")}, "datetime64"),
+        ({"images": np.zeros((3, 2, 2), [("r", "u1"), ("g", "u1")])}, "store plain numbers"),
+        ({"images": np.array([np.zeros(2), "x"], dtype=object)}, "never loads"),
+        ({"images": np.zeros((3, 2, 2), np.uint8), "labels": np.array([0, 1, 10**12])}, "label < 10000"),
+        ({"images": np.zeros((3, 2, 2), np.uint8), "labels": np.array([0, 1, 2], np.uint64) - 1}, "label < 10000"),
+        ({"images": np.zeros((3, 2, 2), np.uint8), "labels": np.array([0.0, 1, np.nan])}, "whole numbers"),
+        ({"images": np.zeros((3, 2, 2), np.uint8), "labels": np.array([True, False, True])}, "dtype bool"),
+        ({"images": np.zeros((3, 2, 2), np.uint8), "labels": np.array(["a", "b", "c"])}, "holds <U1 values"),
+        ({"images": np.zeros((3, 2, 2), np.uint8), "labels": np.eye(3)}, "look one-hot"),
+        ({"images": np.zeros((3, 2, 2, 4), np.uint8)}, "neither 1 \\(grey\\) nor 3"),
+        ({"images": np.zeros((3, 0, 5), np.uint8)}, "empty"),
+        ({"images": np.zeros(3, np.uint8)}, "images must be"),
+        ({"images": np.float32(0.5)}, "images must be"),
+        ({"images": np.full((3, 2, 2), -np.inf)}, "NaN or infinite"),
+        ({"images": np.full((3, 2, 2), -1, np.int8)}, "\\[0, 255\\]"),
+        ({"images": np.zeros((1, 2, 2), np.uint8)}, "at least 2 images"),
+        ({"x_train": np.zeros((3, 2, 2), np.uint8), "x_test": np.zeros((3, 4, 4), np.uint8)}, "test images are"),
+        ({"x_train": np.zeros((3, 2, 2)), "x_test": np.zeros((0, 2, 2)), "y_train": np.zeros(3), "y_test": []}, "no"),
+        ({"x_train": np.zeros((3, 2, 2)), "x_test": np.zeros((2, 2, 2)), "y_train": np.zeros(3)}, "only one of"),
+    ],
+)
+def test_npz_values_checked(tmp_path, arrays, message):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(DataError, match=message) as err:
+        data.load(tmp_path / "bad.npz")
+    assert "bad.npz" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_npz_float_labels_that_are_whole_numbers_are_accepted(tmp_path):
+    np.savez(tmp_path / "k.npz", images=np.zeros((5, 2, 2), np.uint8), labels=np.array([0.0, 1, 2, 1, 0]))
+    ds = data.load(tmp_path / "k.npz")
+    assert ds.train.labels.dtype == torch.int64 and ds.num_classes == 3
+
+
+def test_npz_headers_checked_before_reading(tmp_path):
+    # a header claiming 16 TB of pixels in a 100-byte member: refused before numpy allocates it
+    write_npz_member(tmp_path / "a.npz", "images", {"descr": "|u1", "fortran_order": False, "shape": (10**6, 8192, 8192)}, bytes(100))  # fmt: skip
+    with pytest.raises(DataError, match="pixels per image"):
+        data.load(tmp_path / "a.npz")
+    write_npz_member(tmp_path / "b.npz", "images", {"descr": "<f8", "fortran_order": False, "shape": (10**5, 28, 28)}, bytes(100))  # fmt: skip
+    with pytest.raises(DataError, match="the archive holds 100; the file is truncated or corrupt"):
+        data.load(tmp_path / "b.npz")
+    write_npz_member(tmp_path / "c.npz", "images", {"descr": "|O", "fortran_order": False, "shape": (2, 2, 2)}, b"\x80\x04N.")  # fmt: skip
+    with pytest.raises(DataError, match="never loads"):  # a pickle: never unpickled
+        data.load(tmp_path / "c.npz")
+
+
+def test_npz_members_that_are_not_arrays_are_ignored(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "raw.npz", "w") as archive:
+        archive.writestr("images", b"\0" * 64)  # numpy.load would return these raw bytes as "images"
+    with pytest.raises(DataError, match="found keys \\[\\]"):
+        data.load(tmp_path / "raw.npz")
+    (tmp_path / "a.npy").write_bytes(b"")
+    np.save(tmp_path / "a.npy", np.zeros((3, 2, 2), np.uint8))
+    (tmp_path / "a.npy").rename(tmp_path / "a.npz")  # an .npy under an .npz name
+    with pytest.raises(DataError, match="not a readable .npz file"):
+        data.load(tmp_path / "a.npz")
+
+
+def png_claiming(width, height):
+    """A PNG whose header claims width x height pixels, with no pixel data behind it."""
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [20000, 10000, 2**31 - 1])
+@pytest.mark.parametrize("size", [None, (8, 8)])
+def test_folder_header_claiming_huge_image(tmp_path, side, size):
+    save_png(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
+    (tmp_path / "b.png").write_bytes(png_claiming(side, side))
+    with pytest.raises(DataError, match="b.png: its header declares") as err:
+        data.load(tmp_path, size=size)
+    assert "DecompressionBomb" not in str(err.value)
+
+
+def test_folder_sixteen_bit_images_scale_by_their_depth(tmp_path):
+    # 16-bit values scale 65535 -> 255 whatever the image holds (a dark 16-bit image stays dark)
+    Image.fromarray(np.array([[0, 65535], [32896, 200]], np.uint16)).save(tmp_path / "a.png")
+    Image.fromarray(np.array([[257, 514], [0, 0]], np.uint16)).save(tmp_path / "b.tif")
+    ds = data.load(tmp_path)
+    pixels = sorted(torch.cat([ds.train.images, ds.test.images]).flatten().tolist())
+    assert pixels == sorted([0, 255, 128, 1] + [1, 2, 0, 0])
+    assert ds.shape == (1, 2, 2)
+
+
+def test_folder_float_images(tmp_path):
+    Image.fromarray(np.array([[0.0, 1.0]], np.float32)).save(tmp_path / "a.tif")
+    Image.fromarray(np.array([[0.5, 0.25]], np.float32)).save(tmp_path / "b.tif")
+    ds = data.load(tmp_path)
+    assert sorted(torch.cat([ds.train.images, ds.test.images]).flatten().tolist()) == [0, 64, 128, 255]
+    Image.fromarray(np.array([[np.nan, 1.0]], np.float32)).save(tmp_path / "c.tif")
+    with pytest.raises(DataError, match="c.tif: holds NaN"):
+        data.load(tmp_path)
+
+
+def test_folder_palette_alpha_and_odd_modes(tmp_path):
+    grey_palette = Image.fromarray(np.full((3, 3), 90, np.uint8)).convert("P")
+    grey_palette.save(tmp_path / "a.gif")  # a GIF's palette holds colours its grey pixels never use
+    Image.fromarray(np.full((3, 3, 2), 200, np.uint8), "LA").save(tmp_path / "b.png")
+    transparent = Image.fromarray(np.full((3, 3), 30, np.uint8)).convert("P")
+    transparent.save(tmp_path / "c.png", transparency=0)
+    (tmp_path / "._d.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS's shadow file: skipped
+    ds = data.load(tmp_path)
+    assert ds.shape == (1, 3, 3)
+    assert sorted({int(x) for x in torch.cat([ds.train.images, ds.test.images]).flatten()}) == [30, 90, 200]
+    Image.new("CMYK", (3, 3), (0, 255, 0, 0)).save(tmp_path / "e.jpg")  # a colour image: the set becomes RGB
+    assert data.load(tmp_path).shape == (3, 3, 3)
+
+
+@pytest.mark.parametrize("fmt, suffix", [("PNG", ".png"), ("BMP", ".bmp"), ("GIF", ".gif"), ("TIFF", ".tif"),
+                                         ("WEBP", ".webp"), ("JPEG", ".jpg")])  # fmt: skip
+def test_folder_every_advertised_format_loads(tmp_path, fmt, suffix):
+    # every format in a folder of one kind (a restricted decoder list once broke all but PNG and JPEG)
+    for k in range(3):
+        Image.fromarray(np.full((4, 5), 60 * k, np.uint8)).save(tmp_path / f"{k}{suffix}", fmt)
+    ds = data.load(tmp_path)
+    channels = 3 if fmt == "WEBP" else 1  # WebP has no grey mode: Pillow reads it back as RGB
+    assert ds.shape == (channels, 4, 5) and len(ds.train) + len(ds.test) == 3
+
+
+def test_folder_refuses_other_decoders(tmp_path):
+    # a .png that is really an EPS must not reach Ghostscript (Pillow's EPS plugin runs it)
+    save_png(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
+    (tmp_path / "b.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 4 4\n")
+    with pytest.raises(DataError, match="b.png: unreadable image"):
+        data.load(tmp_path)
+
+
+@pytest.mark.parametrize("size", [0, -1, 10**9, (0, 5), (5, -5), (1, 10**8), (2.5, 3), "28", True, (1, 2, 3)])
+def test_absurd_sizes(tmp_path, size):
+    save_png(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
+    save_png(tmp_path / "b.png", np.zeros((4, 4), np.uint8))
+    with pytest.raises(DataError, match="size"):
+        data.load(tmp_path, size=size)
+
+
+def test_labels_validated_in_the_dataset_constructor():
+    images = torch.zeros(3, 1, 2, 2, dtype=torch.uint8)
+    split = lambda labels: data.Split(images, torch.tensor(labels))
+    with pytest.raises(DataError, match="label < 10000"):
+        data.Dataset("x", split([0, 1, 10**12]), split([0, 1, 2]))  # data info's 8 TB bincount, train's silence
+    with pytest.raises(DataError, match="label < 10000"):
+        data.Dataset("x", split([0, 1, 2]), split([0, -4, 2]))
+    with pytest.raises(DataError, match="label 2 has no class name"):
+        data.Dataset("x", split([0, 1, 2]), split([0, 1, 1]), classes=["a", "b"])
+    with pytest.raises(DataError, match="int64 tensor"):
+        data.Dataset("x", data.Split(images, torch.tensor([0.0, 1.0, 2.0])), split([0, 1, 2]))
+    with pytest.raises(DataError, match="class names are given but the images have no labels"):
+        data.Dataset("x", data.Split(images), data.Split(images), classes=["a"])
+    with pytest.raises(DataError, match="uint8 tensor"):
+        data.Dataset("x", data.Split(images.float()), data.Split(images))
+    with pytest.raises(DataError, match="holds no images"):
+        data.Dataset("x", data.Split(images), data.Split(images[:0]))
+    assert data.Dataset("x", split([0, 1, 2]), split([2, 2, 2]), classes=["a", "b", "c"]).num_classes == 3
+    with pytest.raises(DataError) as err:  # found by the fuzz suite: a class name with a control character
+        data.Dataset("x\n", split([0, 1, 2]), split([0, 1, 1]), classes=["\x1f", "b"])
+    assert str(err.value) == "x\\n: label 2 has no class name (only 2 classes: \\x1f, b)"
+
+
+def test_class_count_is_bounded(tmp_path, monkeypatch):
+    from vaelab.data import dataset
+
+    monkeypatch.setattr(dataset, "MAX_CLASSES", 3)
+    for name in "abcd":
+        for k in range(2):
+            save_png(tmp_path / name / f"{k}.png", np.zeros((2, 2), np.uint8))
+    with pytest.raises(DataError, match="labels range over \\[0, 3\\]; they must be class indices 0 <= label < 3"):
+        data.load(tmp_path)
+
+
+def test_stratified_split_is_unchanged():
+    # the indices the split drew before it was rewritten (one sort instead of one scan per class)
+    from vaelab.data.dataset import stratified_split
+
+    train, test = stratified_split(np.array([2, 0, 1, 1, 0, 2, 2, 1, 0, 0, 2, 1, 1]), 0.2, 7)
+    assert train.tolist() == [11, 9, 10, 3, 5, 4, 7, 12, 8, 0] and test.tolist() == [6, 1, 2]
+
+
+# --- paths: folders for files, files for folders, devices, permissions, odd names ---------------------------
+
+
+def test_paths_of_the_wrong_kind(tmp_path):
+    (tmp_path / "dir.npz").mkdir()
+    (tmp_path / "train-images-idx3-ubyte").mkdir()
+    with pytest.raises(DataError, match="is a folder, not a file"):
+        data.load_npz(tmp_path / "dir.npz")
+    with pytest.raises(DataError, match="is a folder, not a file"):
+        data.load_idx(tmp_path / "train-images-idx3-ubyte")
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        data.load_folder(tmp_path / "file")
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        data.load_idx_directory(tmp_path / "file")
+    with pytest.raises(DataError, match="no data set given"):
+        data.load("  ")
+
+
+def test_devices_and_pipes_are_not_read(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe-idx3-ubyte")  # opening it would block forever
+    (tmp_path / "zero.npz").symlink_to("/dev/zero")  # reading it would never end
+    for path in (tmp_path / "pipe-idx3-ubyte", tmp_path / "zero.npz", "/dev/null"):
+        with pytest.raises(DataError, match="is not a regular file"):
+            data.load(path)
+
+
+def test_permission_errors_name_the_path(tmp_path, monkeypatch):
+    import builtins
+    import os
+
+    # tests run as root here, where chmod does not stop a read: make open and scandir refuse instead
+    write_idx(tmp_path / "x-idx3", np.zeros((4, 2, 2), np.uint8))
+    np.savez(tmp_path / "x.npz", images=np.zeros((4, 2, 2), np.uint8))
+    save_png(tmp_path / "f" / "a.png", np.zeros((2, 2), np.uint8))
+    save_png(tmp_path / "f" / "b.png", np.zeros((2, 2), np.uint8))
+    real_open, real_scandir = builtins.open, os.scandir
+
+    def refuse(path, *args, **kwargs):
+        if str(tmp_path) in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refuse)
+    for path in (tmp_path / "x-idx3", tmp_path / "x.npz", tmp_path / "f"):
+        with pytest.raises(DataError, match="permission denied") as err:
+            data.load(path)
+        assert str(path) in str(err.value)
+    monkeypatch.setattr(builtins, "open", real_open)
+    monkeypatch.setattr(os, "scandir", lambda path: refuse(path) if str(tmp_path) in str(path) else real_scandir(path))
+    with pytest.raises(DataError, match="f: cannot list the folder \\(permission denied"):
+        data.load(tmp_path / "f")
+
+
+@pytest.mark.skipif(
+    not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0, reason="root reads all"
+)
+def test_unreadable_file_for_real(tmp_path):
+    path = write_idx(tmp_path / "x-idx3", np.zeros((4, 2, 2), np.uint8))
+    path.chmod(0)
+    with pytest.raises(DataError, match="permission denied"):
+        data.load(path)
+
+
+def test_odd_file_names_stay_on_one_line(tmp_path):
+    folder = tmp_path / "a\nb"
+    save_png(folder / "x\r.png", np.zeros((2, 2), np.uint8))
+    (folder / "y\x1b[31m.png").write_bytes(b"junk")
+    with pytest.raises(DataError) as err:
+        data.load(folder)
+    assert "a\\nb" in str(err.value) and "\\x1b" in str(err.value) and str(err.value).isprintable()
+
+
+def test_cli_data_info_label_of_10_to_the_12(cli, tmp_path):
+    # `data info` tried to allocate 8 TB in torch.bincount for this file
+    np.savez(tmp_path / "big.npz", images=np.zeros((4, 2, 2), np.uint8), labels=np.array([0, 1, 1, 10**12]))
+    result = cli("data", "info", tmp_path / "big.npz")
+    assert result.returncode == 2 and "label < 10000" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_download_cache_that_cannot_be_used(tmp_path):
+    (tmp_path / "a-file").write_bytes(b"x")
+    with pytest.raises(DataError, match="cannot create the download cache"):
+        data.load("mnist", cache_dir=tmp_path / "a-file")  # fails before any download is tried
+    (tmp_path / "cache" / "mnist" / "train-images-idx3-ubyte.gz").mkdir(parents=True)
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: is a folder, not a file"):
+        data.load("mnist", cache_dir=tmp_path / "cache")
+
+
+def test_npz_zip_directory_that_lies_about_sizes(tmp_path):
+    import zipfile
+
+    path = tmp_path / "lies.npz"
+    write_npz_member(path, "images", {"descr": "|u1", "fortran_order": False, "shape": (4000, 1000, 1000)}, bytes(64))
+    raw = bytearray(path.read_bytes())
+    entry = raw.index(b"PK\x01\x02")  # the central directory's record of the member
+    raw[entry + 20 : entry + 28] = struct.pack("<II", 0xFFFFFFF0, 0xFFFFFFF0)  # claims 4 GB, compressed and not
+    path.write_bytes(bytes(raw))
+    assert zipfile.ZipFile(path).infolist()[0].file_size == 0xFFFFFFF0
+    with pytest.raises(DataError, match="the file is truncated or corrupt"):  # refused before numpy allocates 4 GB
+        data.load(path)

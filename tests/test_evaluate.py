@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from vaelab.training.split import split_terms
 from vaelab.evaluate.frechet import frechet_distance, precision_recall
 from vaelab.evaluate.iwae import iwae_log_likelihood
 from vaelab.evaluate.latents import active_units, collapse_warning, posterior_stats
 from vaelab.models import VAE, VAEConfig
+from vaelab.training.split import split_terms
 
 SIGMA = 0.3
 

@@ -35,14 +35,21 @@ MODEL_FILE, CONFIG_FILE, STATE_FILE, METRICS_FILE = (
 )
 
 
+TEMP_SUFFIX = ".tmp"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call `write(temp_path)`, flush it to disk, then rename it over `path`."""
+    """Call `write(temp_path)`, flush it to disk, then rename it over `path`.
+
+    A write that fails (a full disk, a read-only folder) is a one-line RunError, and `path` keeps its
+    previous content; a kill leaves at most a `.NAME.*.tmp` file, which `remove_orphans` clears."""
     path = Path(path)
-    handle, temp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        handle, temp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise RunError(f"cannot write {path} ({exc.strerror or exc}); check that {path.parent} is a writable folder") from None
     os.close(handle)
     try:
         write(temp)
@@ -50,21 +57,53 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
             os.fsync(f.fileno())
         os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes files private; give them the usual permissions
         os.replace(temp, path)
+    except (OSError, SafetensorError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        kept = "its previous version is intact" if path.exists() else "nothing was written"
+        raise RunError(f"could not write {path} ({reason}); {kept}; free some space or choose another folder") from None
     finally:
         if os.path.exists(temp):
             os.unlink(temp)
+
+
+def remove_orphans(folder: Path) -> list[Path]:
+    """Delete the temporary files that writes killed midway left in `folder` (and its sub-folders)."""
+    orphans = [p for p in Path(folder).rglob(".*" + TEMP_SUFFIX) if p.is_file()]
+    for p in orphans:
+        p.unlink(missing_ok=True)
+    return orphans
+
+
+def check_writable(folder: Path) -> None:
+    """Fail early, before any work, when `folder` could not be created or written to (nothing is created)."""
+    folder = Path(folder).absolute()
+    existing = next(p for p in [folder, *folder.parents] if p.exists())
+    if not existing.is_dir():
+        raise RunError(f"{folder}: {existing} is a file, not a folder; choose another output path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunError(f"{folder}: {existing} is not writable; choose another output path")
 
 
 def write_json(path: Path, value: Any) -> None:
     atomic_write(path, lambda temp: Path(temp).write_text(json.dumps(value, indent=2) + "\n"))
 
 
-def read_json(path: Path) -> Any:
+def read_text(path: Path) -> str:
+    """A run file's text; missing, unreadable or not text is a one-line RunError."""
     try:
-        return json.loads(Path(path).read_text())
+        return Path(path).read_text()
     except FileNotFoundError:
         raise RunError(f"{path}: missing; is {Path(path).parent} a vaelab run directory?") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise RunError(f"{path}: not text ({exc})") from None
+    except OSError as exc:
+        raise RunError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
         raise RunError(f"{path}: not valid JSON ({exc})") from None
 
 
@@ -99,11 +138,22 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_weights(module: nn.Module, tensors: dict[str, torch.Tensor], origin: str) -> None:
-    try:
-        module.load_state_dict(tensors)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise RunError(f"{origin}: weights do not fit the configured model ({first})") from None
+    """Load `tensors` into `module`; a mismatch names the first missing or unexpected key, or the two shapes."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    if missing or unexpected:
+        what = f"missing key {missing[0]!r}" if missing else f"unexpected key {unexpected[0]!r}"
+        raise RunError(f"{origin}: weights do not fit the configured model ({what}; "
+                       f"{len(missing)} missing, {len(unexpected)} unexpected)")  # fmt: skip
+    for key, value in expected.items():
+        if tuple(tensors[key].shape) != tuple(value.shape):
+            raise RunError(f"{origin}: weights do not fit the configured model ({key}: the file holds "
+                           f"{list(tensors[key].shape)}, the model needs {list(value.shape)})")  # fmt: skip
+        if tensors[key].is_floating_point() and not torch.isfinite(tensors[key]).all():
+            raise RunError(f"{origin}: {key} holds non-finite values (NaN or inf): the run diverged or the file "
+                           "is damaged; resume from an earlier copy or train again")  # fmt: skip
+    module.load_state_dict(tensors)
 
 
 def save_training_state(
@@ -132,7 +182,13 @@ def save_training_state(
 
 def read_state_info(path: Path) -> dict[str, Any]:
     """The epoch and step of a training state, from its metadata alone (no tensors read)."""
-    return json.loads(read_safetensors(path, tensors=False)[1].get("info", "{}"))
+    try:
+        info = json.loads(read_safetensors(path, tensors=False)[1].get("info", "{}"))
+    except json.JSONDecodeError:
+        info = None
+    if not isinstance(info, dict) or not isinstance(info.get("epoch"), int):
+        raise RunError(f"{path}: damaged training state (no epoch in its metadata); train again without --resume")
+    return info
 
 
 def load_training_state(
@@ -142,6 +198,14 @@ def load_training_state(
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") != STATE_FORMAT:
         raise RunError(f"{path}: not a vaelab training state (format {metadata.get('format')!r})")
+    try:
+        return _restore_state(tensors, metadata, modules, optimizers, path)
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
+        raise RunError(f"{path}: damaged training state ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                       "train again without --resume") from None  # fmt: skip
+
+
+def _restore_state(tensors, metadata, modules, optimizers, path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     groups = json.loads(metadata["param_groups"])
     for name, module in modules.items():
         prefix = f"model/{name}/"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab import kinds
-from vaelab.checkpoint import atomic_write, read_state_info
+from vaelab.checkpoint import atomic_write, check_writable, read_state_info
 from vaelab.config import TrainConfig, option_fields
 from vaelab.errors import ConfigError
 from vaelab.run import Run, load_dataset, resume_config
@@ -100,7 +100,7 @@ def train_member(member: Member, evaluate: bool, iwae_k: int, quiet: bool) -> st
         return f"resumed from epoch {done}"
     if run_dir.report_path.exists() and (not evaluate or run_dir.eval_path.exists()):
         return "complete"
-    finish_run(Run.open(member.path), evaluate, iwae_k, member.config.device, fit)  # interrupted after training, before the rest
+    finish_run(Run.open(member.path), evaluate, iwae_k, member.config.device, quiet, fit)  # interrupted after training, before the rest
     return "finished"
 
 
@@ -108,6 +108,7 @@ def run_study(base: dict[str, Any], archs, latent_dims, betas, out: str | Path =
               iwae_k: int = 100, log=print, kind_names=("vae",)) -> Path:  # fmt: skip
     out = Path(out)
     members = plan(base, list(archs), list(latent_dims), list(betas), out, list(kind_names))
+    check_writable(out)
     out.mkdir(parents=True, exist_ok=True)
     study = {"members": [m.name for m in members], "kinds": list(kind_names), "archs": list(archs),
              "latent_dims": list(latent_dims), "betas": list(betas), "base": base, "evaluate": evaluate,

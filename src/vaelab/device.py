@@ -10,6 +10,14 @@ import torch
 from vaelab.errors import ConfigError
 
 
+def memory_bytes() -> int:
+    """This machine's physical memory."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on this platform: assume a large machine
+        return 1 << 40
+
+
 def resolve_device(name: str) -> torch.device:
     """`auto` picks CUDA, then Apple's MPS, then the CPU; naming an absent device is an error."""
     mps = getattr(torch.backends, "mps", None)

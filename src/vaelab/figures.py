@@ -10,13 +10,23 @@ from pathlib import Path
 import torch
 
 from vaelab import data, explore, plots, samplers
+from vaelab.checkpoint import check_writable
 from vaelab.errors import ConfigError
 from vaelab.noise import fixed_generator
 from vaelab.run import Run
 
 
 def _target(run: Run, out: str | Path | None, name: str) -> Path:
-    return Path(out) if out else run.figure_path(name)
+    """Where a figure goes, checked before any work: RUN/<name>.png, or `out`, a .png in a writable folder."""
+    if not out:
+        check_writable(run.path)
+        return run.figure_path(name)
+    path = Path(out)
+    if path.suffix.lower() != ".png" or path.is_dir():
+        raise ConfigError(f"--out: must name a .png file, got {out}")
+    check_writable(path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _device(run: Run) -> torch.device:
@@ -29,8 +39,8 @@ def default_pairs(n_images: int, n_pairs: int = 4) -> list[tuple[int, int]]:
 
 
 def reconstructions(run: Run, out=None, n: int = 20) -> Path:
-    x = data.to_float(run.dataset().test.images[:n]).to(_device(run))
     path = _target(run, out, "reconstructions")
+    x = data.to_float(run.dataset().test.images[:n]).to(_device(run))
     plots.plot_reconstructions(path, x, run.model.reconstruct(x))
     return path
 
@@ -38,34 +48,36 @@ def reconstructions(run: Run, out=None, n: int = 20) -> Path:
 def samples(run: Run, out=None, n: int = 64, seed: int | None = None, sampler: str = "prior", label: int | None = None) -> Path:  # fmt: skip
     """Decoded from the run's fixed noise drawn from the prior (or with `seed`), or from a fitted `sampler`; a
     conditional kind draws class `label` when given."""
+    if label is not None:
+        if not run.kind.labels:
+            raise ConfigError(f"label: a {run.kind.title} is not conditional; --label needs a kind with labels (cvae)")
+        if not 0 <= label < run.model.classes:
+            raise ConfigError(f"label: must lie in 0..{run.model.classes - 1}, got {label}")
+    path = _target(run, out, "samples" if sampler == "prior" and label is None else f"samples-{sampler}" + (f"-class{label}" if label is not None else ""))  # fmt: skip
     seed = run.config.seed if seed is None else seed
     if sampler == "prior":
         z, what = run.model.sample_prior(n, fixed_generator(seed)), "z ~ p(z)"
     else:
         fitted = samplers.load(run.path, sampler)
         z, what = fitted.sample(n, fixed_generator(seed)).to(_device(run)), f"z from the fitted {sampler} sampler"
-    conditional = {}
+    conditional = {"labels": label} if label is not None else {}
     if label is not None:
-        if not run.kind.labels:
-            raise ConfigError(f"label: a {run.kind.title} is not conditional; --label needs a kind with labels (cvae)")
-        if not 0 <= label < run.model.classes:
-            raise ConfigError(f"label: must lie in 0..{run.model.classes - 1}, got {label}")
-        conditional, what = {"labels": label}, f"{what}, class {label}"
-    path = _target(run, out, "samples" if sampler == "prior" and label is None else f"samples-{sampler}" + (f"-class{label}" if label is not None else ""))  # fmt: skip
+        what = f"{what}, class {label}"
     plots.plot_image_grid(path, run.model.sample(n, z=z, **conditional), 8, f"samples decoded from {what} (fixed noise, seed {seed})")  # fmt: skip
     return path
 
 
 def curves(run: Run, out=None) -> Path:
+    path = _target(run, out, "curves")
     _, epochs = run.read_metrics()
     if not epochs:
         raise ConfigError(f"{run.metrics_path}: holds no epoch yet")
-    path = _target(run, out, "curves")
     plots.plot_curves(path, epochs)
     return path
 
 
 def interpolation(run: Run, out=None, pairs=None, steps: int = 10, spherical: bool = False) -> Path:
+    path = _target(run, out, "interpolation")
     images = run.dataset().test.images
     pairs = pairs or default_pairs(len(images))
     if not pairs:
@@ -76,7 +88,6 @@ def interpolation(run: Run, out=None, pairs=None, steps: int = 10, spherical: bo
     if steps < 2:
         raise ConfigError(f"steps: must be >= 2, got {steps}")
     rows = explore.interpolate(run.model, images, pairs, steps, spherical)
-    path = _target(run, out, "interpolation")
     plots.plot_interpolations(path, rows, pairs, spherical)
     return path
 
@@ -91,8 +102,8 @@ def manifold(run: Run, out=None, lo: float = -1.5, hi: float = 1.5, n: int = 15,
         raise ConfigError(f"range: LO must be below HI, got {lo} {hi}")
     if not 2 <= n <= 60:
         raise ConfigError(f"n: must lie in 2..60, got {n}")
-    chosen = plane(run, dims)
     path = _target(run, out, "manifold")
+    chosen = plane(run, dims)
     with torch.no_grad():
         grid = explore.manifold(run.model, chosen, lo, hi, n)
     plots.plot_manifold(path, grid, n, lo, hi, chosen.labels, chosen.description)
@@ -103,6 +114,7 @@ def latents(run: Run, out=None) -> tuple[Path, Path]:
     """The scatter of test posterior means (by label) and the KL per dimension bar chart."""
     from vaelab.evaluate.latents import active_units, posterior_stats
 
+    path = _target(run, out, "latents")
     dataset = run.dataset()
     split = dataset.test
     stats = posterior_stats(run.model, split.images, device=_device(run))
@@ -113,7 +125,6 @@ def latents(run: Run, out=None) -> tuple[Path, Path]:
     else:
         chosen = explore.coordinate_plane(2, (0, 1)) if run.model.latent_dim == 2 else explore.principal_plane(means)
         coords, labels, description = explore.project(means, chosen), chosen.labels, chosen.description
-    path = _target(run, out, "latents")
     plots.plot_latent_scatter(path, coords, split.labels, dataset.classes, labels, description)
     _, activity = active_units(stats["means"])
     kl_path = path.with_name("kl_per_dim.png") if out else run.figure_path("kl_per_dim")

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 
 from vaelab.models.posterior import DiagonalGaussian
 
-LIKELIHOODS = ("bernoulli", "gaussian")
 PIXELS = (-3, -2, -1)  # the (C, H, W) dimensions of an image batch
 
 

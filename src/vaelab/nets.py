@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from vaelab.errors import ConfigError
+
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": lambda: nn.LeakyReLU(0.2),
@@ -49,7 +51,8 @@ def conv_sizes(size: int, depth: int) -> list[int]:
     for _ in range(depth):
         sizes.append(sizes[-1] // 2)
     if sizes[-1] < 1:
-        raise ValueError(f"an image side of {size} is too small for {depth} stride-2 convolutions")
+        raise ConfigError(f"arch conv: an image side of {size} is too small for {depth} stride-2 convolutions (one per "
+                          f"--channels value; the side must be at least {2**depth}); give fewer --channels, or --arch mlp")  # fmt: skip
     return sizes
 
 

@@ -12,7 +12,10 @@ import torch
 
 from vaelab import kinds, plots
 from vaelab.config import TrainConfig
-from vaelab.device import World
+from vaelab.device import World, memory_bytes
+from vaelab.errors import ConfigError
+from vaelab.kinds.base import networks
+from vaelab.models import VAE
 from vaelab.noise import N_FIXED, fixed_generator
 from vaelab.run import Run, load_dataset
 from vaelab.rundir import RunDir
@@ -30,6 +33,17 @@ def epoch_samples(seed: int):
     return draw
 
 
+def check_size(config: TrainConfig, shape: tuple[int, int, int]) -> None:
+    """Refuse, before any work, networks that cannot fit: built on the meta device (no memory), counted, and
+    set against this machine's memory (weights, gradients and two Adam moments, twice for adversarial kinds)."""
+    with torch.device("meta"):
+        n = sum(p.numel() for p in VAE(networks(config, shape)).parameters())
+    need = n * 4 * 4 * 2
+    if need > memory_bytes():
+        raise ConfigError(f"the networks would have {n:,} parameters ({need / 2**30:.1f} GiB to train), more than this "
+                          f"machine's {memory_bytes() / 2**30:.1f} GiB; use smaller --hidden, --channels or --latent-dim")  # fmt: skip
+
+
 def train_run(config: TrainConfig, resume: bool = False, evaluate: bool = False, iwae_k: int = 1000,
               fit_samplers: tuple[str, ...] = ()) -> Path:  # fmt: skip
     from vaelab.training.loop import prepare_run_dir, train
@@ -37,15 +51,16 @@ def train_run(config: TrainConfig, resume: bool = False, evaluate: bool = False,
     kind = kinds.get(config.kind)
     run_dir = prepare_run_dir(config, resume)
     dataset = load_dataset(config)
+    check_size(config, dataset.shape)
     trained = train(config, kind, dataset, run_dir, resume, on_epoch=epoch_samples(config.seed))
     if World.from_env().is_main:
         device = next(trained.model.parameters()).device
-        finish_run(Run.open(run_dir.path, device, model=trained.model, dataset=dataset), evaluate, iwae_k, config.device,
-                   fit_samplers)  # fmt: skip
+        run = Run.open(run_dir.path, device, model=trained.model, dataset=dataset)
+        finish_run(run, evaluate, iwae_k, config.device, config.quiet, fit_samplers)
     return run_dir.path
 
 
-def finish_run(run: Run, evaluate: bool = False, iwae_k: int = 1000, device: str = "auto",
+def finish_run(run: Run, evaluate: bool = False, iwae_k: int = 1000, device: str = "auto", quiet: bool = True,
                fit_samplers: tuple[str, ...] = ()) -> None:  # fmt: skip
     """Everything after training: every figure, the samplers to fit (for kinds with an encoder), the evaluation if
     asked (which measures the fitted samplers too), then the report."""
@@ -57,5 +72,5 @@ def finish_run(run: Run, evaluate: bool = False, iwae_k: int = 1000, device: str
     if evaluate:
         from vaelab.evaluate import evaluate_run
 
-        evaluate_run(run, iwae_k=iwae_k, device=device)
+        evaluate_run(run, iwae_k=iwae_k, device=device, quiet=quiet)
     report.run_report(run)

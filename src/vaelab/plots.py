@@ -17,6 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
+from vaelab.checkpoint import atomic_write
+
 TERM_TITLES = {
     "loss": "loss (recon + beta * KL)",
     "recon": "reconstruction, -log p(x|z) (nats)",
@@ -52,12 +54,12 @@ def save_grid(path: str | Path, images: torch.Tensor, nrow: int, scale: int = 2)
     image = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
-    image.save(path)
+    atomic_write(Path(path), lambda temp: image.save(temp, format="PNG"))
 
 
 def _save(fig: Figure, path: str | Path, dpi: int = 100) -> None:
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=dpi)
+    atomic_write(Path(path), lambda temp: fig.savefig(temp, dpi=dpi, format="png"))
 
 
 def _show(ax, array: np.ndarray, title: str | None = None) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.checkpoint import atomic_write
+from vaelab.errors import RunError
 from vaelab.evaluate.summary import eval_rows
 from vaelab.run import Run
 
@@ -80,11 +81,7 @@ def run_report(run: Run | str | Path) -> Path:
              f"({dataset.get('n_train')} train / {dataset.get('n_test')} test images of shape {tuple(dataset.get('shape', ()))}).</p>"]  # fmt: skip
     if epochs:
         parts += _metrics_html(epochs)
-    result = run.read_eval()
-    if result is not None:
-        parts.append(f"<h2>Evaluation ({html.escape(str(result['split']))} split, {result['n_images']} images)</h2>")
-        parts.append(table_html(["quantity", "value"], [list(row) for row in eval_rows(result)]))
-        parts += [f'<p class="note">{html.escape(n)}</p>' for n in result.get("notes", [])]
+    parts += _eval_html(run)
     parts.append("<h2>Figures</h2>")
     for name, caption in CAPTIONS.items():
         if run.figure_path(name).exists():
@@ -96,11 +93,27 @@ def run_report(run: Run | str | Path) -> Path:
     return run.write_report(page(f"vaelab run {run.name}", "".join(parts)))
 
 
+def _eval_html(run: Run) -> list[str]:
+    """The evaluation section; a damaged eval.json becomes a note saying so, not a failed report."""
+    try:
+        result = run.read_eval()
+        if result is None:
+            return []
+        head = f"<h2>Evaluation ({html.escape(str(result['split']))} split, {int(result['n_images'])} images)</h2>"
+        rows = [list(row) for row in eval_rows(result)]
+        notes = [f'<p class="note">{html.escape(str(n))}</p>' for n in result.get("notes", [])]
+    except (RunError, KeyError, TypeError, ValueError, IndexError) as exc:
+        why = str(exc) if isinstance(exc, RunError) else f"{run.eval_path}: damaged ({type(exc).__name__}: {exc})"
+        return ["<h2>Evaluation</h2>", f'<p class="note">{html.escape(why)}; run `vaelab eval {html.escape(str(run.path))}` again.</p>']
+    return [head, table_html(["quantity", "value"], rows), *notes]
+
+
 def _metrics_html(epochs: list[dict[str, Any]]) -> list[str]:
     last = epochs[-1]
     terms = list(last["train"])
-    speed = statistics.median(e["images_per_s"] for e in epochs)
-    total = sum(e["seconds"] for e in epochs)
+    speeds = [e.get("images_per_s") for e in epochs if isinstance(e.get("images_per_s"), (int, float))]
+    speed = statistics.median(speeds) if speeds else float("nan")
+    total = sum(e["seconds"] for e in epochs if isinstance(e.get("seconds"), (int, float)))
     return ["<h2>Metrics (last epoch, means per image, nats)</h2>",
             table_html(["split", *terms], [[split, *[last[split].get(t) for t in terms]] for split in ("train", "test")]),
             f"<p>{len(epochs)} epochs, {total:.1f} s of training, median {speed:,.0f} training images/s.</p>"]  # fmt: skip

@@ -15,8 +15,9 @@ from torch import nn
 from vaelab import data, kinds
 from vaelab.checkpoint import load_weights, read_tensors
 from vaelab.config import Layer, TrainConfig
+from vaelab.device import memory_bytes
 from vaelab.errors import ConfigError, RunError
-from vaelab.rundir import RunDir
+from vaelab.rundir import NO_STATE, RunDir
 
 # What may change when a run is resumed; every other option must match the saved run.
 RESUMABLE = ("epochs", "lr", "gan_lr", "grad_clip", "quiet", "device", "threads", "eval_batch_size", "precision",
@@ -35,7 +36,10 @@ class Run(RunDir):
                  model: nn.Module | None = None, dataset: data.Dataset | None = None):  # fmt: skip
         super().__init__(path)
         self.meta, self.device = meta, torch.device(device)
-        self.config = kinds.config_from_saved(meta["train"])
+        try:
+            self.config = kinds.config_from_saved(meta["train"])
+        except ConfigError as exc:
+            raise RunError(f"{self.config_path}: the train section is invalid: {exc}") from None
         self.kind = kinds.get(self.config.kind)
         self._model, self._dataset = model, dataset
 
@@ -54,7 +58,7 @@ class Run(RunDir):
     def model(self) -> nn.Module:
         """The generative model in eval mode (a VAE, or a GAN's generator: `decode` and `sample` only)."""
         if self._model is None:
-            model = build_model(self.meta["model"], self.kind)
+            model = build_model(self.meta["model"], self.kind, self.config_path)
             load_weights(model, read_tensors(self.model_path), str(self.model_path))
             self._model = model.to(self.device).eval()
         return self._model
@@ -65,12 +69,18 @@ class Run(RunDir):
         return self._dataset
 
 
-def build_model(model_config: dict[str, Any], kind: kinds.Kind) -> nn.Module:
-    """The generative model of a run from config.json's "model" section."""
+def build_model(model_config: dict[str, Any], kind: kinds.Kind, origin: str | Path = "config.json") -> nn.Module:
+    """The generative model of a run from config.json's "model" section (first counted on the meta device,
+    so that an edited size cannot exhaust the memory)."""
     try:
-        return kind.build(kind.model_config(**model_config))
+        config = kind.model_config(**model_config)
+        with torch.device("meta"):
+            n = sum(p.numel() for p in kind.build(config).parameters())
+        if 4 * n > memory_bytes() // 2:
+            raise RunError(f"{origin}: the model section describes {n:,} parameters, more than this machine can hold")
+        return kind.build(config)
     except (TypeError, KeyError, ValueError) as exc:
-        raise RunError(f"config.json: the model section is invalid ({exc})") from None
+        raise RunError(f"{origin}: the model section is invalid ({exc})") from None
 
 
 def load(run_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:
@@ -83,7 +93,7 @@ def resume_config(run_dir: str | Path, overrides: dict[str, Any]) -> TrainConfig
     """The saved config of `run_dir` with the allowed `overrides` applied (a lower lr after a divergence, say)."""
     run = RunDir(run_dir)
     if not run.has_state():
-        raise RunError(f"{run_dir}: no training state to resume from ({run.state_path.name} is missing)")
+        raise RunError(f"{run_dir}: no training state to resume from ({NO_STATE})")
     saved = kinds.config_from_saved(run.read_config()["train"]).to_dict()
     given = Layer(overrides, "option")
     if given.get("kind", saved["kind"]) != saved["kind"]:

@@ -16,10 +16,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vaelab.checkpoint import CONFIG_FILE, METRICS_FILE, MODEL_FILE, STATE_FILE, atomic_write, read_json, write_json
+from vaelab.checkpoint import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    STATE_FILE,
+    atomic_write,
+    read_json,
+    read_text,
+    write_json,
+)  # fmt: skip
 from vaelab.errors import RunError
 
 EVAL_FILE, REPORT_FILE, SAMPLES_DIR = "eval.json", "report.html", "samples"
+NO_STATE = (f"{STATE_FILE} is missing: the run was stopped before its first epoch ended, or this is not a run "
+            "directory; run the same command without --resume to start it again")  # fmt: skip
 
 
 class RunDir:
@@ -83,27 +94,28 @@ class RunDir:
         """(header, epochs): the first line holds the config, each further line one epoch."""
         path = self.metrics_path
         try:
-            lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        except FileNotFoundError:
-            raise RunError(f"{path}: missing; is {self.path} a vaelab run directory?") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RunError(f"{path}: a line is not valid JSON ({exc})") from None
+            lines = [json.loads(line) for line in read_text(path).splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise RunError(f"{path}: a line is not valid JSON ({exc}); delete the damaged lines") from None
         if not lines or not isinstance(lines[0], dict) or "config" not in lines[0]:
             raise RunError(f"{path}: has no header line")
+        for number, line in enumerate(lines[1:], 2):
+            if not _is_epoch(line):
+                raise RunError(f"{path}: line {number} is not an epoch record (epoch, train and test terms); "
+                               "delete the damaged lines")  # fmt: skip
         return lines[0], lines[1:]
 
     def start_metrics(self, header: dict[str, Any]) -> None:
-        self.metrics_path.write_text(json.dumps(header) + "\n")
+        atomic_write(self.metrics_path, lambda temp: Path(temp).write_text(json.dumps(header) + "\n"))
 
-    def append_metrics(self, record: dict[str, Any]) -> None:
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-
-    def truncate_metrics(self, epoch: int) -> None:
-        """Drop metrics lines written after the checkpoint we resume from (a kill between the two writes)."""
-        lines = self.metrics_path.read_text().splitlines()
-        kept = [line for line in lines if "epoch" not in json.loads(line) or json.loads(line)["epoch"] <= epoch]
-        self.metrics_path.write_text("".join(line + "\n" for line in kept))
+    def append_metrics(self, record: dict[str, Any], after_epoch: int | None = None) -> None:
+        """Add one epoch's line, rewriting the file atomically (a kill never leaves half a line); with
+        `after_epoch`, lines of later epochs (written after the checkpoint a run resumed from) are dropped."""
+        header, epochs = self.read_metrics()
+        if after_epoch is not None:
+            epochs = [e for e in epochs if e["epoch"] <= after_epoch]
+        text = "".join(json.dumps(line) + "\n" for line in [header, *epochs, record])
+        atomic_write(self.metrics_path, lambda temp: Path(temp).write_text(text))
 
     # eval.json
     def read_eval(self) -> dict[str, Any] | None:
@@ -111,7 +123,7 @@ class RunDir:
         if not self.eval_path.exists():
             return None
         result = read_json(self.eval_path)
-        if not isinstance(result, dict) or "samples" not in result:
+        if not isinstance(result, dict) or not isinstance(result.get("samples"), dict):
             raise RunError(f"{self.eval_path}: not a vaelab evaluation; run `vaelab eval {self.path}` again")
         return result
 
@@ -121,3 +133,8 @@ class RunDir:
     def write_report(self, text: str) -> Path:
         atomic_write(self.report_path, lambda temp: Path(temp).write_text(text))
         return self.report_path
+
+
+def _is_epoch(line: Any) -> bool:
+    return (isinstance(line, dict) and isinstance(line.get("epoch"), int) and isinstance(line.get("train"), dict)
+            and isinstance(line.get("test"), dict))  # fmt: skip

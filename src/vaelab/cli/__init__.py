@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
-from vaelab.cli import compare_cmd, data_cmd, eval_cmd, figures_cmd, sampler_cmd, train_cmd
-from vaelab.errors import VaelabError
+from vaelab.cli import compare_cmd, data_cmd, eval_cmd, explore_cmd, figures_cmd, sampler_cmd, train_cmd
+from vaelab.errors import VaelabError, one_line
 
-COMMANDS = [data_cmd, train_cmd, eval_cmd, figures_cmd, compare_cmd, sampler_cmd]
+COMMANDS = [data_cmd, train_cmd, eval_cmd, figures_cmd, compare_cmd, explore_cmd, sampler_cmd]
 
 
 class Parser(argparse.ArgumentParser):
@@ -27,17 +29,32 @@ def build_parser() -> Parser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that it stops like on Ctrl-C (every write is atomic)."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         return int(args.run(args) or 0)
     except VaelabError as exc:
-        print(f"vaelab: error: {exc}", file=sys.stderr)
+        print(f"vaelab: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("vaelab: interrupted", file=sys.stderr)
+        print("vaelab: interrupted; the files already written (the last checkpoint) are intact", file=sys.stderr)
         return 130
+    except Terminated:
+        print("vaelab: terminated (SIGTERM); the files already written (the last checkpoint) are intact", file=sys.stderr)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def entry() -> None:

@@ -7,6 +7,7 @@ import argparse
 import torch
 
 from vaelab import data
+from vaelab.data.files import shown
 from vaelab.errors import DataError
 
 
@@ -36,15 +37,17 @@ def run_list(args: argparse.Namespace) -> None:
 
 
 def describe(dataset: data.Dataset) -> str:
-    lines = [f"{dataset.name}  ({dataset.source})", f"image shape (C, H, W): {tuple(dataset.shape)}  dtype uint8"]
+    # names come from file and folder names: escape what a terminal would show as extra lines or garbage
+    lines = [f"{shown(dataset.name)}  ({shown(dataset.source)})"]
+    lines.append(f"image shape (C, H, W): {tuple(dataset.shape)}  dtype uint8")
     for split_name in ("train", "test"):
         split = getattr(dataset, split_name)
         lo, hi = int(split.images.min()), int(split.images.max())
-        mean = float(split.images.float().mean()) / 255
+        mean = int(split.images.sum(dtype=torch.int64)) / split.images.numel() / 255  # no float copy of the set
         lines.append(f"{split_name:<5} {len(split):>7} images  values [{lo}, {hi}] / 255  mean {mean:.4f}")
         if split.labels is not None:
             counts = torch.bincount(split.labels, minlength=dataset.num_classes or 0).tolist()
-            names = dataset.classes or [str(i) for i in range(len(counts))]
+            names = [shown(n) for n in dataset.classes] if dataset.classes else [str(i) for i in range(len(counts))]
             lines.append("      labels: " + "  ".join(f"{n}:{c}" for n, c in zip(names, counts)))
         else:
             lines.append("      labels: none")

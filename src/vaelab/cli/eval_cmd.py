@@ -20,11 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--cache-dir", help="where the feature classifier is cached (default: the data cache)")
     parser.add_argument("--json", action="store_true", help="print the JSON instead of the table")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> None:
     from vaelab.evaluate import evaluate_run, format_table
 
-    result = evaluate_run(args.run_dir, args.split, args.iwae_k, args.seed, args.precision, args.device, args.cache_dir)
+    result = evaluate_run(args.run_dir, args.split, args.iwae_k, args.seed, args.precision, args.device, args.cache_dir,
+                          quiet=args.quiet)  # fmt: skip
     print(json.dumps(result, indent=2) if args.json else format_table(result))

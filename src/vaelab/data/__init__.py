@@ -10,17 +10,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vaelab.data import files
 from vaelab.data.batches import batches, to_float
 from vaelab.data.dataset import Dataset, Split
 from vaelab.data.download import REMOTE_SETS, cache_root, ensure_files
 from vaelab.data.embedded import DIGIT_CLASSES, load_mnist_mini
+from vaelab.data.files import one_line_errors, shown
 from vaelab.data.folder import load_folder
 from vaelab.data.idx import is_idx_directory, load_idx, load_idx_directory
+from vaelab.data.limits import MAX_CLASSES, check_size
 from vaelab.data.npz import load_npz
 from vaelab.errors import DataError
 
 __all__ = [
     "DIGIT_CLASSES",
+    "MAX_CLASSES",
     "REMOTE_SETS",
     "Dataset",
     "Split",
@@ -45,6 +49,7 @@ def names() -> dict[str, str]:
     return {**EMBEDDED, **{name: remote.about for name, remote in REMOTE_SETS.items()}}
 
 
+@one_line_errors
 def load(
     name_or_path: str | Path,
     *,
@@ -52,17 +57,23 @@ def load(
     cache_dir: str | Path | None = None,
 ) -> Dataset:
     """Load a named data set or a path. `size` (H, W) resizes an image folder; `cache_dir` overrides the cache."""
+    size = check_size(size)
     key = str(name_or_path)
+    if size is not None and (key in EMBEDDED or key in REMOTE_SETS or not files.is_folder(Path(key).expanduser())
+                             or is_idx_directory(Path(key).expanduser())):  # fmt: skip
+        raise DataError(f"--size resizes the images of an image folder; {shown(key)} is not one (leave --size out)")
     if key == "mnist-mini":
         return load_mnist_mini()
     if key in REMOTE_SETS:
         folder = ensure_files(key, cache_dir)
         dataset = load_idx_directory(folder, name=key)
         return Dataset(key, dataset.train, dataset.test, list(REMOTE_SETS[key].classes), source=str(folder))
+    if not key.strip():
+        raise DataError(f"no data set given; name one ({', '.join(names())}) or give a path")
     path = Path(key).expanduser()
-    if not path.exists():
-        raise DataError(f"{key}: no such file or folder, and not a data set name (known: {', '.join(names())})")
-    if path.is_dir():
+    if files.status(path) is None:
+        raise DataError(f"{shown(key)}: no such file or folder, and not a data set name (known: {', '.join(names())})")
+    if files.is_folder(path):
         if is_idx_directory(path):
             return load_idx_directory(path)
         return load_folder(path, size=size)
@@ -70,4 +81,4 @@ def load(
         return load_npz(path)
     if "idx" in path.name or path.suffix in ("", ".gz", ".ubyte"):
         return load_idx(path)
-    raise DataError(f"{path}: unsupported file type; give an .npz file, IDX files or a folder of images")
+    raise DataError(f"{shown(path)}: unsupported file type; give an .npz file, IDX files or a folder of images")

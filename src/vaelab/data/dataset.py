@@ -1,4 +1,8 @@
-"""The one data-set type of vaelab: uint8 images `[N, C, H, W]`, optional labels, a train/test split."""
+"""The one data-set type of vaelab: uint8 images `[N, C, H, W]`, optional labels, a train/test split.
+
+`Dataset` validates itself when it is built (shapes, dtypes, labels in range and consistent with the
+class names), so no reader, and no caller that builds one by hand, can hand an absurd set to training.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from vaelab.data.files import one_line
+from vaelab.data.limits import MAX_CLASSES, MAX_IMAGE_PIXELS, image_layout
 from vaelab.errors import DataError
 
 
@@ -23,13 +29,24 @@ class Split:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A named data set with `.train` and `.test` splits of the same image shape."""
+    """A named data set with `.train` and `.test` splits of the same image shape.
+
+    Built only from valid parts: each split holds at least one uint8 `[N, C, H, W]` image (C = 1 or 3),
+    both splits have the same image shape, labels are given for both or neither, and each label is an
+    int64 class index in `[0, num_classes)` with at most `MAX_CLASSES` classes. Anything else is a `DataError`.
+    """
 
     name: str
     train: Split
     test: Split
     classes: list[str] | None = field(default=None)
     source: str = ""
+
+    def __post_init__(self) -> None:
+        try:
+            check_dataset(self)
+        except DataError as exc:  # names and class names may hold control characters: keep the message one line
+            raise DataError(one_line(str(exc))) from None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -45,10 +62,101 @@ class Dataset:
         return int(max(self.train.labels.max(), self.test.labels.max())) + 1
 
 
+def check_dataset(dataset: Dataset) -> None:
+    """The checks of `Dataset`'s constructor; cheap (a min and a max over the labels), run once per set."""
+    origin = dataset.source or dataset.name
+    for split_name in ("train", "test"):
+        split = getattr(dataset, split_name)
+        if not isinstance(split, Split):
+            raise DataError(f"{origin}: the {split_name} split must be a Split, got {type(split).__name__}")
+        _check_images(split.images, f"{origin} ({split_name} split)")
+    if dataset.train.images.shape[1:] != dataset.test.images.shape[1:]:
+        raise DataError(
+            f"{origin}: train images are {list(dataset.train.images.shape[1:])} "
+            f"but test images are {list(dataset.test.images.shape[1:])}"
+        )
+    if (dataset.train.labels is None) != (dataset.test.labels is None):
+        raise DataError(f"{origin}: labels are given for one split but not the other")
+    if dataset.train.labels is None:
+        if dataset.classes is not None:
+            raise DataError(f"{origin}: class names are given but the images have no labels")
+        return
+    ranges = [_label_range(getattr(dataset, s), f"{origin} ({s} split)") for s in ("train", "test")]
+    lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    if lo < 0 or hi >= MAX_CLASSES:
+        raise DataError(
+            f"{origin}: labels range over [{lo}, {hi}]; they must be class indices 0 <= label < {MAX_CLASSES}"
+        )
+    if dataset.classes is not None:
+        _check_classes(dataset.classes, hi, origin)
+
+
+def _check_images(images: object, origin: str) -> None:
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
+        got = f"{images.dtype} {list(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
+        raise DataError(f"{origin}: images must be a uint8 tensor [N, C, H, W], got {got}")
+    n, c, h, w = images.shape
+    if n == 0:
+        raise DataError(f"{origin}: holds no images")
+    if c not in (1, 3):
+        raise DataError(f"{origin}: images must have 1 or 3 channels, got {c}")
+    if h == 0 or w == 0 or h * w > MAX_IMAGE_PIXELS:
+        raise DataError(f"{origin}: images of {h} x {w} pixels; each must have between 1 and {MAX_IMAGE_PIXELS} pixels")
+
+
+def _label_range(split: Split, origin: str) -> tuple[int, int]:
+    labels = split.labels
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.shape != (len(split),):
+        got = f"{labels.dtype} {list(labels.shape)}" if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise DataError(f"{origin}: labels must be an int64 tensor [{len(split)}] (one per image), got {got}")
+    return int(labels.min()), int(labels.max())
+
+
+def _check_classes(classes: object, max_label: int, origin: str) -> None:
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise DataError(f"{origin}: class names must be a list of strings, got {type(classes).__name__}")
+    if not 1 <= len(classes) <= MAX_CLASSES:
+        raise DataError(f"{origin}: {len(classes)} class names; give between 1 and {MAX_CLASSES}")
+    if max_label >= len(classes):
+        raise DataError(
+            f"{origin}: label {max_label} has no class name (only {len(classes)} classes: "
+            f"{', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''})"
+        )
+
+
+def label_array(labels: object, n: int, origin: str) -> np.ndarray:
+    """Labels as int64 class indices `[n]`, checked before anything uses them as indices or counts.
+
+    Accepts integers, or floats that are whole numbers (Keras files often store `3.0`). Each must lie in
+    `[0, MAX_CLASSES)`: a label of 10^12 would make a label histogram allocate terabytes.
+    """
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "uif":
+        raise DataError(f"{origin}: labels must be integer class indices, got dtype {labels.dtype}")
+    if labels.ndim == 2 and labels.shape[0] == n and labels.shape[1] > 1:
+        raise DataError(
+            f"{origin}: labels of shape {list(labels.shape)} look one-hot; store class indices (argmax), one per image"
+        )
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise DataError(
+            f"{origin}: {labels.shape[0] if labels.ndim else 0} labels for {n} images; give exactly one label per image"
+        )
+    if labels.size == 0:
+        return labels.astype(np.int64)
+    if labels.dtype.kind == "f" and not (np.isfinite(labels).all() and (labels == np.round(labels)).all()):
+        raise DataError(f"{origin}: labels must be whole numbers (class indices), found NaN, infinite or fractional")
+    lo, hi = labels.min(), labels.max()
+    if lo < 0 or hi >= MAX_CLASSES:
+        raise DataError(
+            f"{origin}: labels range over [{lo:.0f}, {hi:.0f}]; they must be class indices 0 <= label < {MAX_CLASSES}"
+        )
+    return labels.astype(np.int64)
+
+
 def make_split(images: np.ndarray, labels: np.ndarray | None, origin: str) -> Split:
     """Validate numpy arrays and wrap them (without copying where possible) as a `Split`.
 
-    `images` must be uint8 `[N, C, H, W]`; `labels`, if given, integers in [0, 2^31) with one per image.
+    `images` must be uint8 `[N, C, H, W]`; `labels`, if given, class indices with one per image.
     `origin` names the file or folder in error messages.
     """
     if images.dtype != np.uint8:
@@ -61,17 +169,7 @@ def make_split(images: np.ndarray, labels: np.ndarray | None, origin: str) -> Sp
         raise DataError(f"{origin}: images must have 1 or 3 channels, got {images.shape[1]}")
     label_tensor = None
     if labels is not None:
-        labels = np.asarray(labels)
-        if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-            raise DataError(
-                f"{origin}: {labels.shape[0] if labels.ndim else 0} labels for {images.shape[0]} images; "
-                "give exactly one label per image"
-            )
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise DataError(f"{origin}: labels must be integers, got {labels.dtype}")
-        if labels.min() < 0:
-            raise DataError(f"{origin}: labels must be >= 0, found {int(labels.min())}")
-        label_tensor = torch.from_numpy(labels.astype(np.int64, copy=False))
+        label_tensor = torch.from_numpy(label_array(labels, images.shape[0], origin))
     return Split(torch.from_numpy(np.ascontiguousarray(images)), label_tensor)
 
 
@@ -82,14 +180,7 @@ def make_dataset(
     classes: list[str] | None = None,
     source: str = "",
 ) -> Dataset:
-    """Check that the two splits agree (shape, labels present in both) and build the `Dataset`."""
-    if train.images.shape[1:] != test.images.shape[1:]:
-        raise DataError(
-            f"{source or name}: train images are {list(train.images.shape[1:])} "
-            f"but test images are {list(test.images.shape[1:])}"
-        )
-    if (train.labels is None) != (test.labels is None):
-        raise DataError(f"{source or name}: labels are given for one split but not the other")
+    """Build the `Dataset` (its constructor checks that the two splits agree)."""
     return Dataset(name=name, train=train, test=test, classes=classes, source=source)
 
 
@@ -107,15 +198,16 @@ def stratified_split(labels: np.ndarray | None, test_fraction: float, seed: int,
         n_test = max(1, int(round(n * test_fraction)))
         return order[n_test:], order[:n_test]
     labels = np.asarray(labels)
-    classes = np.unique(labels)
-    counts = np.array([(labels == c).sum() for c in classes])
+    classes, counts = np.unique(labels, return_counts=True)
+    # members of each class in ascending index order, in one sort (not one scan of the labels per class)
+    groups = np.split(np.argsort(labels, kind="stable"), np.cumsum(counts)[:-1])
     exact = counts * test_fraction
     n_test = np.floor(exact).astype(int)
     short = max(1, int(round(len(labels) * test_fraction))) - n_test.sum()
     n_test[np.argsort(-(exact - n_test), kind="stable")[:short]] += 1
     train_idx, test_idx = [], []
-    for c, k in zip(classes, n_test):
-        members = np.flatnonzero(labels == c)[rng.permutation(int((labels == c).sum()))]
+    for members, k in zip(groups, n_test):
+        members = members[rng.permutation(members.size)]
         test_idx.append(members[:k])
         train_idx.append(members[k:])
     return rng.permutation(np.concatenate(train_idx)), rng.permutation(np.concatenate(test_idx))
@@ -127,6 +219,8 @@ def split_arrays(
     """Split one pool of images into train/test (seeded, stratified by label when there are labels)."""
     if images.shape[0] < 2:
         raise DataError(f"{origin}: needs at least 2 images to make a train and a test split")
+    if labels is not None:
+        labels = label_array(labels, images.shape[0], origin)  # checked before they are counted per class
     train_idx, test_idx = stratified_split(labels, test_fraction, seed, n=images.shape[0])
     pick = lambda a, i: None if a is None else a[i]
     return (
@@ -141,30 +235,26 @@ def to_uint8_images(array: np.ndarray, origin: str) -> np.ndarray:
     Accepts `[N, H, W]`, `[N, C, H, W]` or `[N, H, W, C]` (C = 1 or 3); uint8 as is, other integers in
     [0, 255], floats in [0, 1] (scaled by 255 and rounded), booleans (0 or 255). Anything else is an error.
     """
-    if array.ndim == 3:
-        array = array[:, None]
-    elif array.ndim == 4 and array.shape[1] not in (1, 3) and array.shape[-1] in (1, 3):
-        array = array.transpose(0, 3, 1, 2)
-    elif array.ndim != 4:
-        raise DataError(f"{origin}: images must be [N, H, W], [N, C, H, W] or [N, H, W, C], got {list(array.shape)}")
+    if array.dtype.kind not in "uifb":
+        raise DataError(
+            f"{origin}: images must be numbers (uint8 in [0, 255] or float in [0, 1]), got dtype {array.dtype}"
+        )
+    n, c, h, w, channels_last = image_layout(array.shape, origin)
+    array = array.transpose(0, 3, 1, 2) if channels_last else array.reshape(n, c, h, w)
     if array.dtype == np.uint8:
         return array
     if array.dtype == np.bool_:
         return array.astype(np.uint8) * 255
-    if array.size == 0:
-        raise DataError(f"{origin}: holds no images")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise DataError(f"{origin}: images hold NaN or infinite values")
     lo, hi = array.min(), array.max()
-    if np.issubdtype(array.dtype, np.integer):
+    if array.dtype.kind in "ui":
         if lo < 0 or hi > 255:
             raise DataError(f"{origin}: integer pixel values must lie in [0, 255], found [{lo}, {hi}]")
         return array.astype(np.uint8)
-    if np.issubdtype(array.dtype, np.floating):
-        if not np.isfinite(array).all():
-            raise DataError(f"{origin}: images hold NaN or infinite values")
-        if lo < 0.0 or hi > 1.0:
-            raise DataError(
-                f"{origin}: float pixel values must lie in [0, 1], found [{lo:.4g}, {hi:.4g}]; "
-                "rescale them, or store uint8 in [0, 255]"
-            )
-        return np.rint(array * 255.0).astype(np.uint8)
-    raise DataError(f"{origin}: unsupported image dtype {array.dtype}")
+    if lo < 0.0 or hi > 1.0:
+        raise DataError(
+            f"{origin}: float pixel values must lie in [0, 1], found [{lo:.4g}, {hi:.4g}]; "
+            "rescale them, or store uint8 in [0, 255]"
+        )
+    return np.rint(array * 255.0).astype(np.uint8)

@@ -16,6 +16,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from vaelab.data import files
+from vaelab.data.files import shown
 from vaelab.errors import DataError
 
 CACHE_ENV = "VAELAB_DATA_DIR"
@@ -89,6 +91,21 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _cached_md5(target: Path, name: str) -> str:
+    """The MD5 of a file already in the cache; a folder, device or unreadable file there is an error."""
+    with files.open_file(target) as handle:
+        try:
+            digest = hashlib.md5(usedforsecurity=False)
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        except OSError as exc:
+            raise DataError(
+                f"{shown(target)}: cannot be read ({files.reason(exc)}); "
+                f"delete it and run `vaelab data download {name}`"
+            ) from None
+    return digest.hexdigest()
+
+
 def _fetch(url: str, target: Path, md5: str, timeout: float) -> None:
     """Stream `url` into a temporary file beside `target`, verify its MD5 and length, then rename it."""
     handle, temp = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=target.parent)
@@ -122,13 +139,20 @@ def ensure_files(
         sources = [mirror] if mirror else list(remote.sources)
     for filename, md5 in remote.md5.items():
         target = folder / filename
-        if target.exists():
-            if file_md5(target) == md5:
+        if files.status(target) is not None:
+            if _cached_md5(target, name) == md5:
                 continue
             raise DataError(
-                f"{target}: checksum mismatch (expected MD5 {md5}); delete it and run `vaelab data download {name}`"
+                f"{shown(target)}: checksum mismatch (expected MD5 {md5}); "
+                f"delete it and run `vaelab data download {name}`"
             )
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(
+                f"{shown(folder)}: cannot create the download cache ({files.reason(exc)}); "
+                f"point ${CACHE_ENV} or --cache-dir at a writable folder"
+            ) from None
         failures = []
         for base in sources:
             url = base.rstrip("/") + "/" + filename

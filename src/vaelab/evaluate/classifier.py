@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vaelab import data
+from vaelab import data, progress
 from vaelab.checkpoint import atomic_write, load_weights, read_tensors, save_weights
 from vaelab.data.download import cache_root
+from vaelab.errors import VaelabError
 
 FEATURES = 128
 
@@ -49,28 +50,31 @@ def dataset_key(dataset: data.Dataset) -> str:
 
 
 def train_classifier(
-    dataset: data.Dataset, epochs: int = 8, seed: int = 0, device="cpu"
+    dataset: data.Dataset, epochs: int = 8, seed: int = 0, device="cpu", quiet: bool = True
 ) -> tuple[FeatureClassifier, float]:
     """Train on the training split; return the model (eval mode) and its accuracy on the test split."""
     with torch.enable_grad():
-        return _train(dataset, epochs, seed, device)
+        return _train(dataset, epochs, seed, device, quiet)
 
 
-def _train(dataset: data.Dataset, epochs: int, seed: int, device) -> tuple[FeatureClassifier, float]:
+def _train(dataset: data.Dataset, epochs: int, seed: int, device, quiet: bool) -> tuple[FeatureClassifier, float]:
     torch.manual_seed(seed)
     n_classes = int(dataset.num_classes)
     model = FeatureClassifier(dataset.shape[0], n_classes).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     generator = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        model.train()
-        for x, y in data.batches(
-            dataset.train.images, 128, labels=dataset.train.labels, shuffle=True, generator=generator, device=device
-        ):
-            loss = nn.functional.cross_entropy(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    shown = progress.bar(epochs * len(dataset.train), f"training the feature classifier of {dataset.name} (once, cached)",
+                         quiet, "img", unit_scale=True)  # fmt: skip
+    with shown:
+        for _ in range(epochs):
+            model.train()
+            for x, y in data.batches(dataset.train.images, 128, labels=dataset.train.labels, shuffle=True,
+                                     generator=generator, device=device):  # fmt: skip
+                loss = nn.functional.cross_entropy(model(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                shown.update(x.shape[0])
     model.eval()
     return model, accuracy(model, dataset.test, device)
 
@@ -83,17 +87,32 @@ def accuracy(model: FeatureClassifier, split: data.Split, device="cpu") -> float
     return correct / len(split)
 
 
-def load_or_train(dataset: data.Dataset, cache_dir=None, device="cpu") -> tuple[FeatureClassifier, dict]:
-    """The cached classifier for this data set, trained first if needed. Returns (model, info)."""
+def load_cached(weights: Path, meta: Path, dataset: data.Dataset, device) -> tuple[FeatureClassifier, dict] | None:
+    """The cached classifier, or None when the cache is missing or damaged (it is then trained again)."""
+    if not (weights.exists() and meta.exists()):
+        return None
+    try:
+        info = json.loads(meta.read_text())
+        if not isinstance(info, dict) or info.get("num_classes") != int(dataset.num_classes):
+            return None
+        model = FeatureClassifier(dataset.shape[0], info["num_classes"])
+        load_weights(model, read_tensors(weights), str(weights))
+        float(info["test_accuracy"])
+    except (VaelabError, OSError, ValueError, KeyError, TypeError):
+        return None
+    return model.to(device).eval(), info
+
+
+def load_or_train(dataset: data.Dataset, cache_dir=None, device="cpu", quiet: bool = True) -> tuple[FeatureClassifier, dict]:
+    """The cached classifier for this data set, trained first if needed (or if its cache is damaged).
+    Returns (model, info)."""
     folder = cache_root(cache_dir) / "classifiers"
     key = dataset_key(dataset)
     weights, meta = folder / f"{key}.safetensors", folder / f"{key}.json"
-    if weights.exists() and meta.exists():
-        info = json.loads(meta.read_text())
-        model = FeatureClassifier(dataset.shape[0], info["num_classes"])
-        load_weights(model, read_tensors(weights), str(weights))
-        return model.to(device).eval(), info
-    model, test_accuracy = train_classifier(dataset, device=device)
+    cached = load_cached(weights, meta, dataset, device)
+    if cached is not None:
+        return cached
+    model, test_accuracy = train_classifier(dataset, device=device, quiet=quiet)
     info = {"data": dataset.name, "key": key, "num_classes": int(dataset.num_classes), "test_accuracy": test_accuracy,
             "features": FEATURES}  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)

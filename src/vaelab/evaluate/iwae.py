@@ -13,7 +13,7 @@ from contextlib import nullcontext
 
 import torch
 
-from vaelab import data
+from vaelab import data, progress
 from vaelab.losses import log_likelihood
 from vaelab.models import VAE
 
@@ -27,6 +27,7 @@ def iwae_log_likelihood(
     rows: int = 8192,
     device: torch.device | str = "cpu",
     precision: str = "fp32",
+    quiet: bool = True,
 ) -> torch.Tensor:
     """The k-sample IWAE estimate of log p(x) for every image (uint8 `[N, C, H, W]`), float64 `[N]` in nats.
 
@@ -42,7 +43,8 @@ def iwae_log_likelihood(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
     results = []
     model.eval()
-    with torch.inference_mode():
+    shown = progress.bar(images.shape[0], f"IWAE log-likelihood, k={k}", quiet, "img")
+    with torch.inference_mode(), shown:
         for x, _ in data.batches(images, batch, device=device):
             posterior = model.encode(x)
             std = posterior.std
@@ -59,4 +61,5 @@ def iwae_log_likelihood(
                 log_qz = -0.5 * (eps.pow(2) + posterior.logvar + math.log(2 * math.pi)).sum(-1)
                 log_w[start : start + n] = log_px + model.log_prior(z) - log_qz  # the model's prior p(z)
             results.append(torch.logsumexp(log_w.double(), dim=0) - log_k)
+            shown.update(x.shape[0])
     return torch.cat(results)

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from vaelab import data
+from vaelab.checkpoint import check_writable
 from vaelab.device import resolve_device
 from vaelab.errors import ConfigError
 from vaelab.evaluate import classifier as feature_net
@@ -42,10 +43,13 @@ def reconstruction_error(model, images: torch.Tensor, device) -> dict[str, float
     return {"mse": mse, "psnr_db": 10 * math.log10(1.0 / mse) if mse > 0 else math.inf}
 
 
-def sample_quality(model, dataset: data.Dataset, images: torch.Tensor, seed: int, cache_dir, device) -> dict[str, Any]:
+def sample_quality(model, dataset: data.Dataset, images: torch.Tensor, seed: int, cache_dir, device,
+                   quiet: bool = True) -> dict[str, Any]:  # fmt: skip
     if dataset.train.labels is None:
         return {"available": False, "why": "the data set has no labels to train the feature classifier on"}
-    net, info = feature_net.load_or_train(dataset, cache_dir, device)
+    if images.shape[0] < 2 or dataset.num_classes is None or dataset.num_classes < 2:
+        return {"available": False, "why": "sample quality needs at least 2 images and 2 classes"}
+    net, info = feature_net.load_or_train(dataset, cache_dir, device, quiet)
     real = feature_net.features(net, data.to_float(images), device=device)
     generator = torch.Generator(device=device).manual_seed(seed)
     samples = torch.cat(
@@ -59,7 +63,7 @@ def sample_quality(model, dataset: data.Dataset, images: torch.Tensor, seed: int
 
 
 def likelihood_sections(model, images: torch.Tensor, binarize: bool, split: str, k: int, seed: int, precision: str,
-                        device) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
+                        device, quiet: bool = True) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
     """The exact ELBO and the IWAE log-likelihood (on a seeded binarization for a run trained binarized)."""
     dims = images[0].numel()
     lik_images = binarized(images, seed) if binarize else images
@@ -69,7 +73,7 @@ def likelihood_sections(model, images: torch.Tensor, binarize: bool, split: str,
     if "sq_error" in terms:
         elbo["sq_error"] = terms["sq_error"]
     started = time.perf_counter()
-    nll = -iwae_log_likelihood(model, lik_images, k, seed=seed, device=device, precision=precision)
+    nll = -iwae_log_likelihood(model, lik_images, k, seed=seed, device=device, precision=precision, quiet=quiet)
     iwae = {"k": k, "nll": float(nll.mean()), "nll_se": float(nll.std() / math.sqrt(len(nll))) if len(nll) > 1 else 0.0,
             "bits_per_dim": bits_per_dim(float(nll.mean()), dims), "precision": precision,
             "seconds": time.perf_counter() - started}  # fmt: skip
@@ -103,7 +107,7 @@ class SamplerModel:
 
 
 def sampler_sections(run: Run, model, dataset: data.Dataset, images: torch.Tensor, seed: int, cache_dir,
-                     device) -> dict[str, Any]:  # fmt: skip
+                     device, quiet: bool = True) -> dict[str, Any]:  # fmt: skip
     """Sample quality of every sampler fitted to the run (`vaelab fit-sampler`), and the prior's mismatch with
     the aggregate posterior of the training split (for kinds with an encoder)."""
     from vaelab import samplers
@@ -113,7 +117,7 @@ def sampler_sections(run: Run, model, dataset: data.Dataset, images: torch.Tenso
     found: dict[str, Any] = {}
     if fitted:
         found["samplers"] = {name: {"description": sampler.description, **sampler.info,
-                                    **sample_quality(SamplerModel(model, sampler), dataset, images, seed, cache_dir, device)}
+                                    **sample_quality(SamplerModel(model, sampler), dataset, images, seed, cache_dir, device, quiet)}
                              for name, sampler in fitted.items()}  # fmt: skip
     if run.kind.encoder:
         found["prior_mismatch"] = prior_mismatch(model, dataset.train.images, fitted, seed=seed, device=device)
@@ -131,11 +135,14 @@ def check_options(split: str, iwae_k: int, precision: str) -> None:
 
 def evaluate_run(run: Run | str | Path, split: str = "test", iwae_k: int = 1000, seed: int = 0,
                  precision: str = "fp32", device: str = "auto", cache_dir: str | Path | None = None,
-                 write: bool = True) -> dict[str, Any]:  # fmt: skip
-    """Every number of `vaelab eval` that the run's kind has; written to RUN/eval.json when `write`."""
+                 write: bool = True, quiet: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Every number of `vaelab eval` that the run's kind has; written to RUN/eval.json when `write` (checked
+    to be writable before the work starts). Progress bars on stderr unless `quiet`."""
     check_options(split, iwae_k, precision)
     dev = resolve_device(device)
     run = run if isinstance(run, Run) else Run.open(run, dev)
+    if write:
+        check_writable(run.path)
     model, dataset = run.model.to(dev), run.dataset()
     images = getattr(dataset, split).images
     sections = run.kind.eval_sections
@@ -145,18 +152,18 @@ def evaluate_run(run: Run | str | Path, split: str = "test", iwae_k: int = 1000,
                               "likelihood": model.likelihood, "binarized": binarize, "kind": run.kind.name}  # fmt: skip
     notes = []
     if "elbo" in sections:
-        found, said = likelihood_sections(model, images, binarize, split, iwae_k, seed, precision, dev)
+        found, said = likelihood_sections(model, images, binarize, split, iwae_k, seed, precision, dev, quiet)
         result.update(found)
         notes += said
     if "latents" in sections:
         found, said = latent_sections(model, images, dev)
         result.update(found)
         notes += said
-    result["samples"] = sample_quality(model, dataset, images, seed, cache_dir, dev)
-    result.update(sampler_sections(run, model, dataset, images, seed, cache_dir, dev))
+    result["samples"] = sample_quality(model, dataset, images, seed, cache_dir, dev, quiet)
+    result.update(sampler_sections(run, model, dataset, images, seed, cache_dir, dev, quiet))
     if not run.kind.likelihood:
-        notes.append(f"a {run.kind.title} has no likelihood: only {'latent usage and ' if run.kind.encoder else ''}"
-                     "sample quality are measured")  # fmt: skip
+        measured = "latent usage, reconstruction and sample quality are" if run.kind.encoder else "sample quality is"
+        notes.append(f"a {run.kind.name} run has no likelihood: only {measured} measured")
     result["notes"] = notes
     result["seconds"] = time.perf_counter() - started
     if write:

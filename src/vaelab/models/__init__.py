@@ -1,10 +1,9 @@
 """Models: the VAE (and, by composition, the adversarial models built on it)."""
 
 from vaelab.models.posterior import DiagonalGaussian, standard_normal_log_prob
-from vaelab.models.vae import ARCHS, VAE, VAEConfig, VAEOutput, build_decoder, build_encoder
+from vaelab.models.vae import VAE, VAEConfig, VAEOutput, build_decoder, build_encoder
 
 __all__ = [
-    "ARCHS",
     "VAE",
     "DiagonalGaussian",
     "VAEConfig",

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from vaelab.config import ACTIVATIONS, ARCHS, LIKELIHOODS, MAX_WIDTH
 from vaelab.models.posterior import DiagonalGaussian, standard_normal_log_prob
 from vaelab.nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+
+MAX_SIDE, MAX_CHANNELS = 4096, 64  # an image larger than this is no image vaelab can train on
 
 # Clamp log-variances so exp() can neither overflow nor underflow to a zero variance (as diffusers does).
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
@@ -33,9 +37,31 @@ class VAEConfig:
     learn_sigma: bool = False
 
     def __post_init__(self):
-        self.shape = tuple(int(s) for s in self.shape)  # type: ignore[assignment]
-        self.channels = tuple(self.channels)
-        self.hidden = tuple(DEFAULT_HIDDEN[self.arch] if self.hidden is None else self.hidden)
+        """Checks every value, so that a damaged config.json is an error, not a traceback (ValueError)."""
+
+        def ints(name, values, low, high):
+            ok = isinstance(values, (list, tuple)) and all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                                                          and low <= v <= high for v in values)  # fmt: skip
+            if not ok:
+                raise ValueError(f"{name}: expected integers in {low}..{high}, got {values!r}")
+            return tuple(int(v) for v in values)
+
+        self.shape = ints("shape", self.shape, 1, MAX_SIDE)  # type: ignore[assignment]
+        if len(self.shape) != 3 or self.shape[0] > MAX_CHANNELS:
+            raise ValueError(f"shape: expected (C, H, W) with C <= {MAX_CHANNELS}, got {list(self.shape)}")
+        for name, value, choices in (("arch", self.arch, ARCHS), ("activation", self.activation, ACTIVATIONS),
+                                     ("likelihood", self.likelihood, LIKELIHOODS)):  # fmt: skip
+            if value not in choices:
+                raise ValueError(f"{name}: must be one of {', '.join(choices)}, got {value!r}")
+        ints("latent_dim", [self.latent_dim], 1, MAX_WIDTH)
+        self.channels = ints("channels", self.channels, 1, MAX_WIDTH)
+        if not self.channels:
+            raise ValueError("channels: expected at least one value")
+        self.hidden = ints("hidden", DEFAULT_HIDDEN[self.arch] if self.hidden is None else self.hidden, 1, MAX_WIDTH)
+        if isinstance(self.sigma, bool) or not isinstance(self.sigma, (int, float)) or not 0 < self.sigma < math.inf:
+            raise ValueError(f"sigma: expected a positive number, got {self.sigma!r}")
+        if not isinstance(self.learn_sigma, bool):
+            raise ValueError(f"learn_sigma: expected true or false, got {self.learn_sigma!r}")
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -51,9 +77,6 @@ def build_decoder(config: VAEConfig) -> nn.Module:
     if config.arch == "mlp":
         return MLPDecoder(config.shape, config.hidden, config.latent_dim, config.activation)
     return ConvDecoder(config.shape, config.channels, config.hidden, config.latent_dim, config.activation)
-
-
-ARCHS = ("mlp", "conv")
 
 
 class VAEOutput(NamedTuple):

@@ -19,17 +19,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 import vaelab
-from vaelab import data
-from vaelab.checkpoint import load_training_state, save_training_state, save_weights
+from vaelab import data, progress
+from vaelab.checkpoint import check_writable, load_training_state, remove_orphans, save_training_state, save_weights
 from vaelab.config import TrainConfig
 from vaelab.device import World, any_flag, init_distributed, sum_across
 from vaelab.errors import ConfigError, DivergenceError, RunError
-from vaelab.rundir import RunDir
+from vaelab.rundir import NO_STATE, RunDir
 
 EpochCallback = Callable[[RunDir, int, torch.nn.Module], None]
+
 
 
 @dataclass
@@ -56,12 +56,13 @@ def default_run_dir(config: TrainConfig, root: str = "runs") -> RunDir:
 
 
 def prepare_run_dir(config: TrainConfig, resume: bool) -> RunDir:
-    if resume:
-        if not config.out or not RunDir(config.out).has_state():
-            raise RunError(f"{config.out}: no training state to resume from; give the run with --out")
-        return RunDir(config.out)
+    """The run directory to train into, checked before any work: it must be writable, hold a run to resume
+    (with `resume`) or none to overwrite (without)."""
     run_dir = RunDir(config.out) if config.out else default_run_dir(config)
-    if run_dir.has_state():
+    check_writable(run_dir.path)
+    if resume and not run_dir.has_state():
+        raise RunError(f"{config.out}: no training state to resume from ({NO_STATE})")
+    if not resume and run_dir.has_state():
         raise RunError(f"{run_dir.path}: already holds a run; add --resume to continue it, or choose another --out")
     return run_dir
 
@@ -116,7 +117,10 @@ def _train(config: TrainConfig, kind, dataset: data.Dataset, resume: bool, world
     noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1 + 7919 * world.rank)
     start_epoch = _restore(trainer, run_dir, order_gen, noise_gen, world, config) if resume else 0
     if world.is_main:
-        _start_files(run_dir, config, trainer, dataset, resume, start_epoch)
+        run_dir.path.mkdir(parents=True, exist_ok=True)
+        remove_orphans(run_dir.path)  # what writes killed midway left behind
+        if not resume:
+            _start_files(run_dir, config, trainer, dataset)
 
     images = dataset.train.images.to(device) if device.type == "cuda" else dataset.train.images
     labels = dataset.train.labels
@@ -124,8 +128,8 @@ def _train(config: TrainConfig, kind, dataset: data.Dataset, resume: bool, world
     steps_per_epoch = math.ceil(n_train // world.size / (config.batch_size // world.size))
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch + 1, config.epochs + 1):
-        bar = tqdm(total=n_train, unit="img", unit_scale=True, desc=f"epoch {epoch}/{config.epochs}",
-                   disable=config.quiet or not world.is_main, leave=True, dynamic_ncols=True)  # fmt: skip
+        bar = progress.bar(n_train, f"epoch {epoch}/{config.epochs}", config.quiet or not world.is_main, "img",
+                           unit_scale=True, leave=True)  # fmt: skip
         try:
             train_means, seconds = train_epoch(trainer, images, labels, config, epoch, order_gen, noise_gen, world, device, bar)
         except NonFinite as bad:
@@ -138,8 +142,13 @@ def _train(config: TrainConfig, kind, dataset: data.Dataset, resume: bool, world
         bar.close()
         rng = {"order": order_gen.get_state(), "noise": noise_gen.get_state(), **_other_noise_states(noise_gen, world)}
         if world.is_main:
+            if resume and epoch == start_epoch + 1:
+                # only now, with a good epoch behind it, does a resumed run change its files: a run that diverges
+                # again right away leaves config.json and metrics.jsonl exactly as they were
+                run_dir.write_config({**run_dir.read_config(), "train": config.to_dict()})
             run_dir.append_metrics({"epoch": epoch, "step": step, "train": train_means, "test": test_means,
-                                    **trainer.record(epoch), "seconds": seconds, "images_per_s": n_train / seconds})  # fmt: skip
+                                    **trainer.record(epoch), "seconds": seconds, "images_per_s": n_train / seconds},
+                                   after_epoch=start_epoch if resume and epoch == start_epoch + 1 else None)  # fmt: skip
             trainer.model.eval()
             if on_epoch:
                 on_epoch(run_dir, epoch, trainer.model)
@@ -189,19 +198,25 @@ def train_epoch(trainer, images: torch.Tensor, labels: torch.Tensor | None, conf
 
 def _restore(trainer, run_dir: RunDir, order_gen, noise_gen, world: World, config: TrainConfig) -> int:
     """Load the training state into the trainer and the generators; returns the epoch it was saved at."""
+    saved = run_dir.read_config()["model"]
+    if saved != trainer.model.config.to_dict():
+        changed = sorted(k for k, v in trainer.model.config.to_dict().items() if saved.get(k) != v)
+        raise RunError(f"{run_dir.config_path}: the model section does not match the run's options ({', '.join(changed)}); "
+                       "it was edited: restore it, or train a new run")  # fmt: skip
     rng, info = load_training_state(run_dir.state_path, trainer.modules, trainer.optimizers)
-    order_gen.set_state(rng["order"])
-    noise_gen.set_state(rng.get(f"noise{world.rank}", rng["noise"]))
+    epoch = info.get("epoch")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 < epoch <= 10**7 or not {"order", "noise"} <= set(rng):
+        raise RunError(f"{run_dir.state_path}: damaged (epoch {epoch!r}); train again without --resume")
+    try:
+        order_gen.set_state(rng["order"])
+        noise_gen.set_state(rng.get(f"noise{world.rank}", rng["noise"]))
+    except (RuntimeError, TypeError) as exc:
+        raise RunError(f"{run_dir.state_path}: damaged random-generator states ({exc}); train again without --resume") from None
     trainer.set_lr(config)
-    return info["epoch"]
+    return epoch
 
 
-def _start_files(run_dir: RunDir, config: TrainConfig, trainer, dataset: data.Dataset, resume: bool, start_epoch: int):
-    run_dir.path.mkdir(parents=True, exist_ok=True)
-    if resume:
-        run_dir.truncate_metrics(start_epoch)
-        run_dir.write_config({**run_dir.read_config(), "train": config.to_dict()})
-        return
+def _start_files(run_dir: RunDir, config: TrainConfig, trainer, dataset: data.Dataset) -> None:
     run_dir.write_config({"kind": config.kind, "model": trainer.model.config.to_dict(), "train": config.to_dict(),
                           "data": _data_info(dataset), "versions": versions()})  # fmt: skip
     run_dir.start_metrics({"config": config.to_dict(), "versions": versions()})

@@ -1,0 +1,101 @@
+"""Images in and out of the explorer's server: PNG and raw bytes out, uploaded files in (Pillow).
+
+uint8 arrays are channels last, `[H, W, C]` with C = 1 (grey) or 3 (RGB), as `session` returns them.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+MAX_UPLOAD_PIXELS = 4096 * 4096  # checked from the header, before any pixel is decoded
+
+
+class ImageError(ValueError):
+    """An upload that is not a usable image; the message is one line for the user, `status` the HTTP answer's."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def to_pil(image: np.ndarray) -> Image.Image:
+    return Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image, "L" if image.shape[2] == 1 else "RGB")
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """uint8 `[H, W, C]` -> PNG file bytes (compress_level 1: these images are tiny, speed matters more)."""
+    buffer = io.BytesIO()
+    to_pil(image).save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def raw_bytes(image: np.ndarray) -> bytes:
+    """uint8 `[H, W, C]` -> its bytes, row-major, channels last (the page paints them on a canvas)."""
+    return np.ascontiguousarray(image).tobytes()
+
+
+def data_url(image: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
+
+
+def read_upload(body: bytes, shape: tuple[int, int, int], invert: bool = False) -> tuple[np.ndarray, str | None]:
+    """An uploaded image file -> uint8 `[H, W, C]` at the data's `shape` (C, H, W), and a note when it had to be
+    converted (resized, or turned grey / RGB). Transparent pixels are laid over black (the digits' background);
+    `invert` turns dark strokes on light paper into the data's light strokes on black."""
+    c, h, w = shape
+    if not body:
+        raise ImageError("upload: the request body is empty; send an image file (PNG, JPEG, ...)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(body))
+            width, height = image.size
+            if width * height > MAX_UPLOAD_PIXELS:
+                raise ImageError(
+                    f"upload: a {width}x{height} image is too large (at most {MAX_UPLOAD_PIXELS:,} pixels); "
+                    f"the model takes {w}x{h}",
+                    413,
+                )
+            image.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"upload: the image is too large (at most {MAX_UPLOAD_PIXELS:,} pixels)", 413) from None
+    except UnidentifiedImageError:
+        raise ImageError("upload: not an image file Pillow can read (send a PNG, JPEG, GIF, BMP, ...)", 415) from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageError(f"upload: the image file is damaged or truncated ({exc})") from None
+    notes = []
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+    grey = image.mode in ("L", "1", "I", "I;16", "F") or _grey_colours(image)
+    if grey != (c == 1):
+        notes.append("converted to grey" if c == 1 else "converted to RGB")
+    if image.mode in ("I", "I;16", "F"):  # 16-bit or float grey: to 8 bits over its own range
+        array = np.asarray(image, dtype=np.float64)
+        lo, hi = float(array.min()), float(array.max())
+        scaled = (array - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(array)
+        image = Image.fromarray(scaled.astype(np.uint8))
+    image = image.convert("L" if c == 1 else "RGB")
+    if image.size != (w, h):
+        notes.insert(0, f"resized from {image.size[0]}x{image.size[1]} to {w}x{h}, the model's image size")
+        image = image.resize((w, h), Image.Resampling.LANCZOS)
+    array = np.asarray(image, dtype=np.uint8)
+    array = array[:, :, None] if array.ndim == 2 else array
+    if invert:
+        array = 255 - array
+    return np.ascontiguousarray(array), ("; ".join(notes) or None)
+
+
+def _grey_colours(image: Image.Image) -> bool:
+    """Whether a colour image holds only greys (R = G = B), as a canvas drawing in white on black does."""
+    if image.mode in ("LA", "La"):
+        return True
+    rgb = np.asarray(image.convert("RGB"))
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())

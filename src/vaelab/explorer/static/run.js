@@ -1,0 +1,370 @@
+// One run's column: its map, the image decoded at the cursor or the current point, the posterior of the encoded
+// image, the interpolation and sample strips, and a slider per latent dimension.
+
+import {
+  COLOURS, Latest, colour, ellipse, getJSON, imageElement, paintRaw, pointAt, postJSON, project, shiftedOrigin,
+} from './api.js';
+import { MapView } from './map.js';
+
+const fmt = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : '–');
+
+export class RunView {
+  constructor(info, app, mapSize) {
+    this.info = info;
+    this.app = app; // the page's shared settings and error reporting
+    this.api = `api/runs/${info.id}`;
+    const [channels, height, width] = info.shape;
+    this.image = { channels, height, width };
+    this.z = new Array(info.latent_dim).fill(0); // the current point
+    this.points = null; // {means, labels, uv}
+    this.hidden = new Set(); // labels switched off in the legend
+    this.posterior = null; // {mean, std, samples_z}
+    this.path = null; // the interpolation path, latent points
+    this.priorSamples = null;
+    this.A = null; this.B = null;
+    this.hoverZ = null;
+    this.decodes = new Latest((job) => this.decode(job), (e) => app.error(this, e));
+    this.grids = new Latest(() => this.fetchGrid(), (e) => app.error(this, e));
+    this.build(mapSize);
+  }
+
+  // --- building the column ---
+
+  build(mapSize) {
+    const root = document.getElementById('run-template').content.firstElementChild.cloneNode(true);
+    this.root = root;
+    root.dataset.run = this.info.id;
+    root.style.width = `${mapSize + 2}px`; // a column is as wide as its map
+    const q = (selector) => root.querySelector(selector);
+    this.el = {
+      decoded: q('.decoded'), caption: q('.decoded-caption'), terms: q('.terms'), input: q('.input-img'),
+      recon: q('.recon-img'), postSamples: q('.post-samples'), interp: q('.interp'), samples: q('.samples'),
+      sliders: q('.sliders'), plane: q('.plane'), dimU: q('.dim-u'), dimV: q('.dim-v'), dims: q('.dims'),
+      description: q('.plane-description'), legend: q('.legend'),
+    };
+    const i = this.info;
+    q('.run-name').textContent = i.name;
+    q('.run-name').title = i.path;
+    q('.run-meta').textContent = `${i.kind} · ${i.arch} · latent dimension ${i.latent_dim} · ${i.data} `
+      + `(${i.shape[2]}×${i.shape[1]}${i.shape[0] === 3 ? ' RGB' : ''})${i.likelihood && i.has_likelihood ? ` · ${i.likelihood} likelihood` : ''}`;
+    this.el.decoded.width = this.image.width; this.el.decoded.height = this.image.height;
+    if (!i.has_encoder) {
+      q('.posterior-hint').hidden = true;
+      this.el.terms.textContent = i.no_encoder_reason;
+      this.el.terms.classList.add('note');
+    }
+    this.map = new MapView(q('.map-wrap'), mapSize, {
+      hover: (u, v) => this.hover(u, v),
+      leave: () => { this.hoverZ = null; this.showCurrent(); },
+      click: (u, v) => this.setCurrent(this.zAt(u, v)),
+      viewChanged: () => this.requestGrid(),
+      drawBase: (ctx, map) => this.drawPoints(ctx, map),
+      drawOverlay: (ctx, map, hover) => this.drawMarkers(ctx, map, hover),
+    });
+    this.buildPlanes();
+    this.buildSliders();
+    q('.reset-view').addEventListener('click', () => this.fitView());
+    q('.course-view').addEventListener('click', () => this.map.setView(0, 0, 1.5));
+    if (!i.has_encoder) q('.reset-view').title = 'back to [−2, 2]²';
+  }
+
+  buildPlanes() {
+    const d = this.info.latent_dim;
+    const planes = this.info.planes;
+    const select = this.el.plane;
+    planes.forEach((plane, k) => {
+      const label = plane.share ? `principal plane (${Math.round(100 * (plane.share[0] + plane.share[1]))}% of variance)`
+        : (d > 2 ? 'two dimensions' : plane.labels.join(', '));
+      select.add(new Option(label, String(k)));
+    });
+    for (let k = 0; k < d; k += 1) {
+      this.el.dimU.add(new Option(`z[${k}]`, String(k)));
+      this.el.dimV.add(new Option(`z[${k}]`, String(k)));
+    }
+    this.el.dimU.value = '0'; this.el.dimV.value = d > 1 ? '1' : '0';
+    const change = () => this.choosePlane();
+    select.addEventListener('change', change);
+    this.el.dimU.addEventListener('change', change);
+    this.el.dimV.addEventListener('change', change);
+    select.hidden = planes.length < 2;
+  }
+
+  // The chosen plane: the principal plane, or the two picked dimensions (others at the base).
+  currentPlane() {
+    const chosen = this.info.planes[Number(this.el.plane.value || 0)];
+    const d = this.info.latent_dim;
+    const coordinate = !chosen.share && d > 2;
+    this.el.dims.hidden = !coordinate;
+    if (!coordinate) return chosen;
+    const i = Number(this.el.dimU.value); const j = Number(this.el.dimV.value);
+    const axes = [new Array(d).fill(0), new Array(d).fill(0)];
+    axes[0][i] = 1; axes[1][j] = i === j ? 0 : 1;
+    const rest = this.app.settings.base === 'current' ? 'other dimensions at the current point' : 'other dimensions at 0';
+    return {
+      origin: new Array(d).fill(0), axes, labels: [`z[${i}]`, `z[${j}]`],
+      description: i === j ? 'pick two different dimensions' : `latent dimensions ${i} and ${j}, ${rest}`,
+    };
+  }
+
+  choosePlane(fit = true) {
+    this.plane = this.currentPlane();
+    this.map.labels = this.plane.labels;
+    this.el.description.textContent = this.plane.description
+      + (this.plane.share && this.app.settings.base === 'current' ? '; off-plane components at the current point' : '');
+    if (this.points) this.points.uv = this.points.means.map((m) => project(m, this.plane));
+    this.map.grid = null;
+    if (fit) this.fitView(); else this.map.setView(this.map.view.cu, this.map.view.cv, this.map.view.span);
+  }
+
+  buildSliders() {
+    const i = this.info;
+    this.sliders = [];
+    for (let k = 0; k < i.latent_dim; k += 1) {
+      const row = document.createElement('div');
+      row.className = 'slider';
+      const active = i.active ? i.active[k] : true;
+      if (!active) { row.classList.add('inactive'); row.title = 'inactive: its posterior mean barely varies over the test images (Cov < 0.01)'; }
+      const input = Object.assign(document.createElement('input'), { type: 'range', min: -4, max: 4, step: 0.01, value: 0 });
+      input.setAttribute('aria-label', `z[${k}]`);
+      const value = Object.assign(document.createElement('span'), { className: 'value', textContent: '0.00' });
+      const kl = Object.assign(document.createElement('span'), { className: 'kl' });
+      kl.textContent = i.kl_per_dim ? `KL ${fmt(i.kl_per_dim[k])}` : '';
+      if (i.kl_per_dim) kl.title = 'mean KL(q(z_k|x) || N(0, 1)) over the test images, in nats';
+      row.append(Object.assign(document.createElement('span'), { textContent: `z[${k}]` }), input, value, kl);
+      input.addEventListener('input', () => {
+        const z = this.z.slice();
+        z[k] = Number(input.value);
+        this.setCurrent(z, false);
+      });
+      this.el.sliders.append(row);
+      this.sliders.push({ input, value });
+    }
+    if (!i.kl_per_dim) {
+      const note = document.createElement('p');
+      note.className = 'note';
+      note.textContent = 'no encoder: no KL per dimension to show';
+      this.el.sliders.append(note);
+    }
+  }
+
+  async load() {
+    if (this.info.has_encoder) {
+      const points = await getJSON(`${this.api}/points`);
+      this.points = { means: points.means, labels: points.labels, uv: [] };
+      this.buildLegend();
+    }
+    this.choosePlane();
+    this.showCurrent();
+  }
+
+  buildLegend() {
+    const labels = this.points.labels;
+    const classes = this.info.classes;
+    if (!labels.length || !classes) return;
+    const present = [...new Set(labels)].sort((a, b) => a - b);
+    for (const label of present) {
+      const item = document.createElement('span');
+      item.innerHTML = `<i style="background:${colour(label)}"></i>`;
+      item.append(classes[label] ?? String(label));
+      item.title = 'click to hide or show';
+      item.addEventListener('click', () => {
+        if (this.hidden.has(label)) this.hidden.delete(label); else this.hidden.add(label);
+        item.classList.toggle('off');
+        this.map.drawBase();
+      });
+      this.el.legend.append(item);
+    }
+    if (present.some((l) => l >= COLOURS.length)) this.el.legend.title = `${COLOURS.length} colours: classes share them`;
+  }
+
+  fitView() {
+    if (!this.points || !this.points.uv.length) {
+      this.map.setView(0, 0, 2);
+      return;
+    }
+    const quantiles = (values) => {
+      const sorted = values.slice().sort((a, b) => a - b);
+      return [sorted[Math.floor(0.01 * (sorted.length - 1))], sorted[Math.ceil(0.99 * (sorted.length - 1))]];
+    };
+    const [u0, u1] = quantiles(this.points.uv.map((p) => p[0]));
+    const [v0, v1] = quantiles(this.points.uv.map((p) => p[1]));
+    const span = Math.max(u1 - u0, v1 - v0, 0.2) * 0.6;
+    this.map.setView((u0 + u1) / 2, (v0 + v1) / 2, span);
+  }
+
+  // --- the latent point under the cursor and the current point ---
+
+  baseVector() {
+    return this.app.settings.base === 'current' ? this.z : this.plane.origin;
+  }
+
+  zAt(u, v) {
+    return pointAt(u, v, this.plane, this.baseVector());
+  }
+
+  hover(u, v) {
+    this.hoverZ = this.zAt(u, v);
+    this.decodes.push({ z: this.hoverZ, caption: `cursor (${fmt(u)}, ${fmt(v)})` });
+  }
+
+  showCurrent() {
+    this.decodes.push({ z: this.z, caption: 'current point' });
+  }
+
+  setCurrent(z, updateSliders = true) {
+    this.z = z.map(Number);
+    this.sliders.forEach((s, k) => {
+      if (updateSliders) s.input.value = String(Math.max(-4, Math.min(4, this.z[k])));
+      s.value.textContent = fmt(this.z[k]);
+    });
+    if (this.app.settings.base === 'current') this.requestGrid();
+    this.map.drawOverlay();
+    this.showCurrent();
+  }
+
+  async decode({ z, caption }) {
+    const bytes = await postJSON(`${this.api}/decode?format=raw`, { z }, true);
+    const { height, width, channels } = this.image;
+    paintRaw(this.el.decoded, bytes, height, width, channels);
+    this.el.caption.textContent = caption;
+  }
+
+  // --- the decoded grid under the points ---
+
+  requestGrid() {
+    if (!this.app.settings.showGrid) {
+      if (this.map.grid) { this.map.grid = null; this.map.drawBase(); }
+      return;
+    }
+    clearTimeout(this.gridTimer);
+    this.gridTimer = setTimeout(() => this.grids.push(null), 120);
+  }
+
+  async fetchGrid() {
+    const n = this.app.settings.gridN;
+    const box = this.map.box();
+    const body = { origin: shiftedOrigin(this.plane, this.baseVector()), axes: this.plane.axes, box, n };
+    const bytes = await postJSON(`${this.api}/grid?format=raw`, body, true);
+    const { height, width, channels } = this.image;
+    const canvas = document.createElement('canvas');
+    paintRaw(canvas, bytes, n * height, n * width, channels);
+    if (!this.app.settings.showGrid) return;
+    this.map.grid = { canvas, box };
+    this.map.drawBase();
+  }
+
+  // --- drawing on the map ---
+
+  drawPoints(ctx, map) {
+    if (!this.points) return;
+    const { uv, labels } = this.points;
+    ctx.globalAlpha = map.grid ? 0.9 : 0.75;
+    for (let k = 0; k < uv.length; k += 1) {
+      const label = labels.length ? labels[k] : null;
+      if (this.hidden.has(label)) continue;
+      const x = map.px(uv[k][0]); const y = map.py(uv[k][1]);
+      if (x < -3 || y < -3 || x > map.size + 3 || y > map.size + 3) continue;
+      ctx.fillStyle = colour(label);
+      ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
+    }
+    ctx.globalAlpha = 1;
+  }
+
+  drawMarkers(ctx, map, hover) {
+    const at = (z) => { const [u, v] = project(z, this.plane); return [map.px(u), map.py(v)]; };
+    const polyline = (points, close = false) => {
+      ctx.beginPath();
+      points.forEach(([x, y], k) => (k ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
+      if (close) ctx.closePath();
+      ctx.stroke();
+    };
+    const dotAt = ([x, y], r, fill, stroke = '#fff') => {
+      ctx.beginPath(); ctx.arc(x, y, r, 0, 2 * Math.PI);
+      ctx.fillStyle = fill; ctx.fill(); ctx.lineWidth = 1.5; ctx.strokeStyle = stroke; ctx.stroke();
+    };
+    const tag = ([x, y], text, fill) => {
+      ctx.font = 'bold 12px system-ui, sans-serif'; ctx.textAlign = 'left';
+      ctx.lineWidth = 3; ctx.strokeStyle = '#fff'; ctx.strokeText(text, x + 6, y - 6);
+      ctx.fillStyle = fill; ctx.fillText(text, x + 6, y - 6);
+    };
+    if (this.priorSamples) this.priorSamples.forEach((z) => dotAt(at(z), 3, '#444'));
+    if (this.path) {
+      ctx.strokeStyle = '#e36209'; ctx.lineWidth = 2;
+      const points = this.path.map(at);
+      polyline(points);
+      points.forEach((p) => dotAt(p, 2.5, '#e36209'));
+    }
+    if (this.A) { const p = at(this.A); dotAt(p, 4, '#e36209'); tag(p, 'A', '#e36209'); }
+    if (this.B) { const p = at(this.B); dotAt(p, 4, '#e36209'); tag(p, 'B', '#e36209'); }
+    if (this.posterior) {
+      const { mean, std, samples_z: samples } = this.posterior;
+      ctx.strokeStyle = '#cf222e'; ctx.lineWidth = 2;
+      polyline(ellipse(mean, std, this.plane).map(([u, v]) => [map.px(u), map.py(v)]), true);
+      samples.forEach((z) => {
+        const [x, y] = at(z);
+        ctx.lineWidth = 1.5; ctx.beginPath();
+        ctx.moveTo(x - 3, y - 3); ctx.lineTo(x + 3, y + 3); ctx.moveTo(x - 3, y + 3); ctx.lineTo(x + 3, y - 3);
+        ctx.stroke();
+      });
+      dotAt(at(mean), 5, '#cf222e');
+    }
+    const [cx, cy] = at(this.z); // the current point: a ring with a cross
+    ctx.strokeStyle = '#000'; ctx.lineWidth = 2;
+    ctx.beginPath(); ctx.arc(cx, cy, 7, 0, 2 * Math.PI); ctx.stroke();
+    ctx.strokeStyle = '#fff'; ctx.lineWidth = 1;
+    ctx.beginPath(); ctx.arc(cx, cy, 8.5, 0, 2 * Math.PI); ctx.stroke();
+    if (hover) {
+      const [x, y] = [map.px(hover[0]), map.py(hover[1])];
+      ctx.strokeStyle = '#0969da'; ctx.lineWidth = 1.5;
+      ctx.beginPath(); ctx.moveTo(x - 8, y); ctx.lineTo(x + 8, y); ctx.moveTo(x, y - 8); ctx.lineTo(x, y + 8); ctx.stroke();
+    }
+  }
+
+  // --- encode, interpolate, sample (asked by the page's shared panels) ---
+
+  showPosterior(result) {
+    this.posterior = result;
+    this.root.querySelector('.posterior-hint').hidden = true;
+    this.root.querySelector('.posterior-images').hidden = false;
+    this.el.input.src = result.input;
+    this.el.recon.src = result.reconstruction;
+    const e = result.elbo;
+    this.el.terms.innerHTML = '';
+    if (e) {
+      this.el.terms.innerHTML = `−ELBO <b>${fmt(-e.elbo, 1)}</b> nats = recon <b>${fmt(e.recon, 1)}</b> + KL <b>${fmt(e.kl, 2)}</b>`
+        + `<br><span class="note">recon: E<sub>q</sub>[−log p(x|z)] over ${e.samples} draws z ~ q(z|x)</span>`;
+    }
+    const post = this.root.querySelector('.post-title');
+    post.hidden = false;
+    this.el.postSamples.replaceChildren(...result.samples.map((src, k) => {
+      const img = imageElement(src, `posterior sample ${k + 1}: click to make it the current point`);
+      img.addEventListener('click', () => this.setCurrent(result.samples_z[k]));
+      return img;
+    }));
+    this.root.dataset.posterior = result.mean.map((x) => x.toFixed(4)).join(',');
+    this.setCurrent(result.mean);
+  }
+
+  showInterpolation(result) {
+    this.path = result.z;
+    this.root.querySelector('.interp-title').hidden = false;
+    const last = result.images.length - 1;
+    this.el.interp.replaceChildren(...result.images.map((src, k) => {
+      const img = imageElement(src, `t = ${(k / last).toFixed(2)}: click to make it the current point`);
+      img.addEventListener('click', () => this.setCurrent(result.z[k]));
+      return img;
+    }));
+    this.map.drawOverlay();
+  }
+
+  showSamples(result) {
+    this.priorSamples = result.z;
+    this.root.querySelector('.sample-title').hidden = false;
+    this.el.samples.replaceChildren(...result.images.map((src, k) => {
+      const img = imageElement(src, 'click to make it the current point');
+      img.addEventListener('click', () => this.setCurrent(result.z[k]));
+      return img;
+    }));
+    this.map.drawOverlay();
+  }
+}

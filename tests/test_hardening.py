@@ -1,0 +1,255 @@
+"""Bad input and faults: one line and a non-zero exit, never a traceback, and nothing lost.
+
+Every command is walked with a missing path, a path whose parent is a file and a folder where a file is
+expected; run directories are damaged key by key; outputs, sizes and seeds are absurd; runs are stopped."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+
+@pytest.fixture(scope="module")
+def digits(digits_npz):
+    return digits_npz(256, 64)
+
+
+@pytest.fixture(scope="module")
+def trained(digits, tmp_path_factory):
+    """One tiny trained run, copied by each test that damages it."""
+    from vaelab.cli import main
+
+    out = tmp_path_factory.mktemp("trained") / "run"
+    assert main(["train", "--data", str(digits), "--out", str(out), "--epochs", "1", "--quiet", "--latent-dim", "2",
+                 "--hidden", "32", "--batch-size", "64"]) == 0  # fmt: skip
+    return out
+
+
+@pytest.fixture
+def run(trained, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(trained, copy)
+    return copy
+
+
+def one_line_error(result, code=2):
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+    return result.stderr
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+RUN_COMMANDS = [["sample"], ["reconstruct"], ["interpolate"], ["manifold"], ["latents"], ["report"], ["eval", "--iwae-k", "2"]]
+
+
+@pytest.mark.parametrize("command", RUN_COMMANDS, ids=lambda c: c[0])
+def test_every_run_command_on_missing_file_and_folder_paths(cli, tmp_path, command):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    for path, message in [(tmp_path / "missing", "no such run directory"), (a_file, "no such run directory"),
+                          (a_file / "below", "no such run directory")]:  # fmt: skip
+        assert message in one_line_error(cli(command[0], path, *command[1:]))
+
+
+def test_figure_outputs_are_checked_before_the_work(cli, run, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    for out, message in [(tmp_path / "grid.txt", "must name a .png file"), (tmp_path, "must name a .png file"),
+                         (a_file / "grid.png", "is a file, not a folder")]:  # fmt: skip
+        for command in ("sample", "reconstruct", "manifold", "latents", "interpolate"):
+            assert message in one_line_error(cli(command, run, "--out", out)), command
+    assert not (tmp_path / "grid.txt").exists()
+    assert cli("sample", run, "--out", tmp_path / "new" / "grid.png").returncode == 0  # a missing folder is made
+
+
+def test_train_paths_and_absurd_values(cli, digits, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    base = ["train", "--data", digits, "--epochs", "1", "--quiet"]
+    for args, message in [
+        (["--out", a_file / "run"], "is a file, not a folder"),
+        (["--out", tmp_path / "r", "--config", tmp_path], "is a folder; --config takes a TOML file"),
+        (["--out", tmp_path / "r", "--hidden", "1000000000000"], "hidden: must be <= 65536"),
+        (["--out", tmp_path / "r", "--latent-dim", "100000000000"], "latent_dim: must be <= 65536"),
+        (["--out", tmp_path / "r", "--seed", "99999999999999999999999"], "seed: must be <="),
+        (["--out", tmp_path / "r", "--hidden", "60000,60000,60000"], "more than this machine's"),
+        (["--out", tmp_path / "r", "--arch", "conv", "--channels", "8,8,8,8,8,8"], "too small for 6 stride-2 convolutions"),
+        (["--out", tmp_path / "r", "--lr", "nan"], "lr: must be a finite number"),
+        (["--out", tmp_path / "r", "--batch-size", "0"], "batch_size: must be >= 1"),
+        (["--out", tmp_path / "r", "--size", "0", "5"], "size: must be >= 1"),
+    ]:
+        one = one_line_error(cli(*base, *args))
+        assert message in one, (args, one)
+    assert not (tmp_path / "r").exists()
+
+
+def _edit_config(run: Path, edit) -> None:
+    meta = json.loads((run / "config.json").read_text())
+    meta = edit(meta)
+    (run / "config.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: [m], "needs 'model' and 'train' tables"),
+    (lambda m: {k: v for k, v in m.items() if k != "model"}, "needs 'model' and 'train' tables"),
+    (lambda m: {**m, "model": {**m["model"], "shape": [1, -28, 28]}}, "shape: expected integers"),
+    (lambda m: {**m, "model": {**m["model"], "latent_dim": "two"}}, "latent_dim: expected integers"),
+    (lambda m: {**m, "model": {**m["model"], "likelihood": "poisson"}}, "likelihood: must be one of"),
+    (lambda m: {**m, "train": {**m["train"], "seed": "seven"}}, "seed: expected an integer"),
+    (lambda m: {**m, "train": {**m["train"], "likelihood": "poisson"}}, "likelihood: must be one of bernoulli, gaussian"),
+    (lambda m: {**m, "train": {**m["train"], "kind": "diffusion"}}, "unknown kind 'diffusion'"),
+    (lambda m: {**m, "train": 3}, "needs 'model' and 'train' tables"),
+], ids=["list", "no-model", "negative-shape", "string-latent", "poisson-model", "string-seed", "poisson-train",
+        "unknown-kind", "train-not-a-table"])  # fmt: skip
+def test_damaged_config_json_is_named(cli, run, edit, message):
+    _edit_config(run, edit)
+    for command in ("sample", "report"):
+        one = one_line_error(cli(command, run))
+        assert "config.json" in one and message in one, one
+
+
+def test_damaged_weights_state_metrics_and_eval(cli, run):
+    weights = load_file(run / "model.safetensors")
+    first = next(iter(weights))
+    save_file({**weights, first: torch.full_like(weights[first], float("nan"))}, run / "model.safetensors")
+    assert "holds non-finite values" in one_line_error(cli("sample", run))
+    save_file({k: v for k, v in weights.items() if k != first}, run / "model.safetensors")
+    assert f"missing key '{first}'" in one_line_error(cli("sample", run))
+    save_file({**weights, first: weights[first][..., :1].contiguous()}, run / "model.safetensors")
+    assert "the file holds" in one_line_error(cli("sample", run))
+    save_file(weights, run / "model.safetensors")
+    # eval.json damaged: the report is still written, and says so
+    (run / "eval.json").write_text('{"samples": {"available": true}, "split": 3}')
+    assert cli("report", run, "--no-figures").returncode == 0
+    assert "run `vaelab eval" in (run / "report.html").read_text()
+    # metrics.jsonl with a garbage line, a training state with a string epoch: --resume refuses in one line
+    good = (run / "metrics.jsonl").read_text()
+    (run / "metrics.jsonl").write_text(good + "[1, 2]\n")
+    assert "line 3 is not an epoch record" in one_line_error(cli("report", run))
+    (run / "metrics.jsonl").write_text(good)
+    from vaelab.checkpoint import read_safetensors
+
+    tensors, metadata = read_safetensors(run / "training_state.safetensors")
+    save_file(tensors, run / "training_state.safetensors", metadata={**metadata, "info": '{"epoch": "two"}'})
+    before = snapshot(run)
+    assert "damaged" in one_line_error(cli("train", "--out", run, "--resume", "--epochs", "2", "--quiet"))
+    assert snapshot(run) == before
+
+
+def test_resume_after_editing_the_latent_dimension_refuses_before_training(cli, run):
+    _edit_config(run, lambda m: {**m, "model": {**m["model"], "latent_dim": 5}})
+    before = snapshot(run)
+    one = one_line_error(cli("train", "--out", run, "--resume", "--epochs", "2", "--quiet"))
+    assert "does not match" in one and "latent_dim" in one
+    assert snapshot(run) == before
+
+
+def test_killed_before_the_first_checkpoint_says_what_to_do(cli, tmp_path):
+    (tmp_path / "run").mkdir()
+    one = one_line_error(cli("train", "--out", tmp_path / "run", "--resume", "--quiet"))
+    assert "stopped before its first epoch ended" in one and "without --resume" in one
+
+
+def test_a_run_that_diverges_again_leaves_its_directory_exactly_as_it_was(cli, run):
+    before = snapshot(run)
+    result = cli("train", "--out", run, "--resume", "--epochs", "2", "--lr", "1e12", "--quiet")
+    assert result.returncode == 3, result.stderr
+    assert snapshot(run) == before  # config.json keeps the good lr, metrics.jsonl its lines
+
+
+def test_a_tiny_image_folder_trains_evaluates_and_reports(cli, tmp_path):
+    """20 images: every figure and the report adapt to a test split of a handful of images."""
+    from PIL import Image
+
+    from vaelab import data
+
+    images = data.load("mnist-mini").train.images[:20, 0].numpy()
+    for i, image in enumerate(images):
+        folder = tmp_path / "folder" / ("test" if i < 4 else "train") / str(i % 2)
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i}.png")
+    out = tmp_path / "run"
+    result = cli("train", "--data", tmp_path / "folder", "--out", out, "--epochs", "2", "--quiet", "--batch-size", "8",
+                 "--latent-dim", "3", "--eval")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for name in ("interpolation.png", "manifold.png", "latents.png", "reconstructions.png", "report.html", "eval.json"):
+        assert (out / name).is_file(), name
+
+
+def test_sigterm_stops_with_a_message_and_the_checkpoint_intact(digits, tmp_path, cli_process):
+    out = tmp_path / "run"
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    process = subprocess.Popen([sys.executable, "-m", "vaelab", "train", "--data", str(digits), "--out", str(out),
+                                "--epochs", "400", "--quiet", "--batch-size", "32", "--threads", "1"],
+                               stderr=subprocess.PIPE, text=True, env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"})  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (out / "training_state.safetensors").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err and err.strip().count("\n") == 0
+    assert not list(out.rglob("*.tmp"))
+    from vaelab.checkpoint import read_state_info
+
+    done = read_state_info(out / "training_state.safetensors")["epoch"]
+    resumed = cli_process("train", "--out", out, "--resume", "--epochs", str(done + 1), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+
+
+@pytest.mark.parametrize("command", RUN_COMMANDS, ids=lambda c: c[0])
+def test_every_run_command_on_an_unreadable_file_and_a_read_only_folder(cli, run, monkeypatch, command):
+    """Root reads and writes everything, so permissions are simulated: an unreadable config.json, then a run
+    folder that cannot be written (for the commands that write into it)."""
+    read_text = Path.read_text
+
+    def unreadable(self, *args, **kwargs):
+        if self.name == "config.json":
+            raise PermissionError(13, "Permission denied")
+        return read_text(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "read_text", unreadable)
+        assert "config.json: cannot be read (Permission denied)" in one_line_error(cli(command[0], run, *command[1:]))
+    import os
+
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != run and access(path, mode, **kw))
+    before = snapshot(run)
+    assert f"{run} is not writable" in one_line_error(cli(command[0], run, *command[1:]))
+    assert snapshot(run) == before
+
+
+def test_train_compare_explore_and_data_on_missing_unreadable_and_read_only_paths(cli, digits, tmp_path, monkeypatch):
+    import os
+
+    missing = tmp_path / "missing"
+    for args in (["train", "--data", missing, "--out", tmp_path / "r"], ["train", "--config", missing],
+                 ["compare", "--data", missing, "--out", tmp_path / "s"], ["explore", missing, "--no-browser", "--quiet"],
+                 ["data", "info", missing], ["eval", missing]):  # fmt: skip
+        assert str(missing) in one_line_error(cli(*args)), args
+    toml = tmp_path / "run.toml"
+    toml.write_text("epochs = 1\n")
+    read_text = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
+                        if self == toml else read_text(self, *a, **k))  # fmt: skip
+    assert "cannot be read (permission denied)" in one_line_error(cli("train", "--config", toml, "--out", tmp_path / "r"))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != locked and access(path, mode, **kw))
+    for args in (["train", "--data", digits, "--epochs", "1", "--quiet", "--out", locked / "run"],
+                 ["compare", "--data", digits, "--epochs", "1", "--quiet", "--out", locked / "study"]):  # fmt: skip
+        assert "is not writable" in one_line_error(cli(*args)), args
+    assert list(locked.iterdir()) == []
