@@ -185,6 +185,15 @@ def test_new_kinds_train_resume_evaluate_and_report(cli, digits, tmp_path, kind,
         assert cli("train", "--kind", "iwae", "--beta", "2", *common).returncode == 2  # no KL weight in the bound
     if kind == "vamp":
         assert run.model.pseudo.shape[0] == 20
+        from vaelab.explorer.session import Session, samplers
+
+        session = Session(out)  # the explorer draws from the learned prior, and from the fitted sampler
+        assert samplers(run) == ["N(0, I)", "gmm"]
+        z, _ = session.sample(4000, seed=0)
+        expected = run.model.sample_prior(4000, torch.Generator().manual_seed(0))
+        assert torch.allclose(torch.tensor(z), expected, atol=1e-5)
+        z_gmm, images = session.sample(8, seed=0, sampler="gmm")
+        assert len(z_gmm) == 8 and len(images) == 8
     if kind == "cvae":
         assert (out / "class_manifolds.png").is_file() and "the latent manifold of each class" in report
         assert cli("sample", out, "--label", "3").returncode == 0 and (out / "samples-prior-class3.png").is_file()
