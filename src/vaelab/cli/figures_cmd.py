@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p, "samples")
     p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--seed", type=int, help="noise seed (default: the run's seed, as in its training figures)")
-    p.add_argument("--sampler", default="prior", help="prior (default), or a sampler fitted with `vaelab fit-sampler` (gmm)")
+    p.add_argument("--sampler", default="prior", help="prior (default), or a fitted sampler (gmm: vaelab fit-sampler)")
     p.add_argument("--label", type=int, help="a conditional kind (cvae): draw this class")
     p.set_defaults(run=run_sample)
 
