@@ -210,3 +210,11 @@ def test_train_with_eval_loads_the_data_once_and_builds_the_model_once(cli, digi
     result = cli("train", "--data", digits, "--out", tmp_path / "run", "--epochs", "1", "--quiet", "--eval")
     assert result.returncode == 0, result.stderr
     assert calls == {"data": 1, "models": 1, "weights read": 0}
+
+
+@pytest.mark.parametrize("kind", ["vamp", "cvae"])
+def test_options_a_kind_cannot_honour_are_refused_not_ignored(cli, tmp_path, kind):
+    for option in (["--precision", "bf16"], ["--compile"]):
+        result = cli("train", "--kind", kind, *option, "--out", tmp_path / "never", "--quiet")
+        assert result.returncode == 2 and f"not available for --kind {kind}" in result.stderr, result.stderr
+    assert not (tmp_path / "never").exists()

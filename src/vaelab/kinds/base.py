@@ -18,6 +18,7 @@ from torch import nn
 from vaelab.config import TrainConfig
 from vaelab.data import Dataset
 from vaelab.device import World
+from vaelab.errors import ConfigError
 from vaelab.models import VAEConfig
 
 
@@ -87,3 +88,17 @@ def networks(config: TrainConfig, shape: tuple[int, int, int], **likelihood: Any
     return VAEConfig(shape=shape, arch=config.arch, latent_dim=config.latent_dim,
                      hidden=config.hidden and tuple(config.hidden), channels=tuple(config.channels),
                      activation=config.activation, **likelihood)  # fmt: skip
+
+
+def plain_precision_only(kind_name: str, check: Callable[[TrainConfig], None] | None = None):
+    """A `Kind.check` for kinds whose trainer has no bf16 or compiled path yet: refuse those options by name
+    rather than ignore them (then run `check`, the kind's own rules)."""
+
+    def checked(config: TrainConfig) -> None:
+        for name, asked in (("precision", config.precision != "fp32"), ("compile", config.compile)):
+            if asked:
+                raise ConfigError(f"{name}: not available for --kind {kind_name} yet; train it in fp32 without --compile")
+        if check:
+            check(config)
+
+    return checked

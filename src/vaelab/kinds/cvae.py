@@ -26,7 +26,7 @@ from vaelab import data
 from vaelab.config import TrainConfig, option
 from vaelab.device import sum_across
 from vaelab.errors import ConfigError, DataError
-from vaelab.kinds.base import Kind
+from vaelab.kinds.base import Kind, plain_precision_only
 from vaelab.kinds.vae import VAEOptions, VAETrainer, check, vae_networks
 from vaelab.losses import batch_sums, binarize, kl_weight, vae_terms
 from vaelab.models import VAE, DiagonalGaussian, VAEConfig
@@ -212,7 +212,7 @@ KIND = Kind(
     build=build,
     encoder=True,
     likelihood=True,
-    check=check,
+    check=plain_precision_only("cvae", check),
     model_config=CVAEConfig,
     prepare=prepare,
     labels=True,

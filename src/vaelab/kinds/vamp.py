@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vaelab.config import TrainConfig, option
-from vaelab.kinds.base import Kind
+from vaelab.kinds.base import Kind, plain_precision_only
 from vaelab.kinds.vae import VAEOptions, VAETrainer, check, vae_networks
 from vaelab.losses import binarize, log_likelihood
 from vaelab.models import VAE, DiagonalGaussian, VAEConfig
@@ -181,6 +181,6 @@ KIND = Kind(
     build=build,
     encoder=True,
     likelihood=True,
-    check=check,
+    check=plain_precision_only("vamp", check),
     model_config=VampConfig,
 )
