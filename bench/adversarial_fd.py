@@ -31,7 +31,9 @@ def train_for(config, dataset, budget_s: float | None, epochs: int | None):
     spent, epoch = 0.0, 0
     while (epochs is not None and epoch < epochs) or (budget_s is not None and spent < budget_s):
         epoch += 1
-        _, seconds = train_epoch(trainer, dataset.train.images, None, config, epoch, order, noise, World(), torch.device("cpu"))
+        _, seconds = train_epoch(
+            trainer, dataset.train.images, None, config, epoch, order, noise, World(), torch.device("cpu")
+        )
         spent += seconds
     return trainer.model.eval(), spent, epoch
 

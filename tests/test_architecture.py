@@ -12,8 +12,15 @@ PACKAGE = SRC / "vaelab"
 
 # The data flow, as layers: a module may import its own layer or an earlier one, never a later one.
 LAYERS = [
-    ("vaelab.errors", "vaelab.config", "vaelab.device", "vaelab.noise", "vaelab.progress", "vaelab.checkpoint",
-     "vaelab.rundir"),
+    (
+        "vaelab.errors",
+        "vaelab.config",
+        "vaelab.device",
+        "vaelab.noise",
+        "vaelab.progress",
+        "vaelab.checkpoint",
+        "vaelab.rundir",
+    ),
     ("vaelab.data",),
     ("vaelab.nets", "vaelab.models"),
     ("vaelab.losses",),
@@ -47,7 +54,9 @@ def imports(name: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             for alias in node.names:
                 full = f"{base}.{alias.name}"
                 found.add(full if full in MODULES else base)
@@ -73,7 +82,7 @@ def test_every_module_has_a_layer_and_imports_only_earlier_layers():
 def test_no_import_cycle():
     def visit(node, stack, done):
         if node in stack:
-            raise AssertionError(f"import cycle: {' -> '.join(stack[stack.index(node):] + [node])}")
+            raise AssertionError(f"import cycle: {' -> '.join(stack[stack.index(node) :] + [node])}")
         if node in done:
             return
         for target in GRAPH[node]:

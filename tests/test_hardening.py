@@ -49,7 +49,15 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-RUN_COMMANDS = [["sample"], ["reconstruct"], ["interpolate"], ["manifold"], ["latents"], ["report"], ["eval", "--iwae-k", "2"]]
+RUN_COMMANDS = [
+    ["sample"],
+    ["reconstruct"],
+    ["interpolate"],
+    ["manifold"],
+    ["latents"],
+    ["report"],
+    ["eval", "--iwae-k", "2"],
+]
 
 
 @pytest.mark.parametrize("command", RUN_COMMANDS, ids=lambda c: c[0])
@@ -83,7 +91,10 @@ def test_train_paths_and_absurd_values(cli, digits, tmp_path):
         (["--out", tmp_path / "r", "--latent-dim", "100000000000"], "latent_dim: must be <= 65536"),
         (["--out", tmp_path / "r", "--seed", "99999999999999999999999"], "seed: must be <="),
         (["--out", tmp_path / "r", "--hidden", "60000,60000,60000"], "more than this machine's"),
-        (["--out", tmp_path / "r", "--arch", "conv", "--channels", "8,8,8,8,8,8"], "too small for 6 stride-2 convolutions"),
+        (
+            ["--out", tmp_path / "r", "--arch", "conv", "--channels", "8,8,8,8,8,8"],
+            "too small for 6 stride-2 convolutions",
+        ),
         (["--out", tmp_path / "r", "--lr", "nan"], "lr: must be a finite number"),
         (["--out", tmp_path / "r", "--batch-size", "0"], "batch_size: must be >= 1"),
         (["--out", tmp_path / "r", "--size", "0", "5"], "size: must be >= 1"),
@@ -244,7 +255,9 @@ def test_train_compare_explore_and_data_on_missing_unreadable_and_read_only_path
     read_text = Path.read_text
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
                         if self == toml else read_text(self, *a, **k))  # fmt: skip
-    assert "cannot be read (permission denied)" in one_line_error(cli("train", "--config", toml, "--out", tmp_path / "r"))
+    assert "cannot be read (permission denied)" in one_line_error(
+        cli("train", "--config", toml, "--out", tmp_path / "r")
+    )
     locked = tmp_path / "locked"
     locked.mkdir()
     access = os.access

@@ -214,7 +214,7 @@ def test_train_with_eval_loads_the_data_once_and_builds_the_model_once(cli, digi
 
 @pytest.mark.parametrize("kind", ["vamp", "cvae"])
 def test_options_a_kind_cannot_honour_are_refused_not_ignored(cli, tmp_path, kind):
-    for option in (["--precision", "bf16"], ["--compile"]):
-        result = cli("train", "--kind", kind, *option, "--out", tmp_path / "never", "--quiet")
+    for flags in (["--precision", "bf16"], ["--compile"]):
+        result = cli("train", "--kind", kind, *flags, "--out", tmp_path / "never", "--quiet")
         assert result.returncode == 2 and f"not available for --kind {kind}" in result.stderr, result.stderr
     assert not (tmp_path / "never").exists()

@@ -49,7 +49,9 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     try:
         handle, temp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as exc:
-        raise RunError(f"cannot write {path} ({exc.strerror or exc}); check that {path.parent} is a writable folder") from None
+        raise RunError(
+            f"cannot write {path} ({exc.strerror or exc}); check that {path.parent} is a writable folder"
+        ) from None
     os.close(handle)
     try:
         write(temp)

@@ -100,7 +100,9 @@ def train_member(member: Member, evaluate: bool, iwae_k: int, quiet: bool) -> st
         return f"resumed from epoch {done}"
     if run_dir.report_path.exists() and (not evaluate or run_dir.eval_path.exists()):
         return "complete"
-    finish_run(Run.open(member.path), evaluate, iwae_k, member.config.device, quiet, fit)  # interrupted after training, before the rest
+    finish_run(
+        Run.open(member.path), evaluate, iwae_k, member.config.device, quiet, fit
+    )  # interrupted after training, before the rest
     return "finished"
 
 

@@ -53,11 +53,16 @@ class TrainConfig:
 
     kind: str = option("vae", "what to train (see `vaelab train --help` for the kinds)")
     # data
-    data: str = option("mnist-mini", "data set name (mnist-mini, mnist, fashion-mnist) or path (IDX folder, .npz, image folder); default mnist-mini")
+    data: str = option(
+        "mnist-mini",
+        "data set name (mnist-mini, mnist, fashion-mnist) or path (IDX folder, .npz, image folder); default mnist-mini",
+    )
     size: list[int] | None = option(None, "resize an image folder's images to H W", min=1, max=4096, length=2)
     # networks
     arch: str = option("mlp", "mlp (fully connected) or conv (convolutional); default mlp", choices=ARCHS)
-    hidden: list[int] | None = option(None, "hidden layer sizes, e.g. 400 or 512,256 (default: mlp 400, conv 256)", min=1, max=MAX_WIDTH)
+    hidden: list[int] | None = option(
+        None, "hidden layer sizes, e.g. 400 or 512,256 (default: mlp 400, conv 256)", min=1, max=MAX_WIDTH
+    )
     channels: list[int] = option([32, 64], "conv channel widths, e.g. 32,64", min=1, max=MAX_WIDTH, nonempty=True)
     latent_dim: int = option(10, "latent dimension (default 10; the course compares 2 and 10)", min=1, max=MAX_WIDTH)
     activation: str = option("relu", f"hidden activation: {', '.join(ACTIVATIONS)}", choices=ACTIVATIONS)
@@ -68,7 +73,11 @@ class TrainConfig:
     seed: int = option(0, "random seed (same seed and thread count: same result)", min=0, max=MAX_SEED)
     threads: int = option(0, "CPU threads for torch (0: torch's default)", min=0, max=4096)
     device: str = option("auto", "|".join(DEVICES), choices=DEVICES)
-    precision: str = option("fp32", "fp32, or bf16 to autocast the forward pass to bfloat16 (faster on CPUs with bf16 units and on GPUs)", choices=PRECISIONS)
+    precision: str = option(
+        "fp32",
+        "fp32, or bf16 to autocast the forward pass to bfloat16 (faster on CPUs with bf16 units and on GPUs)",
+        choices=PRECISIONS,
+    )
     compile: bool = option(False, "torch.compile the model (a start-up cost that pays off on long runs and GPUs)")
     eval_batch_size: int = option(1000, "batch size for evaluation", min=1, max=1 << 20)
     # outputs

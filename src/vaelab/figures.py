@@ -205,7 +205,9 @@ def study_figures(out: Path, runs: dict[str, Run], dataset: data.Dataset, seed: 
     for n, r in runs.items():
         if r.model.latent_dim >= 2:
             chosen = plane(r)
-            manifolds[f"{n} ({', '.join(chosen.labels)})"] = plots.image_grid(explore.manifold(r.model, chosen), 15, pad=0)
+            manifolds[f"{n} ({', '.join(chosen.labels)})"] = plots.image_grid(
+                explore.manifold(r.model, chosen), 15, pad=0
+            )
     if manifolds:
         plots.plot_side_by_side(out / "manifold.png", manifolds, "decoded grids over [-1.5, 1.5]^2")
         drawn.append("manifold")

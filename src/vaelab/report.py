@@ -104,7 +104,10 @@ def _eval_html(run: Run) -> list[str]:
         notes = [f'<p class="note">{html.escape(str(n))}</p>' for n in result.get("notes", [])]
     except (RunError, KeyError, TypeError, ValueError, IndexError) as exc:
         why = str(exc) if isinstance(exc, RunError) else f"{run.eval_path}: damaged ({type(exc).__name__}: {exc})"
-        return ["<h2>Evaluation</h2>", f'<p class="note">{html.escape(why)}; run `vaelab eval {html.escape(str(run.path))}` again.</p>']
+        return [
+            "<h2>Evaluation</h2>",
+            f'<p class="note">{html.escape(why)}; run `vaelab eval {html.escape(str(run.path))}` again.</p>',
+        ]
     return [head, table_html(["quantity", "value"], rows), *notes]
 
 
@@ -132,7 +135,9 @@ def study_report(out: Path, intro: str, header: list[str], rows: list[list[Any]]
     for name, (title, caption) in captions.items():
         if name in drawn:
             body += [f"<h2>{title}</h2>", figure_html(out / f"{name}.png", caption)]
-    body.append("<p>Member runs: " + ", ".join(f'<a href="{m}/report.html">{html.escape(m)}</a>' for m in members) + "</p>")
+    body.append(
+        "<p>Member runs: " + ", ".join(f'<a href="{m}/report.html">{html.escape(m)}</a>' for m in members) + "</p>"
+    )
     path = out / "report.html"
     text = page("vaelab comparison study", "".join(body))
     atomic_write(path, lambda temp: Path(temp).write_text(text))

@@ -82,7 +82,11 @@ class RunDir:
     # config.json
     def read_config(self) -> dict[str, Any]:
         meta = read_json(self.config_path)
-        if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict) or not isinstance(meta.get("train"), dict):
+        if (
+            not isinstance(meta, dict)
+            or not isinstance(meta.get("model"), dict)
+            or not isinstance(meta.get("train"), dict)
+        ):
             raise RunError(f"{self.config_path}: not a vaelab run configuration (needs 'model' and 'train' tables)")
         return meta
 

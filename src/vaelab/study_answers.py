@@ -40,7 +40,9 @@ def answers(members: list, finals: dict[str, dict]) -> list[str]:
     if len(betas) > 1:
         out += beta_answers(finals, by_key, archs, dims, betas)
     elif betas:
-        out.append(f"<b>The KL weight</b>: every member used beta = {betas[0]:g}; run with --betas 0.5,1,4 to see its effect.")
+        out.append(
+            f"<b>The KL weight</b>: every member used beta = {betas[0]:g}; run with --betas 0.5,1,4 to see its effect."
+        )
     return out
 
 
@@ -82,7 +84,10 @@ def beta_answers(finals, by_key, archs, dims, betas) -> list[str]:
     for arch in archs:
         for z in dims:
             named = [(b, by_key[(arch, z, b)]) for b in betas if (arch, z, b) in by_key]
-            desc = "; ".join(f"beta={b:g}: KL {finals[n]['test']['kl']:.1f}, recon {finals[n]['test']['recon']:.1f}" for b, n in named)
+            desc = "; ".join(
+                f"beta={b:g}: KL {finals[n]['test']['kl']:.1f}, recon {finals[n]['test']['recon']:.1f}"
+                for b, n in named
+            )
             out.append(f"<b>The KL weight ({arch}, z={z})</b>: {desc}. A larger beta pushes q(z|x) towards the prior "
                        "(smaller KL, fewer active units, blurrier reconstructions); a smaller one spends more nats on the code.")  # fmt: skip
     return out
@@ -95,7 +100,9 @@ def kinds_answer(members: list, finals: dict[str, dict]) -> str:
         value = fd(finals, m.name)
         parts.append(f"{m.name}: FD {value:.1f}" if value is not None else f"{m.name}: FD not measured (--no-eval)")
     measured = [(fd(finals, m.name), m.name) for m in members if fd(finals, m.name) is not None]
-    best = f" The lowest Frechet distance (sharpest, most data-like samples) is {min(measured)[1]}'s." if measured else ""
+    best = (
+        f" The lowest Frechet distance (sharpest, most data-like samples) is {min(measured)[1]}'s." if measured else ""
+    )
     return (f"<b>VAE against adversarial models</b>: {'; '.join(parts)}.{best} A VAE decoder trained on a pixel likelihood "
             "averages over plausible images (blur); a discriminator penalises images that do not look real, so GAN and "
             "VAE-GAN samples are sharper, at the cost of mode coverage (compare precision and recall) and, for the GAN, of an encoder.")  # fmt: skip

@@ -40,7 +40,9 @@ def _terminate(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
+    previous = (
+        signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
+    )
     try:
         return int(args.run(args) or 0)
     except VaelabError as exc:
@@ -50,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         print("vaelab: interrupted; the files already written (the last checkpoint) are intact", file=sys.stderr)
         return 130
     except Terminated:
-        print("vaelab: terminated (SIGTERM); the files already written (the last checkpoint) are intact", file=sys.stderr)
+        print(
+            "vaelab: terminated (SIGTERM); the files already written (the last checkpoint) are intact", file=sys.stderr
+        )
         return 143
     finally:
         if previous is not None:

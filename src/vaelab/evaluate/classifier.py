@@ -103,7 +103,9 @@ def load_cached(weights: Path, meta: Path, dataset: data.Dataset, device) -> tup
     return model.to(device).eval(), info
 
 
-def load_or_train(dataset: data.Dataset, cache_dir=None, device="cpu", quiet: bool = True) -> tuple[FeatureClassifier, dict]:
+def load_or_train(
+    dataset: data.Dataset, cache_dir=None, device="cpu", quiet: bool = True
+) -> tuple[FeatureClassifier, dict]:
     """The cached classifier for this data set, trained first if needed (or if its cache is damaged).
     Returns (model, info)."""
     folder = cache_root(cache_dir) / "classifiers"

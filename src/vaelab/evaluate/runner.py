@@ -93,7 +93,9 @@ def latent_sections(model, images: torch.Tensor, device) -> tuple[dict[str, Any]
     warning = collapse_warning(n_active, model.latent_dim, stats["kl_per_dim"])
     latents = {"latent_dim": model.latent_dim, "active_units": n_active, "kl_per_dim": stats["kl_per_dim"].tolist(),
                "activity": activity.tolist(), "warning": warning}  # fmt: skip
-    return {"latents": latents, "reconstruction": reconstruction_error(model, images, device)}, [warning] if warning else []
+    return {"latents": latents, "reconstruction": reconstruction_error(model, images, device)}, [
+        warning
+    ] if warning else []
 
 
 class SamplerModel:

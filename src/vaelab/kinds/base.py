@@ -97,7 +97,9 @@ def plain_precision_only(kind_name: str, check: Callable[[TrainConfig], None] | 
     def checked(config: TrainConfig) -> None:
         for name, asked in (("precision", config.precision != "fp32"), ("compile", config.compile)):
             if asked:
-                raise ConfigError(f"{name}: not available for --kind {kind_name} yet; train it in fp32 without --compile")
+                raise ConfigError(
+                    f"{name}: not available for --kind {kind_name} yet; train it in fp32 without --compile"
+                )
         if check:
             check(config)
 

@@ -114,6 +114,9 @@ KIND = Kind(
     likelihood=True,
     discriminator=True,
     lr_option="gan_lr",
-    refuses={"gan_loss": "the VAE-GAN's equilibrium gating is defined for ns only",
-             "lr": "use gan_lr / gan_betas", "adam_betas": "use gan_lr / gan_betas"},  # fmt: skip
+    refuses={
+        "gan_loss": "the VAE-GAN's equilibrium gating is defined for ns only",
+        "lr": "use gan_lr / gan_betas",
+        "adam_betas": "use gan_lr / gan_betas",
+    },  # fmt: skip
 )

@@ -31,7 +31,6 @@ from vaelab.rundir import NO_STATE, RunDir
 EpochCallback = Callable[[RunDir, int, torch.nn.Module], None]
 
 
-
 @dataclass
 class Trained:
     """What training leaves in memory: the run directory and its trained generative model (eval mode)."""
@@ -74,10 +73,16 @@ class NonFinite(Exception):
         self.terms, self.step = terms, step
 
 
-def diagnose(bad: NonFinite, step: int, epoch: int, config: TrainConfig, lr_option: str, run_dir: RunDir) -> DivergenceError:
+def diagnose(
+    bad: NonFinite, step: int, epoch: int, config: TrainConfig, lr_option: str, run_dir: RunDir
+) -> DivergenceError:
     names = [name for name, value in bad.terms.items() if not torch.isfinite(value).all()] or ["loss"]
     last_good = epoch - 1
-    kept = f"the checkpoint of epoch {last_good} in {run_dir.path} is intact" if last_good else "no checkpoint was written yet"
+    kept = (
+        f"the checkpoint of epoch {last_good} in {run_dir.path} is intact"
+        if last_good
+        else "no checkpoint was written yet"
+    )
     lr = getattr(config.options, lr_option)
     hints = [f"a lower --{lr_option.replace('_', '-')} (now {lr:g})"]
     if not config.grad_clip:
@@ -93,7 +98,9 @@ def train(config: TrainConfig, kind, dataset: data.Dataset, run_dir: RunDir, res
     `config` comes from `run.resume_config` and training continues from the checkpoint in `run_dir`."""
     world = world or World.from_env()
     if config.batch_size % world.size:
-        raise ConfigError(f"batch_size: the global batch {config.batch_size} must divide evenly among {world.size} processes")
+        raise ConfigError(
+            f"batch_size: the global batch {config.batch_size} must divide evenly among {world.size} processes"
+        )
     if config.threads:
         torch.set_num_threads(config.threads)
     device, own_group = init_distributed(world, config.device)
@@ -131,7 +138,9 @@ def _train(config: TrainConfig, kind, dataset: data.Dataset, resume: bool, world
         bar = progress.bar(n_train, f"epoch {epoch}/{config.epochs}", config.quiet or not world.is_main, "img",
                            unit_scale=True, leave=True)  # fmt: skip
         try:
-            train_means, seconds = train_epoch(trainer, images, labels, config, epoch, order_gen, noise_gen, world, device, bar)
+            train_means, seconds = train_epoch(
+                trainer, images, labels, config, epoch, order_gen, noise_gen, world, device, bar
+            )
         except NonFinite as bad:
             bar.close()
             raise diagnose(bad, step + bad.step, epoch, config, kind.lr_option, run_dir) from None
@@ -155,7 +164,9 @@ def _train(config: TrainConfig, kind, dataset: data.Dataset, resume: bool, world
             save_weights(run_dir.model_path, {"": trainer.model})
             for name, module in trainer.extra_weights().items():
                 save_weights(run_dir.weights_path(name), {"": module})
-            save_training_state(run_dir.state_path, trainer.modules, trainer.optimizers, rng, {"epoch": epoch, "step": step})
+            save_training_state(
+                run_dir.state_path, trainer.modules, trainer.optimizers, rng, {"epoch": epoch, "step": step}
+            )
     for module in trainer.modules.values():
         _check_in_sync(module, world)
     trainer.model.eval()
@@ -189,7 +200,9 @@ def train_epoch(trainer, images: torch.Tensor, labels: torch.Tensor | None, conf
         if bar is not None:
             bar.update(b * world.size)
             if i % 10 == 0:
-                shown = {label: f"{terms[t].item() / (b if trainer.sums else 1):.3f}" for label, t in trainer.shown.items()}
+                shown = {
+                    label: f"{terms[t].item() / (b if trainer.sums else 1):.3f}" for label, t in trainer.shown.items()
+                }
                 bar.set_postfix(shown, refresh=False)
     seconds = time.perf_counter() - started
     totals = sum_across({k: torch.as_tensor(v, dtype=torch.float64, device=device) for k, v in totals.items()}, world)
@@ -205,13 +218,20 @@ def _restore(trainer, run_dir: RunDir, order_gen, noise_gen, world: World, confi
                        "it was edited: restore it, or train a new run")  # fmt: skip
     rng, info = load_training_state(run_dir.state_path, trainer.modules, trainer.optimizers)
     epoch = info.get("epoch")
-    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 < epoch <= 10**7 or not {"order", "noise"} <= set(rng):
+    if (
+        not isinstance(epoch, int)
+        or isinstance(epoch, bool)
+        or not 0 < epoch <= 10**7
+        or not {"order", "noise"} <= set(rng)
+    ):
         raise RunError(f"{run_dir.state_path}: damaged (epoch {epoch!r}); train again without --resume")
     try:
         order_gen.set_state(rng["order"])
         noise_gen.set_state(rng.get(f"noise{world.rank}", rng["noise"]))
     except (RuntimeError, TypeError) as exc:
-        raise RunError(f"{run_dir.state_path}: damaged random-generator states ({exc}); train again without --resume") from None
+        raise RunError(
+            f"{run_dir.state_path}: damaged random-generator states ({exc}); train again without --resume"
+        ) from None
     trainer.set_lr(config)
     return epoch
 
@@ -233,7 +253,9 @@ def _check_in_sync(model: torch.nn.Module, world: World) -> None:
     sums = [None] * world.size
     dist.all_gather_object(sums, float(checksum))
     if max(sums) - min(sums) > 1e-9 * max(1.0, abs(sums[0])):
-        raise RuntimeError(f"processes ended with different weights (checksums {sums}): data-parallel training is out of sync")
+        raise RuntimeError(
+            f"processes ended with different weights (checksums {sums}): data-parallel training is out of sync"
+        )
 
 
 def _other_noise_states(noise_gen: torch.Generator, world: World) -> dict[str, torch.Tensor]:

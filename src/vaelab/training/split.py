@@ -48,4 +48,3 @@ def split_terms(
     sums = sum_across({**sums, "_count": count}, world)
     count = sums.pop("_count")
     return {name: float(value / count) for name, value in sums.items()}
-
