@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vaelab: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("vaelab: interrupted; the files already written (the last checkpoint) are intact", file=sys.stderr)
+        print("vaelab: interrupted; every file already written (the last checkpoint too) is intact", file=sys.stderr)
         return 130
     except Terminated:
         print(
