@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Terminated:
         print(
-            "vaelab: terminated (SIGTERM); the files already written (the last checkpoint) are intact", file=sys.stderr
+            "vaelab: terminated (SIGTERM); every file already written (the last checkpoint too) is intact",
+            file=sys.stderr,
         )
         return 143
     finally:
