@@ -105,7 +105,12 @@ def train(config: TrainConfig, kind, dataset: data.Dataset, run_dir: RunDir, res
         torch.set_num_threads(config.threads)
     device, own_group = init_distributed(world, config.device)
     try:
-        return _train(config, kind, dataset, resume, world, run_dir, device, on_epoch)
+        trained = _train(config, kind, dataset, resume, world, run_dir, device, on_epoch)
+        if own_group:
+            import torch.distributed as dist
+
+            dist.barrier()  # every process done with its collectives before any tears the group down
+        return trained
     finally:
         if own_group:
             import torch.distributed as dist
