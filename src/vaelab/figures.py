@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from vaelab import data, explore, plots, samplers
+from vaelab import data, explore, plots, progress, samplers
 from vaelab.checkpoint import check_writable
 from vaelab.errors import ConfigError
 from vaelab.noise import fixed_generator
@@ -167,16 +167,18 @@ DRAW = {"reconstructions": reconstructions, "samples": samples, "curves": curves
         "manifold": manifold, "latents": latents, "classes": classes}  # fmt: skip
 
 
-def all_figures(run: Run) -> list[Path]:
-    """Every figure the run's kind has, with default settings, into the run directory."""
+def all_figures(run: Run, quiet: bool = True) -> list[Path]:
+    """Every figure the run's kind has, with default settings, into the run directory (a progress bar on
+    stderr unless `quiet`: on a large test split the latent figures take a while)."""
     paths: list[Path] = []
-    for name in run.kind.figures:
-        if name == "manifold" and run.model.latent_dim < 2:
-            continue
-        if name == "interpolation" and len(run.dataset().test) < 2:
-            continue
-        drawn = DRAW[name](run)
-        paths += list(drawn) if isinstance(drawn, tuple) else [drawn]
+    names = [name for name in run.kind.figures if not (name == "manifold" and run.model.latent_dim < 2)
+             and not (name == "interpolation" and len(run.dataset().test) < 2)]  # fmt: skip
+    with progress.bar(len(names), f"figures of {run.name}", quiet, "figure") as shown:
+        for name in names:
+            shown.set_postfix_str(name, refresh=False)
+            drawn = DRAW[name](run)
+            paths += list(drawn) if isinstance(drawn, tuple) else [drawn]
+            shown.update(1)
     return paths
 
 

@@ -66,7 +66,7 @@ def finish_run(run: Run, evaluate: bool = False, iwae_k: int = 1000, device: str
     asked (which measures the fitted samplers too), then the report."""
     from vaelab import figures, report, samplers
 
-    figures.all_figures(run)
+    figures.all_figures(run, quiet)
     for name in fit_samplers if run.kind.encoder else ():
         samplers.fit_run(run, name)
     if evaluate:

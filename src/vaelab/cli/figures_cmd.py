@@ -60,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-figures", action="store_true", help="use the figures already in RUN instead of drawing them again"
     )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_report)
 
 
@@ -116,5 +117,5 @@ def run_report(args) -> None:
 
     run = _open(args)
     if not args.no_figures:
-        figures.all_figures(run)
+        figures.all_figures(run, args.quiet)
     print(report.run_report(run))
