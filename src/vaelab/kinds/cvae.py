@@ -32,7 +32,6 @@ from vaelab.losses import batch_sums, binarize, kl_weight, vae_terms
 from vaelab.models import VAE, DiagonalGaussian, VAEConfig
 from vaelab.models.vae import VAEOutput, build_decoder
 from vaelab.noise import EVAL_SEED_OFFSET
-from vaelab.training.common import average_gradients, fused_adam
 
 MAX_CLASSES = 10_000
 
@@ -160,14 +159,13 @@ def conditional_terms(model: CVAE, images: torch.Tensor, labels: torch.Tensor, *
 class CVAETrainer(VAETrainer):
     """The VAE's trainer with labels in both networks (one label in `label_dropout` hidden)."""
 
-    def __init__(self, config: TrainConfig, shape: tuple[int, int, int], device: torch.device, world):
-        self.config, self.options, self.device, self.world = config, config.options, device, world
+    averages_by_hand = True  # encoder and decoder are called separately, with the labels
+
+    def build(self, config: TrainConfig, shape: tuple[int, int, int]) -> CVAE:
         if not config.options.classes:
             raise ConfigError("classes: unknown; train through vaelab.training.loop, which reads them from the data")
         networks = vae_networks(config, shape)
-        self.model = CVAE(CVAEConfig(**networks.to_dict(), classes=config.options.classes)).to(device)
-        self.modules = {"vae": self.model}
-        self.optimizers = {"adam": fused_adam(self.model, self.options.lr, self.options.adam_betas)}
+        return CVAE(CVAEConfig(**networks.to_dict(), classes=config.options.classes))
 
     def forward(self, x, y, progress: float, noise: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         o = self.options
@@ -185,16 +183,6 @@ class CVAETrainer(VAETrainer):
         sums = batch_sums(self.model.likelihood, output, x, posterior, self.model.log_sigma)
         loss_sum = sums["recon"] + beta * sums["kl"]
         return {"loss": loss_sum, **sums}, loss_sum / x.shape[0]
-
-    def update(self, loss: torch.Tensor) -> dict[str, torch.Tensor]:
-        optimizer = self.optimizers["adam"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        average_gradients(self.model, self.world)  # no DistributedDataParallel wrapper: averaged by hand
-        if self.config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        optimizer.step()
-        return {}
 
     def test_terms(self, images: torch.Tensor, labels, epoch: int) -> dict[str, float]:
         o, cfg = self.options, self.config

@@ -18,14 +18,13 @@ from typing import Any
 import torch
 
 from vaelab import data
-from vaelab.config import TrainConfig, option
+from vaelab.config import option
 from vaelab.device import World, sum_across
 from vaelab.kinds.base import Kind
-from vaelab.kinds.vae import VAEOptions, VAETrainer, check, vae_networks
+from vaelab.kinds.vae import VAEOptions, VAETrainer, check
 from vaelab.losses import binarize, log_likelihood
 from vaelab.models import VAE, DiagonalGaussian
 from vaelab.noise import EVAL_SEED_OFFSET
-from vaelab.training.common import average_gradients, fused_adam
 from vaelab.training.split import split_terms
 
 
@@ -96,11 +95,7 @@ class IWAETrainer(VAETrainer):
 
     shown = {"-bound": "loss", "ess": "ess"}
 
-    def __init__(self, config: TrainConfig, shape: tuple[int, int, int], device: torch.device, world: World):
-        self.config, self.options, self.device, self.world = config, config.options, device, world
-        self.model = VAE(vae_networks(config, shape)).to(device)
-        self.modules = {"vae": self.model}
-        self.optimizers = {"adam": fused_adam(self.model, self.options.lr, self.options.adam_betas)}
+    averages_by_hand = True  # encode and decode are called separately
 
     def forward(self, x, y, progress: float, noise: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         o = self.options
@@ -125,18 +120,6 @@ class IWAETrainer(VAETrainer):
 
     def record(self, epoch: int) -> dict[str, Any]:
         return {"k": self.options.k, "lr": self.optimizers["adam"].param_groups[0]["lr"]}
-
-    def update(self, loss: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The VAE's step; the forward pass went around DistributedDataParallel (encode and decode are called
-        separately), so gradients are averaged across processes by hand."""
-        optimizer = self.optimizers["adam"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        average_gradients(self.model, self.world)
-        if self.config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        optimizer.step()
-        return {}
 
 
 KIND = Kind(

@@ -19,7 +19,7 @@ from vaelab.kinds.base import Kind, networks
 from vaelab.losses import batch_sums, binarize, kl_weight
 from vaelab.models import VAE, DiagonalGaussian, VAEConfig
 from vaelab.noise import EVAL_SEED_OFFSET
-from vaelab.training.common import fused_adam, set_lr, wrap
+from vaelab.training.common import average_gradients, fused_adam, set_lr, wrap
 from vaelab.training.split import split_terms
 
 
@@ -59,13 +59,21 @@ class VAETrainer:
 
     sums = True  # forward's terms are batch sums
     shown = {"loss": "loss"}
+    # a subclass whose forward pass calls the model's parts separately cannot go through DistributedDataParallel:
+    # its gradients are averaged across processes by hand in `update`
+    averages_by_hand = False
 
     def __init__(self, config: TrainConfig, shape: tuple[int, int, int], device: torch.device, world: World):
         self.config, self.options, self.device, self.world = config, config.options, device, world
-        self.model = VAE(vae_networks(config, shape)).to(device)
+        self.model = self.build(config, shape).to(device)
         self.modules = {"vae": self.model}
         self.optimizers = {"adam": fused_adam(self.model, self.options.lr, self.options.adam_betas)}
-        self.net = wrap(self.model, config.compile, device, world)  # what the forward pass goes through
+        if not self.averages_by_hand:
+            self.net = wrap(self.model, config.compile, device, world)  # what the forward pass goes through
+
+    def build(self, config: TrainConfig, shape: tuple[int, int, int]) -> VAE:
+        """The model this trainer trains (a subclass builds its own VAE)."""
+        return VAE(vae_networks(config, shape))
 
     def train_mode(self) -> None:
         self.model.train()
@@ -86,6 +94,8 @@ class VAETrainer:
         optimizer = self.optimizers["adam"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.averages_by_hand:
+            average_gradients(self.model, self.world)
         if self.config.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         optimizer.step()

@@ -27,7 +27,6 @@ from vaelab.kinds.base import Kind, plain_precision_only
 from vaelab.kinds.vae import VAEOptions, VAETrainer, check, vae_networks
 from vaelab.losses import binarize, log_likelihood
 from vaelab.models import VAE, DiagonalGaussian, VAEConfig
-from vaelab.training.common import average_gradients, fused_adam
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -135,12 +134,11 @@ def build(config: VAEConfig) -> VampVAE:
 class VampTrainer(VAETrainer):
     """One Adam over the encoder, decoder and pseudo-inputs; loss = recon + beta * (log q(z|x) - log p(z))."""
 
-    def __init__(self, config: TrainConfig, shape: tuple[int, int, int], device: torch.device, world):
-        self.config, self.options, self.device, self.world = config, config.options, device, world
+    averages_by_hand = True  # encode, decode and the prior are called separately
+
+    def build(self, config: TrainConfig, shape: tuple[int, int, int]) -> VampVAE:
         networks = vae_networks(config, shape)
-        self.model = VampVAE(VampConfig(**networks.to_dict(), pseudo_inputs=config.options.pseudo_inputs)).to(device)
-        self.modules = {"vae": self.model}
-        self.optimizers = {"adam": fused_adam(self.model, self.options.lr, self.options.adam_betas)}
+        return VampVAE(VampConfig(**networks.to_dict(), pseudo_inputs=config.options.pseudo_inputs))
 
     def forward(self, x, y, progress: float, noise: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         from vaelab.losses import kl_weight
@@ -155,18 +153,6 @@ class VampTrainer(VAETrainer):
         kl = (posterior.log_prob(z) - self.model.log_prior(z)).sum()  # Monte-Carlo KL, one sample per image
         loss_sum = recon + beta * kl
         return {"loss": loss_sum, "recon": recon, "kl": kl}, loss_sum / x.shape[0]
-
-    def update(self, loss: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The VAE's step; the forward pass calls encode, decode and the prior separately (around
-        DistributedDataParallel), so gradients are averaged across processes by hand."""
-        optimizer = self.optimizers["adam"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        average_gradients(self.model, self.world)
-        if self.config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        optimizer.step()
-        return {}
 
     def record(self, epoch: int) -> dict[str, Any]:
         return {**super().record(epoch), "pseudo_inputs": self.options.pseudo_inputs}
