@@ -24,7 +24,6 @@ from torch import nn
 
 from vaelab import data
 from vaelab.config import TrainConfig, option
-from vaelab.device import sum_across
 from vaelab.errors import ConfigError, DataError
 from vaelab.kinds.base import Kind, plain_precision_only
 from vaelab.kinds.vae import VAEOptions, VAETrainer, check, vae_networks
@@ -32,6 +31,7 @@ from vaelab.losses import batch_sums, binarize, kl_weight, vae_terms
 from vaelab.models import VAE, DiagonalGaussian, VAEConfig
 from vaelab.models.vae import VAEOutput, build_decoder
 from vaelab.noise import EVAL_SEED_OFFSET
+from vaelab.training.split import split_means
 
 MAX_CLASSES = 10_000
 
@@ -137,23 +137,13 @@ def prepare(config: TrainConfig, dataset: data.Dataset) -> None:
 def conditional_terms(model: CVAE, images: torch.Tensor, labels: torch.Tensor, *, binarize_images: bool, seed: int,
                       batch_size: int, device: torch.device, world) -> dict[str, float]:  # fmt: skip
     """Means per image of the conditional ELBO's terms over a split (seeded, like `training.split`)."""
-    generator = torch.Generator(device=device).manual_seed(seed)
-    sums: dict[str, torch.Tensor] = {}
-    count = torch.zeros((), dtype=torch.float64, device=device)
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        for x, y in data.batches(images, batch_size, labels=labels, rank=world.rank, world_size=world.size, device=device):  # fmt: skip
-            if binarize_images:
-                x = binarize(x, generator)
-            out = model(x, generator, y)
-            for name, value in vae_terms(model.likelihood, out.output, x, out.posterior, model.log_sigma).items():
-                sums[name] = sums.get(name, torch.zeros((), dtype=torch.float64, device=device)) + value.double().sum()
-            count += x.shape[0]
-    model.train(was_training)
-    sums = sum_across({**sums, "_count": count}, world)
-    count = sums.pop("_count")
-    return {name: float(value / count) for name, value in sums.items()}
+
+    def terms_of(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        out = model(x, generator, y)
+        return vae_terms(model.likelihood, out.output, x, out.posterior, model.log_sigma)
+
+    return split_means(model, images, terms_of, labels=labels, binarize=binarize_images, seed=seed,
+                       batch_size=batch_size, device=device, world=world)  # fmt: skip
 
 
 class CVAETrainer(VAETrainer):

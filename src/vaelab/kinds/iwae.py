@@ -17,15 +17,14 @@ from typing import Any
 
 import torch
 
-from vaelab import data
 from vaelab.config import option
-from vaelab.device import World, sum_across
+from vaelab.device import World
 from vaelab.kinds.base import Kind
 from vaelab.kinds.vae import VAEOptions, VAETrainer, check
 from vaelab.losses import binarize, log_likelihood
 from vaelab.models import VAE, DiagonalGaussian
 from vaelab.noise import EVAL_SEED_OFFSET
-from vaelab.training.split import split_terms
+from vaelab.training.split import split_means, split_terms
 
 
 @dataclass
@@ -69,25 +68,13 @@ def _sample_k(posterior: DiagonalGaussian, k: int, generator: torch.Generator | 
 def split_bound(model: VAE, images: torch.Tensor, k: int, *, binarize_images: bool, seed: int, batch_size: int,
                 device: torch.device, world: World) -> dict[str, float]:  # fmt: skip
     """Means per image over a split of `bound` and `ess` (seeded, like `split_terms`)."""
-    generator = torch.Generator(device=device).manual_seed(seed)
-    sums = {"bound": torch.zeros((), dtype=torch.float64, device=device),
-            "ess": torch.zeros((), dtype=torch.float64, device=device),
-            "_count": torch.zeros((), dtype=torch.float64, device=device)}  # fmt: skip
-    rows = max(1, batch_size // k)
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        for x, _ in data.batches(images, rows, rank=world.rank, world_size=world.size, device=device):
-            if binarize_images:
-                x = binarize(x, generator)
-            terms = iwae_terms(model, x, k, generator)
-            sums["bound"] += terms["bound"].double().sum()
-            sums["ess"] += terms["ess"].double().sum()
-            sums["_count"] += x.shape[0]
-    model.train(was_training)
-    sums = sum_across(sums, world)
-    count = sums.pop("_count")
-    return {name: float(value / count) for name, value in sums.items()}
+
+    def terms_of(x: torch.Tensor, y, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        terms = iwae_terms(model, x, k, generator)
+        return {"bound": terms["bound"], "ess": terms["ess"]}
+
+    return split_means(model, images, terms_of, binarize=binarize_images, seed=seed, batch_size=max(1, batch_size // k),
+                       device=device, world=world)  # fmt: skip
 
 
 class IWAETrainer(VAETrainer):
