@@ -126,46 +126,49 @@ def image_response(image, fmt: str) -> Response:
 # --- the application ----------------------------------------------------------------------------------------
 
 
-def create_app(sessions: list[Session]) -> Starlette:
-    """The ASGI application serving `sessions` (already opened: each model is loaded once, here)."""
-    limiter = anyio.CapacityLimiter(1)
+class Api:
+    """The explorer's routes over opened sessions (each model loaded once); one computation at a time."""
 
-    async def compute(fn, *args):
-        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
+    def __init__(self, sessions: list[Session]):
+        self.sessions = sessions
+        self.limiter = anyio.CapacityLimiter(1)
 
-    def session_of(request: Request) -> Session:
+    async def compute(self, fn, *args):
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    def session_of(self, request: Request) -> Session:
         index = request.path_params["run"]
-        if not 0 <= index < len(sessions):
-            raise BadRequest(f"run {index}: no such run (0..{len(sessions) - 1})", 404)
-        return sessions[index]
+        if not 0 <= index < len(self.sessions):
+            raise BadRequest(f"run {index}: no such run (0..{len(self.sessions) - 1})", 404)
+        return self.sessions[index]
 
-    def encoder_of(request: Request) -> Session:
-        session = session_of(request)
+    def encoder_of(self, request: Request) -> Session:
+        session = self.session_of(request)
         if not session.has_encoder:
             raise BadRequest(session.info()["no_encoder_reason"], 409)
         return session
 
-    async def page(request: Request) -> Response:
+    async def page(self, request: Request) -> Response:
         return FileResponse(static_dir() / "index.html", headers={"Cache-Control": "no-cache"})
 
-    async def runs(request: Request) -> Response:
-        return JSONResponse({"runs": [dict(s.info(), id=i) for i, s in enumerate(sessions)]})
+    async def runs(self, request: Request) -> Response:
+        return JSONResponse({"runs": [dict(s.info(), id=i) for i, s in enumerate(self.sessions)]})
 
-    async def points(request: Request) -> Response:
-        return JSONResponse(session_of(request).points())
+    async def points(self, request: Request) -> Response:
+        return JSONResponse(self.session_of(request).points())
 
-    async def test_image(request: Request) -> Response:
-        session = session_of(request)
+    async def test_image(self, request: Request) -> Response:
+        session = self.session_of(request)
         index = integer(request.path_params["index"], "test image", 0, len(session.test_images) - 1)
         return Response(images.png_bytes(session.test_image(index)), media_type="image/png")
 
-    async def decode(request: Request) -> Response:
-        session, fmt = session_of(request), image_format(request)
+    async def decode(self, request: Request) -> Response:
+        session, fmt = self.session_of(request), image_format(request)
         z = vector((await read_json(request)).get("z"), "z", session.latent_dim)
-        return image_response((await compute(session.decode, [z]))[0], fmt)
+        return image_response((await self.compute(session.decode, [z]))[0], fmt)
 
-    async def grid(request: Request) -> Response:
-        session, fmt = session_of(request), image_format(request)
+    async def grid(self, request: Request) -> Response:
+        session, fmt = self.session_of(request), image_format(request)
         body = await read_json(request)
         d = session.latent_dim
         origin = vector(body.get("origin"), "origin", d)
@@ -177,10 +180,10 @@ def create_app(sessions: list[Session]) -> Starlette:
         if not (box[0] < box[1] and box[2] < box[3]):
             raise BadRequest("box: expected [u0, u1, v0, v1] with u0 < u1 and v0 < v1")
         n = integer(body.get("n", 15), "n", 2, MAX_GRID)
-        return image_response(await compute(session.grid, origin, axes, tuple(box), n), fmt)
+        return image_response(await self.compute(session.grid, origin, axes, tuple(box), n), fmt)
 
-    async def encode(request: Request) -> Response:
-        session = encoder_of(request)
+    async def encode(self, request: Request) -> Response:
+        session = self.encoder_of(request)
         invert = request.query_params.get("invert", "0") in ("1", "true", "yes")
         note = None
         if "test" in request.query_params:
@@ -191,18 +194,18 @@ def create_app(sessions: list[Session]) -> Starlette:
         else:
             body = await read_body(request, MAX_UPLOAD_BYTES)
             try:
-                image, note = await compute(images.read_upload, body, session.shape, invert)
+                image, note = await self.compute(images.read_upload, body, session.shape, invert)
             except images.ImageError as exc:
                 raise BadRequest(str(exc), exc.status) from None
-        result = await compute(session.encode, image)
+        result = await self.compute(session.encode, image)
         result["input"] = images.data_url(image)
         result["reconstruction"] = images.data_url(result["reconstruction"])
         result["samples"] = [images.data_url(s) for s in result["samples"]]
         result["note"] = note
         return JSONResponse(result)
 
-    async def interpolate(request: Request) -> Response:
-        session = session_of(request)
+    async def interpolate(self, request: Request) -> Response:
+        session = self.session_of(request)
         body = await read_json(request)
         a = vector(body.get("a"), "a", session.latent_dim)
         b = vector(body.get("b"), "b", session.latent_dim)
@@ -210,11 +213,11 @@ def create_app(sessions: list[Session]) -> Starlette:
         spherical = body.get("spherical", False)
         if not isinstance(spherical, bool):
             raise BadRequest("spherical: must be true or false")
-        path, decoded = await compute(session.interpolate, a, b, steps, spherical)
+        path, decoded = await self.compute(session.interpolate, a, b, steps, spherical)
         return JSONResponse({"z": path, "images": [images.data_url(x) for x in decoded]})
 
-    async def sample(request: Request) -> Response:
-        session = session_of(request)
+    async def sample(self, request: Request) -> Response:
+        session = self.session_of(request)
         body = await read_json(request)
         n = integer(body.get("n", 8), "n", 1, MAX_SAMPLES)
         seed = body.get("seed")
@@ -223,32 +226,36 @@ def create_app(sessions: list[Session]) -> Starlette:
         sampler = body.get("sampler", "N(0, I)")
         if sampler not in session.info()["samplers"]:
             raise BadRequest(f"sampler: {sampler!r} is not one of {session.info()['samplers']}")
-        z, decoded = await compute(session.sample, n, seed, sampler)
+        z, decoded = await self.compute(session.sample, n, seed, sampler)
         return JSONResponse({"z": z, "images": [images.data_url(x) for x in decoded]})
 
-    async def bad_request(request: Request, exc: BadRequest) -> Response:
+    async def bad_request(self, request: Request, exc: BadRequest) -> Response:
         return error(str(exc), exc.status)
 
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    async def http_error(self, request: Request, exc: HTTPException) -> Response:
         return error(exc.detail or "error", exc.status_code)
 
-    async def internal_error(request: Request, exc: Exception) -> Response:  # a bug: uvicorn logs the traceback
+    async def internal_error(self, request: Request, exc: Exception) -> Response:  # a bug: uvicorn logs the traceback
         return error(f"internal error: {type(exc).__name__}: {exc}", 500)
 
+
+def create_app(sessions: list[Session]) -> Starlette:
+    """The ASGI application serving `sessions` (already opened: each model is loaded once, here)."""
+    api = Api(sessions)
     run = "/api/runs/{run:int}"
     routes = [
-        Route("/", page),
-        Route("/api/runs", runs),
-        Route(f"{run}/points", points),
-        Route(run + "/test/{index:int}.png", test_image),
-        Route(f"{run}/decode", decode, methods=["POST"]),
-        Route(f"{run}/grid", grid, methods=["POST"]),
-        Route(f"{run}/encode", encode, methods=["POST"]),
-        Route(f"{run}/interpolate", interpolate, methods=["POST"]),
-        Route(f"{run}/sample", sample, methods=["POST"]),
+        Route("/", api.page),
+        Route("/api/runs", api.runs),
+        Route(f"{run}/points", api.points),
+        Route(run + "/test/{index:int}.png", api.test_image),
+        Route(f"{run}/decode", api.decode, methods=["POST"]),
+        Route(f"{run}/grid", api.grid, methods=["POST"]),
+        Route(f"{run}/encode", api.encode, methods=["POST"]),
+        Route(f"{run}/interpolate", api.interpolate, methods=["POST"]),
+        Route(f"{run}/sample", api.sample, methods=["POST"]),
         Mount("/static", StaticFiles(directory=static_dir()), name="static"),
     ]
-    handlers = {BadRequest: bad_request, HTTPException: http_error, Exception: internal_error}
+    handlers = {BadRequest: api.bad_request, HTTPException: api.http_error, Exception: api.internal_error}
     return Starlette(routes=routes, exception_handlers=handlers)
 
 
