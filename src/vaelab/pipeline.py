@@ -15,7 +15,7 @@ from vaelab.config import TrainConfig
 from vaelab.device import World, memory_bytes
 from vaelab.errors import ConfigError
 from vaelab.kinds.base import networks
-from vaelab.models import VAE
+from vaelab.models import VAE, parameter_count
 from vaelab.noise import N_FIXED, fixed_generator
 from vaelab.run import Run, load_dataset
 from vaelab.rundir import RunDir
@@ -36,8 +36,7 @@ def epoch_samples(seed: int):
 def check_size(config: TrainConfig, shape: tuple[int, int, int]) -> None:
     """Refuse, before any work, networks that cannot fit: built on the meta device (no memory), counted, and
     set against this machine's memory (weights, gradients and two Adam moments, twice for adversarial kinds)."""
-    with torch.device("meta"):
-        n = sum(p.numel() for p in VAE(networks(config, shape)).parameters())
+    n = parameter_count(lambda: VAE(networks(config, shape)))
     need = n * 4 * 4 * 2
     if need > memory_bytes():
         raise ConfigError(f"the networks would have {n:,} parameters ({need / 2**30:.1f} GiB to train), more than this "

@@ -17,6 +17,7 @@ from vaelab.checkpoint import load_weights, read_tensors
 from vaelab.config import Layer, TrainConfig
 from vaelab.device import memory_bytes
 from vaelab.errors import ConfigError, RunError
+from vaelab.models import parameter_count
 from vaelab.rundir import NO_STATE, RunDir
 
 # What may change when a run is resumed; every other option must match the saved run.
@@ -74,8 +75,7 @@ def build_model(model_config: dict[str, Any], kind: kinds.Kind, origin: str | Pa
     so that an edited size cannot exhaust the memory)."""
     try:
         config = kind.model_config(**model_config)
-        with torch.device("meta"):
-            n = sum(p.numel() for p in kind.build(config).parameters())
+        n = parameter_count(lambda: kind.build(config))
         if 4 * n > memory_bytes() // 2:
             raise RunError(f"{origin}: the model section describes {n:,} parameters, more than this machine can hold")
         return kind.build(config)
