@@ -76,8 +76,12 @@ class ConvEncoder(nn.Module):
         sizes = [flat, *hidden]
         self.head = nn.Sequential(nn.Flatten(), *dense_stack(sizes, activation), nn.Linear(sizes[-1], out_features))
 
+    # channels-last activations: oneDNN's fastest convolution layout on CPU (and the tensor cores' on GPU);
+    # bench/conv_speed.py sets torch.contiguous_format on an instance to measure the difference
+    memory_format = torch.channels_last
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.head(self.features(x.contiguous(memory_format=self.memory_format)))
 
 
 class ConvDecoder(nn.Module):
@@ -107,5 +111,7 @@ class ConvDecoder(nn.Module):
                 layers.append(ACTIVATIONS[activation]())
         self.features = nn.Sequential(*layers)
 
+    memory_format = torch.channels_last  # in the convolutions, as in the encoder; the output is contiguous
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.features(self.head(z))
+        return self.features(self.head(z).contiguous(memory_format=self.memory_format)).contiguous()
