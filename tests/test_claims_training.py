@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 import vaelab
 from vaelab import kinds
+from vaelab.checkpoint import read_safetensors
 from vaelab.config import TrainConfig, option_fields, type_name
 from vaelab.device import World, resolve_device
 from vaelab.run import RESUMABLE, Run
@@ -112,7 +113,7 @@ def test_every_kind_diagnoses_divergence_keeps_its_checkpoint_and_resumes_from_i
         assert named in terms, message  # the term that went non-finite, by its logged name
         assert f"a lower {lr_flag}" in message and "epoch 2" in message and "step" in message, message
         assert "checkpoint of epoch 1" in message and "intact" in message, message
-        assert snapshot(split) == before  # nothing written: weights, state, config.json, metrics.jsonl, figures
+        assert snapshot(split) == before  # nothing written: weights, state, config.json, metrics.jsonl, sample grids
     for name, value in tensors(split).items():
         assert torch.isfinite(value.float()).all(), name
     assert vaelab.load(split).sample(2).isfinite().all()
@@ -218,8 +219,9 @@ def _changed(name: str, field_, saved, other_data: str) -> list[str]:
 def test_every_option_that_cannot_change_on_resume_is_refused_and_the_run_left_alone(cli, digits_npz, tmp_path, kind):
     """Every option of the kind that is not in `run.RESUMABLE` (the list the code keeps), given a new value on
     --resume, is a one-line error naming it (exit 2) that leaves the whole run directory as it was; the same value
-    as the run's, and the resumable options, are accepted. Catches an option silently taken from the saved
-    config (the user thinks it changed) or silently applied to a checkpoint it does not fit."""
+    as the run's is accepted, and the resumable ones (a lower lr after a divergence) are applied from the resumed epoch
+    on. Catches an option silently taken from the saved config (the user thinks it changed), silently applied to a
+    checkpoint it does not fit, or a new lr saved in config.json but not given to the optimizers."""
     digits = digits_npz(256, 64)
     out = tmp_path / "run"
     ok(train(cli, digits, out, kind))
@@ -232,11 +234,19 @@ def test_every_option_that_cannot_change_on_resume_is_refused_and_the_run_left_a
         args = _changed(name, options[name], saved[name], str(digits_npz(300, 64)))
         message = one_line_error(resume(cli, out, 2, *args))
         assert message.startswith(f"vaelab: error: {name}: "), (args, message)
-        if name not in ("learn_sigma", "binarize"):  # those two are refused by a rule across options first
+        if name != "learn_sigma":  # refused first by a rule across options: it needs the Gaussian likelihood
             assert "cannot change on --resume" in message, (args, message)
         assert snapshot(out) == before, args
-    ok(resume(cli, out, 2, "--latent-dim", saved["latent_dim"], "--seed", saved["seed"], "--eval-batch-size", "100"))
-    assert [e["epoch"] for e in epochs_of(out)] == [1, 2]
+    # the same values as the run's are accepted, and the resumable options are applied from the resumed epoch on
+    lr_option = kinds.get(kind).lr_option
+    lr_flag, new_lr = "--" + lr_option.replace("_", "-"), saved[lr_option] / 2
+    same = ["--latent-dim", saved["latent_dim"], "--seed", saved["seed"]]
+    ok(resume(cli, out, 2, *same, lr_flag, new_lr, "--grad-clip", "1", "--eval-batch-size", "100"))
+    assert [(e["epoch"], e["lr"]) for e in epochs_of(out)] == [(1, saved[lr_option]), (2, new_lr)]
+    now = json.loads((out / "config.json").read_text())["train"]
+    assert (now[lr_option], now["grad_clip"], now["eval_batch_size"]) == (new_lr, 1.0, 100)
+    groups = json.loads(read_safetensors(out / "training_state.safetensors", tensors=False)[1]["param_groups"])
+    assert {group["lr"] for optimizer in groups.values() for group in optimizer} == {new_lr}  # every network's Adam
 
 
 # --- 5. --device --------------------------------------------------------------------------------------------------
@@ -339,7 +349,7 @@ def test_vaegan_equilibrium_gating_skips_exactly_the_updates_it_logs(cli, digits
     whole loss, so the decoder stays at its initial weights) and logs dec_adv_updated = 0; the converse settings
     update what the first ones froze. Catches a discriminator updated every step whatever the gate says (the past
     bug), and a gate that is logged but not applied."""
-    pure = ["--gamma", "0", "--pixel-weight", "0", "--hidden", "32,16"]
+    pure = ["--gamma", "0", "--pixel-weight", "0", "--hidden", "32,16"]  # the decoder's loss: its GAN term alone
     runs = {"d_frozen": ["--equilibrium", "9.9", "--margin", "0"], "adv_dropped": ["--equilibrium", "0.05", "--margin", "0"],
             "open": ["--margin", "9"]}  # fmt: skip
     for name, gate in runs.items():
@@ -357,7 +367,7 @@ def test_vaegan_pixel_weight_gamma_and_disc_layer_change_training_and_bad_values
     """Each of --pixel-weight, --gamma and --disc-layer changes the weights a VAE-GAN ends with (--disc-layer also the
     logged feature_recon, measured in another layer), and each refuses a bad value in one line before anything is
     written. Catches an option parsed, saved in config.json and never passed to the loss or the discriminator."""
-    net = ["--hidden", "32,16"]
+    net = ["--hidden", "32,16"]  # two hidden layers, so that --disc-layer has a choice (overrides TINY's 32)
     ok(train(cli, digits, tmp_path / "default", "vaegan", *net))
     base = tensors(tmp_path / "default")
     for flag, value in (("--pixel-weight", "0.5"), ("--gamma", "1"), ("--disc-layer", "0")):
