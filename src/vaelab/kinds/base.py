@@ -90,13 +90,14 @@ def networks(config: TrainConfig, shape: tuple[int, int, int], **likelihood: Any
                      activation=config.activation, **likelihood)  # fmt: skip
 
 
-def plain_precision_only(kind_name: str, check: Callable[[TrainConfig], None] | None = None):
-    """A `Kind.check` for kinds whose trainer has no bf16 or compiled path yet: refuse those options by name
-    rather than ignore them (then run `check`, the kind's own rules)."""
+def plain_precision_only(kind_name: str, check: Callable[[TrainConfig], None] | None = None,
+                         refused: tuple[str, ...] = ("precision", "compile")):  # fmt: skip
+    """A `Kind.check` for kinds whose trainer has no bf16 or compiled path yet: refuse those options (`refused`)
+    by name rather than ignore them (then run `check`, the kind's own rules)."""
 
     def checked(config: TrainConfig) -> None:
         for name, asked in (("precision", config.precision != "fp32"), ("compile", config.compile)):
-            if asked:
+            if asked and name in refused:
                 raise ConfigError(
                     f"{name}: not available for --kind {kind_name} yet; train it in fp32 without --compile"
                 )

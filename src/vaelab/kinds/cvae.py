@@ -135,12 +135,13 @@ def prepare(config: TrainConfig, dataset: data.Dataset) -> None:
 
 
 def conditional_terms(model: CVAE, images: torch.Tensor, labels: torch.Tensor, *, binarize_images: bool, seed: int,
-                      batch_size: int, device: torch.device, world) -> dict[str, float]:  # fmt: skip
-    """Means per image of the conditional ELBO's terms over a split (seeded, like `training.split`)."""
+                      batch_size: int, device: torch.device, world, beta: float = 1.0) -> dict[str, float]:  # fmt: skip
+    """Means per image of the conditional ELBO's terms over a split (seeded, like `training.split`); `loss` weighs
+    the KL by `beta`, as the training loss does."""
 
     def terms_of(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
         out = model(x, generator, y)
-        return vae_terms(model.likelihood, out.output, x, out.posterior, model.log_sigma)
+        return vae_terms(model.likelihood, out.output, x, out.posterior, model.log_sigma, beta)
 
     return split_means(model, images, terms_of, labels=labels, binarize=binarize_images, seed=seed,
                        batch_size=batch_size, device=device, world=world)  # fmt: skip
@@ -178,7 +179,8 @@ class CVAETrainer(VAETrainer):
         o, cfg = self.options, self.config
         return conditional_terms(self.model, images, labels, binarize_images=o.binarize,
                                  seed=cfg.seed + EVAL_SEED_OFFSET, batch_size=cfg.eval_batch_size,
-                                 device=self.device, world=self.world)  # fmt: skip
+                                 device=self.device, world=self.world,
+                                 beta=kl_weight(o.beta, epoch, o.warmup_epochs))  # fmt: skip
 
 
 KIND = Kind(

@@ -19,7 +19,7 @@ from vaelab.checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json, 
 from vaelab.config import TrainConfig, option
 from vaelab.device import World, sum_across
 from vaelab.errors import ConfigError, RunError
-from vaelab.kinds.base import Kind, networks
+from vaelab.kinds.base import Kind, networks, plain_precision_only
 from vaelab.losses import discriminator_loss, generator_loss
 from vaelab.models import VAEConfig
 from vaelab.models.gan import Discriminator, Generator
@@ -177,4 +177,5 @@ KIND = Kind(
     discriminator=True,
     lr_option="gan_lr",
     refuses={"lr": "use gan_lr / gan_betas", "adam_betas": "use gan_lr / gan_betas"},
+    check=plain_precision_only("gan"),  # its trainer has no autocast and no torch.compile
 )

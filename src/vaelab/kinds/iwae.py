@@ -19,7 +19,7 @@ import torch
 
 from vaelab.config import option
 from vaelab.device import World
-from vaelab.kinds.base import Kind
+from vaelab.kinds.base import Kind, plain_precision_only
 from vaelab.kinds.vae import VAEOptions, VAETrainer, check
 from vaelab.losses import binarize, log_likelihood
 from vaelab.models import VAE, DiagonalGaussian
@@ -119,5 +119,5 @@ KIND = Kind(
     encoder=True,
     likelihood=True,
     refuses={"beta": "the IWAE bound has no KL weight", "warmup_epochs": "the IWAE bound has no KL weight"},
-    check=check,
+    check=plain_precision_only("iwae", check, refused=("compile",)),  # bf16 yes; its forward bypasses torch.compile
 )

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from vaelab.config import TrainConfig, option
 from vaelab.device import World
-from vaelab.kinds.base import Kind, networks
+from vaelab.kinds.base import Kind, networks, plain_precision_only
 from vaelab.kinds.gan import AdversarialOptions, AdversarialTrainer, adam
 from vaelab.kinds.vae import KLWeight
 from vaelab.losses import bernoulli_log_likelihood, feature_reconstruction, generator_loss, kl_weight
@@ -98,6 +98,9 @@ class VAEGANTrainer(AdversarialTrainer):
                 self.step(name, module)
         return {"d_updated": torch.tensor(float(train_dis)), "dec_adv_updated": torch.tensor(float(train_dec))}
 
+    def record(self, epoch: int) -> dict[str, Any]:
+        return {"beta": kl_weight(self.options.beta, epoch, self.options.warmup_epochs), **super().record(epoch)}
+
     def test_terms(self, images: torch.Tensor, labels, epoch: int) -> dict[str, float]:
         beta = kl_weight(self.options.beta, epoch, self.options.warmup_epochs)
         return self._test(images, lambda x, generator: self._pass(x, generator, beta)[0])
@@ -119,4 +122,5 @@ KIND = Kind(
         "lr": "use gan_lr / gan_betas",
         "adam_betas": "use gan_lr / gan_betas",
     },  # fmt: skip
+    check=plain_precision_only("vaegan"),  # its trainer has no autocast and no torch.compile
 )
