@@ -2,6 +2,7 @@
 
 import gzip
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -537,6 +538,38 @@ def test_folder_sixteen_bit_grey_png_scales_every_value_by_257(tmp_path):
     expected = [np.rint(array / 257.0).astype(np.uint8)[..., None] for array in (values, dark)]
     assert ds.shape == (1, 6, 9) and same_images(loaded_arrays(ds), expected)
     assert expected[0][0, :3, 0].tolist() == [2, 1, 255] and expected[1].max() == 1
+
+
+def png_48bit(path, rgb16: np.ndarray) -> None:
+    """A 16-bit-per-channel RGB PNG (Pillow cannot write one), `rgb16` uint16 `[H, W, 3]`."""
+    h, w, _ = rgb16.shape
+    raw = b"".join(b"\x00" + rgb16[y].astype(">u2").tobytes() for y in range(h))  # filter byte 0 per row
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)  # 16 bits, colour type 2 (RGB)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
+
+
+def test_folder_sixteen_bit_rgb_png_scales_to_eight_bits_in_channel_order(tmp_path):
+    """Catches a 48-bit colour PNG read from its low bytes, clipped, or with its channels reordered. Pillow
+    decodes such a file to 8 bits by keeping each value's high byte: within one level of value / 257."""
+    rng = np.random.default_rng(2)
+    arrays = [rng.integers(0, 65536, (4, 5, 3)).astype(np.uint16) for _ in range(2)]
+    arrays[0][0, 0], arrays[0][0, 1] = (65535, 0, 32896), (0, 65535, 0)
+    for k, array in enumerate(arrays):
+        png_48bit(tmp_path / f"{k}.png", array)
+    ds = data.load(tmp_path)
+    assert ds.shape == (3, 4, 5)
+    loaded = loaded_arrays(ds)
+    for array in arrays:
+        scaled = array / 257.0
+        assert any(np.abs(image - scaled).max() <= 1.0 for image in loaded)
+    first = next(image for image in loaded if np.abs(image - arrays[0] / 257.0).max() <= 1.0)
+    assert first[0, 0].tolist() == [255, 0, 128] and first[0, 1].tolist() == [0, 255, 0]
 
 
 def test_folder_palette_colour_images_load_as_their_palette_colours(tmp_path):
