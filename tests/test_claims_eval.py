@@ -54,9 +54,10 @@ def test_train_with_eval_evaluates_the_test_split_after_training(evaluated, digi
     assert result["split"] == "test" and result["n_images"] == 200 and result["iwae"]["k"] == 1000
     assert f"{result['iwae']['nll']:.2f} +- {result['iwae']['nll_se']:.2f}" in printed
     assert f"{result['elbo']['elbo']:.2f}" in printed
-    # the ELBO it measured is the last epoch's test ELBO (same split, same model), up to the sampling noise
+    # the ELBO it measured is the last epoch's test ELBO (same split, same model) up to the sampling noise (0.7
+    # nats here; the epoch before is 10 nats away)
     last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
-    assert -result["elbo"]["elbo"] == pytest.approx(last["test"]["recon"] + last["test"]["kl"], abs=1.0)
+    assert -result["elbo"]["elbo"] == pytest.approx(last["test"]["recon"] + last["test"]["kl"], abs=1.5)
     assert "Evaluation (test split, 200 images)" in (run / "report.html").read_text()
 
 
