@@ -2,6 +2,7 @@
 
 import gzip
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -479,6 +480,114 @@ def test_folder_palette_alpha_and_odd_modes(tmp_path):
     assert sorted({int(x) for x in torch.cat([ds.train.images, ds.test.images]).flatten()}) == [30, 90, 200]
     Image.new("CMYK", (3, 3), (0, 255, 0, 0)).save(tmp_path / "e.jpg")  # a colour image: the set becomes RGB
     assert data.load(tmp_path).shape == (3, 3, 3)
+
+
+def loaded_arrays(ds) -> list[np.ndarray]:
+    """Every image of both splits as an `[H, W, C]` uint8 array, in the loader's order."""
+    return [image.permute(1, 2, 0).numpy() for image in torch.cat([ds.train.images, ds.test.images])]
+
+
+def same_images(loaded: list[np.ndarray], written: list[np.ndarray]) -> bool:
+    """Whether the loaded images are exactly the written ones (in any order: the split shuffles them)."""
+    return len(loaded) == len(written) and all(any(np.array_equal(a, b) for a in loaded) for b in written)
+
+
+def test_folder_rgb_pixels_round_trip_exactly_in_channel_order(tmp_path):
+    """Catches RGB images read as BGR, with channels or axes transposed, or rounded on the way (a lossy
+    resize or colour conversion when no --size was asked)."""
+    rng = np.random.default_rng(1)
+    written = {
+        split: [rng.integers(0, 256, (5, 7, 3), dtype=np.uint8) for _ in range(3)] for split in ("train", "test")
+    }
+    written["train"][0][0, 0] = (255, 0, 0)  # pure red, green and blue pixels: channel 0 is red
+    written["train"][0][0, 1] = (0, 255, 0)
+    written["train"][0][4, 6] = (0, 0, 255)
+    for split, arrays in written.items():
+        for k, array in enumerate(arrays):
+            save_png(tmp_path / split / f"{k}.png", array)
+    ds = data.load(tmp_path)
+    assert ds.shape == (3, 5, 7) and ds.train.images.dtype == torch.uint8
+    for split, arrays in written.items():
+        loaded = [image.permute(1, 2, 0).numpy() for image in getattr(ds, split).images]
+        assert same_images(loaded, arrays), split
+    red = next(image for image in ds.train.images if image[:, 0, 0].tolist() == [255, 0, 0])
+    assert red[:, 0, 1].tolist() == [0, 255, 0] and red[:, 4, 6].tolist() == [0, 0, 255]
+
+
+def test_folder_of_grey_and_colour_images_becomes_rgb_with_grey_in_every_channel(tmp_path):
+    """Catches a grey image in a colour set left in one channel (or dropped) instead of repeated in all three."""
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    colour = np.dstack([grey, 255 - grey, np.full_like(grey, 77)])
+    save_png(tmp_path / "a.png", grey)
+    save_png(tmp_path / "b.png", colour)
+    ds = data.load(tmp_path)
+    assert ds.shape == (3, 3, 4)
+    assert same_images(loaded_arrays(ds), [np.dstack([grey] * 3), colour])
+
+
+def test_folder_sixteen_bit_grey_png_scales_every_value_by_257(tmp_path):
+    """Catches 16-bit pixels truncated to their low byte, clipped at 255, divided by 256 instead of 257, or
+    scaled by the image's own maximum (a dark 16-bit image must stay dark)."""
+    values = np.linspace(0, 65535, 6 * 9).round().astype(np.uint16).reshape(6, 9)
+    values[0, :3] = (511, 383, 65534)  # 1.99, 1.49, 254.996 levels: rounding, not truncation
+    dark = np.full((6, 9), 300, np.uint16)
+    for name, array in (("a.png", values), ("b.png", dark)):
+        Image.fromarray(array).save(tmp_path / name)
+    assert Image.open(tmp_path / "a.png").mode.startswith("I;16")  # a real 16-bit file
+    ds = data.load(tmp_path)
+    expected = [np.rint(array / 257.0).astype(np.uint8)[..., None] for array in (values, dark)]
+    assert ds.shape == (1, 6, 9) and same_images(loaded_arrays(ds), expected)
+    assert expected[0][0, :3, 0].tolist() == [2, 1, 255] and expected[1].max() == 1
+
+
+def png_48bit(path, rgb16: np.ndarray) -> None:
+    """A 16-bit-per-channel RGB PNG (Pillow cannot write one), `rgb16` uint16 `[H, W, 3]`."""
+    h, w, _ = rgb16.shape
+    raw = b"".join(b"\x00" + rgb16[y].astype(">u2").tobytes() for y in range(h))  # filter byte 0 per row
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)  # 16 bits, colour type 2 (RGB)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
+
+
+def test_folder_sixteen_bit_rgb_png_scales_to_eight_bits_in_channel_order(tmp_path):
+    """Catches a 48-bit colour PNG read from its low bytes, clipped, or with its channels reordered. Pillow
+    decodes such a file to 8 bits by keeping each value's high byte: within one level of value / 257."""
+    rng = np.random.default_rng(2)
+    arrays = [rng.integers(0, 65536, (4, 5, 3)).astype(np.uint16) for _ in range(2)]
+    arrays[0][0, 0], arrays[0][0, 1] = (65535, 0, 32896), (0, 65535, 0)
+    for k, array in enumerate(arrays):
+        png_48bit(tmp_path / f"{k}.png", array)
+    ds = data.load(tmp_path)
+    assert ds.shape == (3, 4, 5)
+    loaded = loaded_arrays(ds)
+    for array in arrays:
+        scaled = array / 257.0
+        assert any(np.abs(image - scaled).max() <= 1.0 for image in loaded)
+    first = next(image for image in loaded if np.abs(image - arrays[0] / 257.0).max() <= 1.0)
+    assert first[0, 0].tolist() == [255, 0, 128] and first[0, 1].tolist() == [0, 255, 0]
+
+
+def test_folder_palette_colour_images_load_as_their_palette_colours(tmp_path):
+    """Catches palette (mode P) images read as their palette indices, or as grey, instead of the colours."""
+    palette = [(200, 10, 30), (0, 128, 255), (17, 240, 99), (255, 255, 0)]
+    indices = np.array([[0, 1, 2, 3], [3, 2, 1, 0], [1, 1, 0, 2]], np.uint8)
+    expected = np.array(palette, np.uint8)[indices]  # [3, 4, 3]
+    for name in ("a.png", "b.gif"):
+        image = Image.fromarray(indices, "P")
+        image.putpalette([v for colour in palette for v in colour])
+        image.save(tmp_path / name)
+    with_alpha = Image.fromarray(indices, "P")
+    with_alpha.putpalette([v for colour in palette for v in colour])
+    with_alpha.save(tmp_path / "c.png", transparency=3)  # a transparent palette entry: its colour is kept
+    assert Image.open(tmp_path / "a.png").mode == "P"
+    ds = data.load(tmp_path)
+    assert ds.shape == (3, 3, 4)
+    assert same_images(loaded_arrays(ds), [expected, expected, expected])
 
 
 @pytest.mark.parametrize("fmt, suffix", [("PNG", ".png"), ("BMP", ".bmp"), ("GIF", ".gif"), ("TIFF", ".tif"),

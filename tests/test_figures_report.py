@@ -5,8 +5,11 @@ import json
 import re
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 from PIL import Image
+
+from tests.test_claims_report import Tables
 
 
 @pytest.fixture(scope="module")
@@ -56,30 +59,69 @@ def test_training_writes_every_figure_and_the_report(trained_run):
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def tile_grid(path) -> tuple[int, int]:
+    """(rows, columns) of the image tiles a figure shows: the tiles are dark digits on a black background, the
+    grid's padding between them white. Rows (and columns) of the figure that cross the tiles are found first,
+    then the dark runs along them; runs much shorter than a tile (a title, the axes' frame) are not counted."""
+    with Image.open(path) as image:
+        dark = np.asarray(image.convert("L")) < 128
+
+    def runs(flags) -> int:
+        lengths, n = [], 0
+        for flag in [*flags, False]:
+            if flag:
+                n += 1
+            elif n:
+                lengths.append(n)
+                n = 0
+        return sum(length >= 0.5 * max(lengths) for length in lengths)
+
+    across_rows, across_cols = dark.sum(1) > 0.3 * dark.sum(1).max(), dark.sum(0) > 0.3 * dark.sum(0).max()
+    row_profile, col_profile = dark[:, across_cols].sum(1), dark[across_rows].sum(0)
+    return runs(row_profile > 0.2 * row_profile.max()), runs(col_profile > 0.2 * col_profile.max())
+
+
 @pytest.mark.parametrize(
-    "args, name, size",
+    "args, name, tiles",
     [
-        (["sample", "--n", "16"], "samples.png", None),
-        (["reconstruct", "--n", "10"], "reconstructions.png", None),
-        (
-            ["interpolate", "--pair", "0", "5", "--pair", "1", "2", "--steps", "7", "--spherical"],
-            "interpolation.png",
-            None,
-        ),
-        (["manifold", "--n", "8", "--range", "-2", "2", "--dims", "0", "2"], "manifold.png", (700, 740)),
-        (["latents"], "latents.png", (650, 550)),
+        (["sample", "--n", "16"], "samples.png", (2, 8)),  # 8 per row
+        (["sample", "--n", "40"], "samples.png", (5, 8)),
+        (["reconstruct", "--n", "10"], "reconstructions.png", (2, 10)),  # originals above reconstructions
+        (["reconstruct", "--n", "20"], "reconstructions.png", (4, 10)),
+        (["interpolate", "--pair", "0", "5", "--pair", "1", "2", "--steps", "7", "--spherical"], "interpolation.png", (2, 7)),
+        (["interpolate", "--pair", "3", "4", "--steps", "12"], "interpolation.png", (1, 12)),
     ],
-)
-def test_figure_commands_write_pngs(cli, trained_run, tmp_path, args, name, size):
+)  # fmt: skip
+def test_figure_commands_draw_as_many_images_as_asked(cli, trained_run, tmp_path, args, name, tiles):
+    """Catches --n, --steps or --pair being ignored (a PNG of the default grid is still a PNG): the figure
+    must show the asked number of images, rows by columns."""
     out = tmp_path / name
     result = cli(args[0], trained_run, *args[1:], "--out", out)
     assert result.returncode == 0, result.stderr
-    fmt, (w, h) = png_size(out)
-    assert fmt == "PNG"
-    if size:
-        assert (w, h) == size  # figsize x dpi 100
-    if name == "interpolation.png":
-        assert w > h  # 7 steps wide, 2 pairs high
+    assert png_size(out)[0] == "PNG" and str(out) in result.stdout
+    assert tile_grid(out) == tiles
+
+
+def test_manifold_and_latents_follow_their_options(cli, trained_run, tmp_path):
+    """Catches --n, --range or --dims of the manifold being ignored: each changes the decoded grid drawn."""
+    drawn = {}
+    for key, extra in {
+        "default": [],
+        "n": ["--n", "8"],
+        "range": ["--range", "-3", "3"],
+        "dims": ["--dims", "0", "2"],
+    }.items():
+        out = tmp_path / f"manifold-{key}.png"
+        result = cli("manifold", trained_run, *extra, "--out", out)
+        assert result.returncode == 0, result.stderr
+        assert png_size(out) == ("PNG", (700, 740))  # figsize x dpi 100
+        with Image.open(out) as image:
+            drawn[key] = np.asarray(image.convert("L"))
+    for key in ("n", "range", "dims"):
+        assert (drawn[key] != drawn["default"]).mean() > 0.01, key
+    result = cli("latents", trained_run, "--out", tmp_path / "latents.png")
+    assert result.returncode == 0 and png_size(tmp_path / "latents.png") == ("PNG", (650, 550))
+    assert png_size(tmp_path / "kl_per_dim.png")[0] == "PNG"
 
 
 def test_manifold_of_a_latent_2_model_uses_its_plane(cli, tiny_npz, tmp_path):
@@ -124,3 +166,19 @@ def test_compare_runs_end_to_end_and_resumes(cli, tiny_npz, tmp_path):
     third = cli(*args, "--epochs", "2")
     assert third.stderr.count("complete") == 2
     assert re.search(r"<td>mlp-z4</td>", (study / "report.html").read_text())
+    # the study's table and answers hold the members' own final numbers (catches a stale or mixed-up table)
+    page = (study / "report.html").read_text()
+    header, *rows = Tables(page).table("Final metrics")
+    finals = {}
+    for row in rows:
+        last = json.loads((study / row[0] / "metrics.jsonl").read_text().splitlines()[-1])["test"]
+        result = json.loads((study / row[0] / "eval.json").read_text())
+        cells = dict(zip(header, row))
+        assert float(cells["test -ELBO"]) == pytest.approx(last["recon"] + last["kl"], abs=5e-4)
+        assert float(cells["NLL (IWAE)"]) == pytest.approx(result["iwae"]["nll"], abs=5e-4)
+        assert float(cells["MSE"]) == pytest.approx(result["reconstruction"]["mse"], abs=5e-4)
+        assert float(cells["FD (classifier)"]) == pytest.approx(result["samples"]["fd_classifier"], abs=5e-4)
+        finals[row[0]] = last
+    assert sorted(finals) == ["mlp-z2", "mlp-z4"]
+    a, b = finals["mlp-z2"]["recon"], finals["mlp-z4"]["recon"]
+    assert f"from {a:.1f} to {b:.1f} nats ({'better' if b < a else 'worse'} reconstructions)" in page
