@@ -18,6 +18,7 @@ from vaelab import data, progress
 from vaelab.checkpoint import atomic_write, load_weights, read_tensors, save_weights
 from vaelab.data.download import cache_root
 from vaelab.errors import VaelabError
+from vaelab.training.common import fused_adam
 
 FEATURES = 128
 # Training length as images seen: 8 epochs of mnist-mini's 8,000 images (96.7% test accuracy), 2 of MNIST's 60,000
@@ -77,7 +78,7 @@ def _train(dataset: data.Dataset, epochs: int, seed: int, device, quiet: bool) -
     torch.manual_seed(seed)
     n_classes = int(dataset.num_classes)
     model = FeatureClassifier(dataset.shape[0], n_classes).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    optimizer = fused_adam(model, 2e-3, (0.9, 0.999))  # the per-parameter loop was a third of the training time
     generator = torch.Generator().manual_seed(seed)
     shown = progress.bar(epochs * len(dataset.train), f"training the feature classifier of {dataset.name} (once, cached)",
                          quiet, "img", unit_scale=True)  # fmt: skip
