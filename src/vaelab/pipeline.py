@@ -71,5 +71,6 @@ def finish_run(run: Run, evaluate: bool = False, iwae_k: int = 1000, device: str
     if evaluate:
         from vaelab.evaluate import evaluate_run
 
-        evaluate_run(run, iwae_k=iwae_k, device=device, quiet=quiet)
+        # a run trained with --precision bf16 is evaluated with a bf16 decoder too (the result records it)
+        evaluate_run(run, iwae_k=iwae_k, device=device, precision=run.config.precision, quiet=quiet)
     report.run_report(run)
