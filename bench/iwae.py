@@ -57,7 +57,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     models = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for arch in ("mlp", "conv") if args.conv_k else ("mlp",):
+        for arch in ("conv", "mlp") if args.conv_k else ("mlp",):  # conv first: a fresh process, as `vaelab eval`
             config = {"epochs": args.epochs, "out": f"{tmp}/{arch}", "quiet": True, "latent_dim": 10, "arch": arch}
             models[arch] = load(train_run(kinds.make_config(config)))
     images = data.load("mnist-mini").test.images[: args.images]
