@@ -145,3 +145,19 @@ def test_json_output_is_the_eval_json_and_the_table_shows_the_same_numbers(cli, 
     assert shown("FD (classifier features)") == [round(s["fd_classifier"], 3)]
     assert shown("precision / recall") == [round(s["precision"], 3), round(s["recall"], 3)]
     assert shown("KL per dimension") == [round(v, 2) for v in printed["latents"]["kl_per_dim"]]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_run_is_evaluated_in_the_precision_it_was_trained_in(cli, digits_npz, tmp_path, precision):
+    """`train --eval` and `compare` evaluate a `--precision bf16` run with a bf16 decoder (and an fp32 run in
+    fp32): catches the evaluation ignoring the run's precision, in either direction."""
+    from vaelab.pipeline import finish_run
+    from vaelab.run import Run
+
+    out = tmp_path / "run"
+    trained = cli("train", "--data", digits_npz(256, 64), "--out", out, "--epochs", "1", "--hidden", "32",
+                  "--latent-dim", "2", "--precision", precision, "--quiet")  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    assert not (out / "eval.json").exists()
+    finish_run(Run.open(out), evaluate=True, iwae_k=5)
+    assert json.loads((out / "eval.json").read_text())["iwae"]["precision"] == precision
