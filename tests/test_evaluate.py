@@ -131,3 +131,27 @@ def test_vaelab_eval_end_to_end(cli, digits_npz, tmp_path):
     assert list((tmp_path / "cache" / "classifiers").glob("*.safetensors"))  # cached for the next run
     bad = cli("eval", tmp_path / "nope")
     assert bad.returncode == 2 and "no such run directory" in bad.stderr
+
+
+def test_iwae_blocks_are_sized_by_the_decoders_widest_activation():
+    """The default block holds about BLOCK_FLOATS floats of the decoder's widest activation: the conv decoder's
+    32 x 14 x 14 feature map, the MLP's 784 outputs (wider than its 400 hidden units). Catches the probe reading
+    the wrong activation (the output only, or the latent) and the default not being used."""
+    from vaelab.evaluate.iwae import BLOCK_FLOATS, decoded_width
+
+    conv = VAE(VAEConfig(shape=(1, 28, 28), arch="conv", latent_dim=3, channels=(32, 64), hidden=(16,)))
+    mlp = VAE(VAEConfig(shape=(1, 28, 28), arch="mlp", latent_dim=3, hidden=(400,)))
+    assert decoded_width(conv) == 32 * 14 * 14
+    assert decoded_width(mlp) == 784
+    images = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8)
+    rows = BLOCK_FLOATS // decoded_width(conv)
+    default = iwae_log_likelihood(conv, images, 700, seed=2)
+    assert torch.equal(default, iwae_log_likelihood(conv, images, 700, seed=2, rows=rows))
+    assert not torch.equal(default, iwae_log_likelihood(conv, images, 700, seed=2, rows=8192))
+
+
+def test_the_feature_classifier_trains_for_about_64000_images():
+    """8 epochs of mnist-mini's 8,000 images (as before), 2 of 60,000, never fewer than 2 nor more than 8."""
+    from vaelab.evaluate.classifier import default_epochs
+
+    assert [default_epochs(n) for n in (50, 8000, 16000, 21000, 60000, 10**6)] == [8, 8, 4, 4, 2, 2]
