@@ -1,0 +1,182 @@
+"""Mutation testing of vaelab's core with mutmut, and its report (docs/mutation.md).
+
+    pip install -e ".[dev,mutate]"
+    python scripts/mutate.py                       # every module of [tool.mutmut] only_mutate (hours on 2 cores)
+    python scripts/mutate.py losses checkpoint     # some modules (by the name of their file)
+    python scripts/mutate.py --label before ...    # record the counts under another column set
+    python scripts/mutate.py --report              # rewrite docs/mutation.md from the last results, run nothing
+
+mutmut copies src/ to mutants/, rewrites every function of the modules listed in pyproject.toml's
+[tool.mutmut] so that each mutant can be switched on alone, runs the test selection listed there once to
+learn which tests call which function, then runs each mutant against those tests only (one worker: the
+machine has two cores). A mutant is killed when a test fails. Survivors are either killed by a test or
+listed, with the reason they are equivalent (no test can tell them from the original), in
+scripts/mutation_equivalent.toml; the report counts those apart.
+
+Not part of CI: it takes long. The counts of each labelled run are kept in docs/mutation.json, so the
+report shows the "before" and "after" columns side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT, COUNTS, EQUIVALENT = ROOT / "docs/mutation.md", ROOT / "docs/mutation.json", ROOT / "scripts/mutation_equivalent.toml"
+TARGET = 0.85  # the share of non-equivalent mutants each module's tests must kill
+
+# mutmut's exit codes per mutant (mutmut/stats.py), grouped as the report counts them
+STATUS = {1: "killed", 3: "killed", 0: "survived", 36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout",
+          255: "timeout", 5: "no tests", 33: "no tests", None: "not checked"}  # fmt: skip
+
+
+def config() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+
+
+def module_name(path: str) -> str:
+    """src/vaelab/training/loop.py -> vaelab.training.loop"""
+    return path.removeprefix("src/").removesuffix(".py").replace("/", ".")
+
+
+def pick(names: list[str]) -> list[str]:
+    """The modules to run: all of only_mutate, or those whose dotted name ends with each given name."""
+    modules = [module_name(p) for p in config()["only_mutate"]]
+    if not names:
+        return modules
+    picked = []
+    for name in names:
+        found = [m for m in modules if m == name or m.endswith("." + name.replace("/", "."))]
+        if not found:
+            sys.exit(f"mutate: no module {name!r} in [tool.mutmut] only_mutate ({', '.join(modules)})")
+        picked += [m for m in found if m not in picked]
+    return picked
+
+
+def run_mutmut(modules: list[str]) -> float:
+    """Run mutmut over `modules` (one worker, lowest priority); returns the seconds it took."""
+    started = time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": ""}  # the copy under mutants/ must be what the tests import
+    command = ["nice", "-n", "19", sys.executable, "-m", "mutmut", "run", "--max-children", "1"]
+    subprocess.run(command + [f"{m}.*" for m in modules], cwd=ROOT, env=env, check=True)
+    return time.perf_counter() - started
+
+
+def results() -> dict[str, dict[str, int | None]]:
+    """{module: {mutant name: exit code}} from the .meta files mutmut leaves next to each mutated module."""
+    found = {}
+    for path in config()["only_mutate"]:
+        meta = ROOT / "mutants" / (path + ".meta")
+        if meta.exists():
+            found[module_name(path)] = json.loads(meta.read_text())["exit_code_by_key"]
+    return found
+
+
+def equivalent() -> dict[str, str]:
+    """{mutant name: why no test can kill it}"""
+    if not EQUIVALENT.exists():
+        return {}
+    return {name: reason for table in tomllib.loads(EQUIVALENT.read_text()).values() for name, reason in table.items()}
+
+
+def count(codes: dict[str, int | None], known: dict[str, str]) -> dict[str, int]:
+    counts = dict.fromkeys(["mutants", "killed", "survived", "timeout", "no tests", "not checked", "equivalent"], 0)
+    for name, code in codes.items():
+        counts["mutants"] += 1
+        status = STATUS.get(code, "survived")  # a segfault or an odd exit code is not a kill
+        if status in ("survived", "no tests") and name in known:
+            status = "equivalent"
+        counts[status] += 1
+    return counts
+
+
+def score(c: dict[str, int]) -> float | None:
+    judged = c["mutants"] - c["equivalent"] - c["not checked"]
+    return (c["killed"] + c["timeout"]) / judged if judged else None
+
+
+def show(name: str) -> str:
+    """The diff of one mutant (mutmut show), without its header line."""
+    out = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=ROOT, capture_output=True, text=True)
+    lines = [line for line in out.stdout.splitlines() if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))]
+    return "\n".join(lines)
+
+
+def table(counts: dict[str, dict[str, int]]) -> list[str]:
+    rows = ["| module | mutants | killed | survived | timeout | no tests | equivalent | killed share |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for module, c in counts.items():
+        s = score(c)
+        mark = "" if s is None or s >= TARGET else " (below target)"
+        cells = [c[k] for k in ("mutants", "killed", "survived", "timeout", "no tests", "equivalent")]
+        rows.append(f"| {module} | " + " | ".join(map(str, cells)) + f" | {'-' if s is None else f'{s:.1%}'}{mark} |")
+    return rows
+
+
+def write_report(saved: dict) -> None:
+    known = equivalent()
+    codes = results()
+    lines = [
+        "# Mutation testing",
+        "",
+        "Generated by `python scripts/mutate.py` (mutmut; see the script's docstring). Not run in CI: it takes hours",
+        "on two cores. A module's *killed share* is (killed + timeout) / (mutants - equivalent); the target is",
+        f"{TARGET:.0%} in each module. Tests run per mutant: those of `[tool.mutmut] pytest_add_cli_args_test_selection`",
+        "in pyproject.toml that call the mutated function.",
+        "",
+    ]
+    for label, run in saved.items():
+        lines += [f"## {label}", "", run["note"], ""] + table(run["counts"]) + [""]
+    lines += ["## Survivors", "",
+              "Every mutant no test kills, in the last run of its module: equivalent ones with the reason no test can",
+              "tell them from the original (scripts/mutation_equivalent.toml), the others as they are.", ""]  # fmt: skip
+    for module, by_name in codes.items():
+        left = [n for n, code in sorted(by_name.items()) if STATUS.get(code, "survived") in ("survived", "no tests")]
+        if not left:
+            continue
+        lines += [f"### {module}", ""]
+        for name in left:
+            reason = known.get(name, "NOT EXPLAINED: a test should kill it")
+            lines += [f"- `{name}`: {reason}", "", "  ```diff"]
+            lines += ["  " + line for line in show(name).splitlines()] + ["  ```", ""]
+    REPORT.write_text("\n".join(lines).rstrip() + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="mutation testing of vaelab's core (mutmut); writes docs/mutation.md")
+    parser.add_argument("modules", nargs="*", help="module names (losses, checkpoint, kinds.vae...); default: all")
+    parser.add_argument("--label", default="after", help="the column set these counts are recorded under")
+    parser.add_argument("--report", action="store_true", help="only rewrite the report from the last results")
+    args = parser.parse_args(argv)
+    saved = json.loads(COUNTS.read_text()) if COUNTS.exists() else {}
+    if not args.report:
+        modules = pick(args.modules)
+        seconds = run_mutmut(modules)
+        codes = results()
+        known = equivalent()
+        run = saved.setdefault(args.label, {"note": "", "counts": {}})
+        for module in modules:
+            run["counts"][module] = count(codes.get(module, {}), known)
+        n = sum(len(codes.get(m, {})) for m in modules)
+        when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        run["note"] = (run["note"] + f" {when}: {len(modules)} modules, {n} mutants in {seconds / 60:.0f} min "
+                       f"({seconds / max(n, 1):.1f} s per mutant).").strip()  # fmt: skip
+        COUNTS.write_text(json.dumps(saved, indent=2) + "\n")
+    else:
+        known = equivalent()
+        for run in saved.values():
+            for module in run["counts"]:
+                run["counts"][module] = count(results().get(module, {}), known) if run is saved.get("after") else run["counts"][module]
+    write_report(saved)
+
+
+if __name__ == "__main__":
+    main()
