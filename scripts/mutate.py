@@ -3,7 +3,8 @@
     pip install -e ".[dev,mutate]"
     python scripts/mutate.py                       # every module of [tool.mutmut] only_mutate (hours on 2 cores)
     python scripts/mutate.py losses checkpoint     # some modules (by the name of their file)
-    python scripts/mutate.py --label before ...    # record the counts under another column set
+    python scripts/mutate.py --label before ...    # record the counts under another heading
+    python scripts/mutate.py --survivors losses    # run again only the mutants that survived last time
     python scripts/mutate.py --report              # rewrite docs/mutation.md from the last results, run nothing
 
 mutmut copies src/ to mutants/, rewrites every function of the modules listed in pyproject.toml's
@@ -25,12 +26,20 @@ import os
 import subprocess
 import sys
 import time
-import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
 ROOT = Path(__file__).resolve().parents[1]
-REPORT, COUNTS, EQUIVALENT = ROOT / "docs/mutation.md", ROOT / "docs/mutation.json", ROOT / "scripts/mutation_equivalent.toml"
+REPORT, COUNTS, EQUIVALENT = (
+    ROOT / "docs/mutation.md",
+    ROOT / "docs/mutation.json",
+    ROOT / "scripts/mutation_equivalent.toml",
+)
 TARGET = 0.85  # the share of non-equivalent mutants each module's tests must kill
 
 # mutmut's exit codes per mutant (mutmut/stats.py), grouped as the report counts them
@@ -61,12 +70,12 @@ def pick(names: list[str]) -> list[str]:
     return picked
 
 
-def run_mutmut(modules: list[str]) -> float:
-    """Run mutmut over `modules` (one worker, lowest priority); returns the seconds it took."""
+def run_mutmut(names: list[str]) -> float:
+    """Run mutmut over the mutants `names` (globs; one worker, lowest priority); returns the seconds it took."""
     started = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": ""}  # the copy under mutants/ must be what the tests import
-    command = ["nice", "-n", "19", sys.executable, "-m", "mutmut", "run", "--max-children", "1"]
-    subprocess.run(command + [f"{m}.*" for m in modules], cwd=ROOT, env=env, check=True)
+    command = ["nice", "-n", "19", sys.executable, "-m", "mutmut", "run", "--max-children", "1", *names]
+    subprocess.run(command, cwd=ROOT, env=env, check=True)
     return time.perf_counter() - started
 
 
@@ -106,7 +115,9 @@ def score(c: dict[str, int]) -> float | None:
 def show(name: str) -> str:
     """The diff of one mutant (mutmut show), without its header line."""
     out = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=ROOT, capture_output=True, text=True)
-    lines = [line for line in out.stdout.splitlines() if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))]
+    lines = [
+        line for line in out.stdout.splitlines() if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))
+    ]
     return "\n".join(lines)
 
 
@@ -134,7 +145,8 @@ def write_report(saved: dict) -> None:
         "",
     ]
     for label, run in saved.items():
-        lines += [f"## {label}", "", run["note"], ""] + table(run["counts"]) + [""]
+        lines += [f"## {label}", ""] + [f"- {line}" for line in run["note"].strip().splitlines()] + [""]
+        lines += table(run["counts"]) + [""]
     lines += ["## Survivors", "",
               "Every mutant no test kills, in the last run of its module: equivalent ones with the reason no test can",
               "tell them from the original (scripts/mutation_equivalent.toml), the others as they are.", ""]  # fmt: skip
@@ -153,28 +165,31 @@ def write_report(saved: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="mutation testing of vaelab's core (mutmut); writes docs/mutation.md")
     parser.add_argument("modules", nargs="*", help="module names (losses, checkpoint, kinds.vae...); default: all")
-    parser.add_argument("--label", default="after", help="the column set these counts are recorded under")
-    parser.add_argument("--report", action="store_true", help="only rewrite the report from the last results")
+    parser.add_argument("--label", default="after", help="the heading these counts are recorded under")
+    parser.add_argument("--survivors", action="store_true", help="run only the mutants that survived the last run")
+    parser.add_argument("--report", action="store_true", help="only recount and rewrite the report, run nothing")
     args = parser.parse_args(argv)
     saved = json.loads(COUNTS.read_text()) if COUNTS.exists() else {}
+    run = saved.setdefault(args.label, {"note": "", "counts": {}})
+    modules = pick(args.modules) if args.modules or not args.report else list(run["counts"])
     if not args.report:
-        modules = pick(args.modules)
-        seconds = run_mutmut(modules)
-        codes = results()
-        known = equivalent()
-        run = saved.setdefault(args.label, {"note": "", "counts": {}})
-        for module in modules:
-            run["counts"][module] = count(codes.get(module, {}), known)
-        n = sum(len(codes.get(m, {})) for m in modules)
-        when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        run["note"] = (run["note"] + f" {when}: {len(modules)} modules, {n} mutants in {seconds / 60:.0f} min "
-                       f"({seconds / max(n, 1):.1f} s per mutant).").strip()  # fmt: skip
-        COUNTS.write_text(json.dumps(saved, indent=2) + "\n")
-    else:
-        known = equivalent()
-        for run in saved.values():
-            for module in run["counts"]:
-                run["counts"][module] = count(results().get(module, {}), known) if run is saved.get("after") else run["counts"][module]
+        names = [f"{m}.*" for m in modules]
+        if args.survivors:
+            codes = results()
+            names = [
+                n for m in modules for n, code in codes.get(m, {}).items() if STATUS.get(code, "survived") == "survived"
+            ]
+        if names:
+            seconds = run_mutmut(names)
+            when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            what = "survivors of the last run" if args.survivors else "mutants"
+            short = ", ".join(m.removeprefix("vaelab.") for m in modules)
+            run["note"] += (f"\n{when}: {len(names) if args.survivors else sum(len(results().get(m, {})) for m in modules)} "
+                            f"{what} of {short} in {seconds / 60:.0f} min.")  # fmt: skip
+    codes, known = results(), equivalent()
+    for module in modules:
+        run["counts"][module] = count(codes.get(module, {}), known)
+    COUNTS.write_text(json.dumps(saved, indent=2) + "\n")
     write_report(saved)
 
 
