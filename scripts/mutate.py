@@ -21,6 +21,8 @@ report shows the "before" and "after" columns side by side.
 from __future__ import annotations
 
 import argparse
+import ast
+import difflib
 import json
 import os
 import subprocess
@@ -112,13 +114,23 @@ def score(c: dict[str, int]) -> float | None:
     return (c["killed"] + c["timeout"]) / judged if judged else None
 
 
-def show(name: str) -> str:
-    """The diff of one mutant (mutmut show), without its header line."""
-    out = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=ROOT, capture_output=True, text=True)
-    lines = [
-        line for line in out.stdout.splitlines() if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))
-    ]
-    return "\n".join(lines)
+def diffs(path: str) -> dict[str, str]:
+    """{mutant name: its changed lines} of one module, read from mutmut's copy (where every mutant is a function
+    next to the original, `x_f__mutmut_orig`; a method's is `xǁClassǁf__mutmut_orig`)."""
+    source = (ROOT / "mutants" / path).read_text()
+    functions = {node.name: ast.get_source_segment(source, node) for node in ast.walk(ast.parse(source))
+                 if isinstance(node, ast.FunctionDef) and "__mutmut_" in node.name}  # fmt: skip
+    found = {}
+    for name, code in functions.items():
+        base, _, number = name.rpartition("__mutmut_")
+        original = functions.get(base + "__mutmut_orig")
+        if number == "orig" or original is None:
+            continue
+        code = code.replace(name, base + "__mutmut_orig", 1)  # the name aside, what differs is the mutation
+        changed = difflib.unified_diff(original.splitlines(), code.splitlines(), lineterm="", n=0)
+        lines = [line for line in changed if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+        found[f"{module_name(path)}.{name}"] = "\n".join(lines)
+    return found
 
 
 def table(counts: dict[str, dict[str, int]]) -> list[str]:
@@ -150,15 +162,17 @@ def write_report(saved: dict) -> None:
     lines += ["## Survivors", "",
               "Every mutant no test kills, in the last run of its module: equivalent ones with the reason no test can",
               "tell them from the original (scripts/mutation_equivalent.toml), the others as they are.", ""]  # fmt: skip
+    paths = {module_name(p): p for p in config()["only_mutate"]}
     for module, by_name in codes.items():
-        left = [n for n, code in sorted(by_name.items()) if STATUS.get(code, "survived") in ("survived", "no tests")]
+        left = [n for n, code in sorted(by_name.items()) if STATUS.get(code, "survived") == "survived"]
         if not left:
             continue
+        changed = diffs(paths[module])
         lines += [f"### {module}", ""]
         for name in left:
             reason = known.get(name, "NOT EXPLAINED: a test should kill it")
             lines += [f"- `{name}`: {reason}", "", "  ```diff"]
-            lines += ["  " + line for line in show(name).splitlines()] + ["  ```", ""]
+            lines += ["  " + line for line in changed.get(name, "").splitlines()] + ["  ```", ""]
     REPORT.write_text("\n".join(lines).rstrip() + "\n")
 
 
