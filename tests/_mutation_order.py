@@ -2,7 +2,11 @@
 mutant is run against the tests that call the mutated function and stops at the first failure, so the fast unit
 tests go first and the in-process training runs last."""
 
-SLOW = ("tests/test_mutants_training.py", "tests/test_evaluate.py::test_iwae_approaches_the_exact_likelihood")
+SLOW = (
+    "tests/test_mutants_training.py",
+    "tests/test_mutants_kinds.py",
+    "tests/test_evaluate.py::test_iwae_approaches_the_exact_likelihood",
+)
 
 
 def pytest_collection_modifyitems(items):

@@ -130,7 +130,9 @@ def test_the_iwae_test_terms(tmp_path):
 def test_the_vamp_prior_is_the_mixture_of_its_components():
     torch.manual_seed(0)
     means, logvars, z = torch.randn(5, 3), torch.randn(5, 3), torch.randn(2, 4, 3)
-    mixture = MixtureSameFamily(Categorical(logits=torch.zeros(5)), Independent(Normal(means, (0.5 * logvars).exp()), 1))
+    mixture = MixtureSameFamily(
+        Categorical(logits=torch.zeros(5)), Independent(Normal(means, (0.5 * logvars).exp()), 1)
+    )
     torch.testing.assert_close(mixture_log_prob(z, means, logvars), mixture.log_prob(z))
     q = DiagonalGaussian(torch.randn(4, 3), torch.randn(4, 3))
     prior = lambda v: mixture.log_prob(v)

@@ -33,7 +33,9 @@ def test_likelihoods_of_k_samples_broadcast_against_the_images():
                                Independent(Bernoulli(logits=logits), 3).log_prob(x.expand(4, -1, -1, -1, -1)))  # fmt: skip
     torch.testing.assert_close(log_likelihood("gaussian", mean, x, log_sigma),
                                Independent(Normal(mean, log_sigma.exp()), 3).log_prob(x.expand(4, -1, -1, -1, -1)))  # fmt: skip
-    one = gaussian_log_likelihood(mean[:, 0], x, log_sigma)  # 4-D, one image
+    single = gaussian_log_likelihood(mean[:1, 0], x, log_sigma)  # 4-D, one image: its pixel count from image 0
+    torch.testing.assert_close(single, Independent(Normal(mean[:1, 0], log_sigma.exp()), 3).log_prob(x))
+    one = gaussian_log_likelihood(mean[:, 0], x, log_sigma)  # 4-D, one image broadcast against 4 means
     torch.testing.assert_close(
         one, Independent(Normal(mean[:, 0], log_sigma.exp()), 3).log_prob(x.expand(4, -1, -1, -1))
     )
@@ -115,8 +117,8 @@ def test_discriminator_and_generator_losses_are_the_papers():
 
 
 def test_feature_reconstruction_is_half_the_squared_distance_per_image():
-    real, fake = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 0.0]]), torch.tensor([[0.0, 0.0, 0.0], [3.0, 0.0, 4.0]])
-    torch.testing.assert_close(feature_reconstruction(real, fake), torch.tensor([2.5, 12.5]))
+    real, fake = torch.tensor([[1.0, 2.0, 0.0], [1.0, 0.0, 1.0]]), torch.tensor([[0.0, 1.0, 0.0], [4.0, 0.0, 5.0]])
+    torch.testing.assert_close(feature_reconstruction(real, fake), torch.tensor([1.0, 12.5]))
 
 
 def test_posterior_std_mode_and_float64_samples():
