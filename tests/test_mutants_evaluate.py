@@ -216,23 +216,30 @@ def test_split_means_binarize_with_the_seeded_generator():
     expected = torch.cat([binarize(data[i : i + 4].float() / 255, generator).flatten(1).sum(1) for i in (0, 4)])
     assert a == {"x": pytest.approx(float(expected.double().mean()))} and a != plain
     assert split_means(model, data, terms_of, binarize=True, seed=6, batch_size=4) != a
+    assert split_means(model, data, terms_of, binarize=True, batch_size=4) == split_means(
+        model, data, terms_of, binarize=True, seed=0, batch_size=4
+    )  # the default seed is 0
+    assert split_means(model, data, terms_of, binarize=True, batch_size=4) != split_means(
+        model, data, terms_of, binarize=True, seed=1, batch_size=4
+    )
 
 
 def test_split_terms_are_the_vae_terms_of_seeded_draws():
-    model, data = tiny_vae(), images(5)
-    got = split_terms(model, data, beta=0.5, seed=3, batch_size=2)
+    model, data = tiny_vae(), images(45)  # batches of 20, 20, 5: more than 16 draws each, grouped as the batches are
+    got = split_terms(model, data, beta=0.5, seed=3, batch_size=20)
     generator = torch.Generator().manual_seed(3)
     sums: dict[str, float] = {}
     with torch.no_grad():
-        for i in range(0, 5, 2):
-            x = data[i : i + 2].float() / 255
+        for i in range(0, 45, 20):
+            x = data[i : i + 20].float() / 255
             out = model(x, generator)
             for name, value in vae_terms("bernoulli", out.output, x, out.posterior, model.log_sigma, 0.5).items():
                 sums[name] = sums.get(name, 0.0) + float(value.double().sum())
-    assert got == pytest.approx({name: value / 5 for name, value in sums.items()}, rel=1e-6)
-    assert split_terms(model, data, beta=0.5, seed=3, batch_size=2) == got
-    assert split_terms(model, data, seed=3, batch_size=2)["loss"] != got["loss"]  # beta defaults to 1
-    binarized = split_terms(model, data, beta=0.5, binarize=True, seed=3, batch_size=2)
+    assert got == pytest.approx({name: value / 45 for name, value in sums.items()}, rel=1e-6)
+    assert split_terms(model, data, beta=0.5, seed=3, batch_size=20) == got
+    assert split_terms(model, data, beta=0.5, seed=3, batch_size=45) != got  # the draws are grouped by batch
+    assert split_terms(model, data, seed=3, batch_size=20)["loss"] != got["loss"]  # beta defaults to 1
+    binarized = split_terms(model, data, beta=0.5, binarize=True, seed=3, batch_size=20)
     assert binarized["recon"] != got["recon"]
     default = split_terms(model, data)
     assert default == split_terms(model, data, beta=1.0, seed=0, batch_size=1000, device="cpu")

@@ -323,3 +323,28 @@ def test_the_vae_test_terms_use_the_seeded_eval_noise(tmp_path, dataset):
     expected = split_terms(trainer.model, dataset.test.images, beta=1.5, binarize=True, seed=5 + EVAL_SEED_OFFSET,
                            batch_size=3)  # fmt: skip
     assert got == expected
+
+
+def test_the_progress_bar_shows_each_epoch_and_its_train_and_test_loss(tmp_path, dataset, capfd, monkeypatch):
+    train(make(tmp_path / "quiet"), dataset)
+    assert capfd.readouterr().err == ""  # --quiet
+    monkeypatch.setenv("VAELAB_PROGRESS", "1")
+    train(make(tmp_path, quiet=False), dataset)
+    err = capfd.readouterr().err
+    last = RunDir(tmp_path / "run").read_metrics()[1][-1]
+    assert "epoch 1/2" in err and "epoch 2/2" in err and "24.0/24.0" in err and "img/s" in err
+    assert f"loss={last['train']['loss']:.3f}, test={last['test']['loss']:.3f}]" in err
+
+
+def test_a_run_is_its_seeded_epochs_written_out(tmp_path, dataset):
+    """train = the model initialised from the seed, the batch order drawn from the seed, the noise from seed + 1."""
+    config = make(tmp_path, seed=4, binarize=True)
+    trained = train(config, dataset)
+    torch.manual_seed(4)
+    cpu = torch.device("cpu")
+    trainer = kinds.get("vae").trainer(config, SHAPE, cpu, World())
+    order, noise = torch.Generator().manual_seed(4), torch.Generator().manual_seed(5)
+    for epoch in (1, 2):
+        loop.train_epoch(trainer, dataset.train.images, dataset.train.labels, config, epoch, order, noise, World(), cpu)
+    for a, b in zip(trained.model.parameters(), trainer.model.parameters()):
+        assert torch.equal(a, b)
