@@ -16,6 +16,11 @@ scripts/mutation_equivalent.toml; the report counts those apart.
 
 Not part of CI: it takes long. The counts of each labelled run are kept in docs/mutation.json, so the
 report shows the "before" and "after" columns side by side.
+
+Two cautions. mutmut's time limit is partly wall-clock: a run whose processes are paused (SIGSTOP) reports
+false timeouts, and the report counts a timeout as detected. And mutmut resets the results of the mutants whose
+tests changed, so `--report` after editing tests recounts them as "not checked": docs/mutation.json keeps the
+counts each run recorded.
 """
 
 from __future__ import annotations
@@ -134,12 +139,12 @@ def diffs(path: str) -> dict[str, str]:
 
 
 def table(counts: dict[str, dict[str, int]]) -> list[str]:
-    rows = ["| module | mutants | killed | survived | timeout | no tests | equivalent | killed share |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    rows = ["| module | mutants | killed | survived | timeout | no tests | not checked | equivalent | killed share |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for module, c in counts.items():
         s = score(c)
         mark = "" if s is None or s >= TARGET else " (below target)"
-        cells = [c[k] for k in ("mutants", "killed", "survived", "timeout", "no tests", "equivalent")]
+        cells = [c[k] for k in ("mutants", "killed", "survived", "timeout", "no tests", "not checked", "equivalent")]
         rows.append(f"| {module} | " + " | ".join(map(str, cells)) + f" | {'-' if s is None else f'{s:.1%}'}{mark} |")
     return rows
 
