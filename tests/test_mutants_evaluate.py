@@ -49,7 +49,11 @@ def iwae_reference(model: VAE, data: torch.Tensor, k: int, seed: int, rows: int)
     return torch.cat(out)
 
 
-@pytest.mark.parametrize("likelihood, k, rows", [("bernoulli", 7, 20), ("gaussian", 5, 12), ("bernoulli", 3, 8192)])
+# rows < k: one image per step and the k samples in chunks of `rows` (the last one partial: 5 = 3 + 2)
+CASES = [("bernoulli", 7, 20), ("gaussian", 5, 8), ("bernoulli", 3, 8192), ("bernoulli", 5, 3), ("gaussian", 3, 1)]
+
+
+@pytest.mark.parametrize("likelihood, k, rows", CASES)
 def test_iwae_matches_the_written_out_estimator(likelihood, k, rows):
     model, data = tiny_vae(likelihood), images(9)
     model.train()
@@ -58,11 +62,17 @@ def test_iwae_matches_the_written_out_estimator(likelihood, k, rows):
     torch.testing.assert_close(estimate, iwae_reference(model, data, k, 4, rows), rtol=1e-5, atol=1e-4)
 
 
-def test_iwae_defaults_and_bf16(capfd):
+def test_iwae_defaults_and_bf16(capfd, monkeypatch):
+    monkeypatch.setenv("VAELAB_PROGRESS", "1")  # a bar would show, were it not quiet by default
     model, data = tiny_vae(), images(4)
     default = iwae_log_likelihood(model, data, 4)
     assert torch.equal(default, iwae_log_likelihood(model, data, 4, seed=0, rows=8192, device="cpu"))
     assert capfd.readouterr().err == ""  # quiet unless asked
+    assert torch.equal(iwae_log_likelihood(model, data[:1]), iwae_log_likelihood(model, data[:1], 1000))  # k = 1000
+    # k above the default rows: the samples come in chunks of 8192, drawn differently from one block of 8193
+    chunked = iwae_log_likelihood(model, data[:1], 8193)
+    assert torch.equal(chunked, iwae_log_likelihood(model, data[:1], 8193, rows=8192))
+    assert not torch.equal(chunked, iwae_log_likelihood(model, data[:1], 8193, rows=8193))
     bf16 = iwae_log_likelihood(model, data, 4, precision="bf16")
     assert not torch.equal(bf16, default) and torch.allclose(bf16, default, atol=0.5)
     assert torch.equal(iwae_log_likelihood(model, data, 4, precision="fp32"), default)
@@ -72,7 +82,7 @@ def test_iwae_shows_its_progress_when_asked(capfd, monkeypatch):
     monkeypatch.setenv("VAELAB_PROGRESS", "1")
     iwae_log_likelihood(tiny_vae(), images(3), 2, quiet=False)
     err = capfd.readouterr().err
-    assert "IWAE log-likelihood, k=2" in err and "3/3" in err and "img" in err
+    assert "IWAE log-likelihood, k=2" in err and "3/3" in err and "img/s" in err
 
 
 def frechet_reference(a: torch.Tensor, b: torch.Tensor) -> float:

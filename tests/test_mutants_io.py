@@ -386,3 +386,13 @@ def test_eval_and_report_files(tmp_path):
         assert str(caught.value) == f"{run.eval_path}: not a vaelab evaluation; run `vaelab eval {tmp_path}` again"
     assert run.write_report("<html>") == tmp_path / "report.html"
     assert run.report_path.read_text() == "<html>"
+
+
+def test_a_training_state_that_does_not_fit_the_model_names_its_file(tmp_path):
+    model, opt = trained_state()
+    path = tmp_path / "state.safetensors"
+    save_training_state(path, {"vae": model}, {"adam": opt}, {}, {"epoch": 1})
+    other = torch.nn.Sequential(torch.nn.Linear(3, 5))
+    with pytest.raises(RunError) as caught:
+        load_training_state(path, {"vae": other}, {})
+    assert str(caught.value).startswith(f"{path}: weights do not fit the configured model (")
