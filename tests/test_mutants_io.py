@@ -201,7 +201,8 @@ def test_load_weights_names_the_first_mismatch():
     bad = {**good, "2.bias": torch.tensor([0.0, float("nan")])}
     with pytest.raises(RunError) as caught:
         load_weights(net(), bad, "m")
-    assert str(caught.value).startswith("m: 2.bias holds non-finite values (NaN or inf): the run diverged")
+    assert str(caught.value) == ("m: 2.bias holds non-finite values (NaN or inf): the run diverged or the file is damaged; "
+                                 "resume from an earlier copy or train again")  # fmt: skip
     # integer buffers (BatchNorm's count) are not checked for finiteness; everything is loaded
     target = net(5)
     load_weights(target, good, "m")
@@ -396,3 +397,34 @@ def test_a_training_state_that_does_not_fit_the_model_names_its_file(tmp_path):
     with pytest.raises(RunError) as caught:
         load_training_state(path, {"vae": other}, {})
     assert str(caught.value).startswith(f"{path}: weights do not fit the configured model (")
+
+
+def test_a_write_failing_inside_safetensors_is_one_line(tmp_path):
+    from safetensors import SafetensorError
+
+    def fail(temp):
+        raise SafetensorError("header too large\nmore")
+
+    with pytest.raises(RunError) as caught:
+        atomic_write(tmp_path / "m.safetensors", fail)
+    assert str(caught.value).startswith(f"could not write {tmp_path / 'm.safetensors'} (header too large); nothing")
+
+
+def test_non_tensor_optimizer_state_is_saved_as_tensors(tmp_path):
+    model = net()
+    opt = torch.optim.LBFGS(model.parameters(), lr=0.1, max_iter=2)  # keeps python ints (func_evals, n_iter)
+    x = torch.randn(5, 3)
+
+    def closure():
+        opt.zero_grad()
+        loss = model(x).pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    path = tmp_path / "state.safetensors"
+    save_training_state(path, {"m": model}, {"lbfgs": opt}, {}, {"epoch": 1})
+    tensors = read_safetensors(path)[0]
+    first = next(iter(opt.state.values()))
+    assert isinstance(first["func_evals"], int)
+    assert tensors["optim/lbfgs/0/func_evals"].item() == first["func_evals"]
