@@ -348,3 +348,19 @@ def test_a_run_is_its_seeded_epochs_written_out(tmp_path, dataset):
         loop.train_epoch(trainer, dataset.train.images, dataset.train.labels, config, epoch, order, noise, World(), cpu)
     for a, b in zip(trained.model.parameters(), trainer.model.parameters()):
         assert torch.equal(a, b)
+
+
+def test_resume_accepts_a_checkpoint_of_any_epoch_up_to_ten_million(tmp_path, dataset):
+    train(make(tmp_path, epochs=1), dataset)
+    run = RunDir(tmp_path / "run")
+    tensors, metadata = read_safetensors(run.state_path)
+    from safetensors.torch import save_file
+
+    save_file(tensors, run.state_path, metadata={**metadata, "info": json.dumps({"epoch": 10**7, "step": 3})})
+    trained = train(make(tmp_path, epochs=2), dataset, resume=True)  # nothing left to train: the checkpoint is past it
+    assert trained.run_dir.path == run.path and [e["epoch"] for e in run.read_metrics()[1]] == [1]
+
+
+def test_the_default_run_dir_is_named_after_the_data_s_last_path_part(tmp_path):
+    config = make(tmp_path, data="sets/boX/", latent_dim=3)
+    assert loop.default_run_dir(config, str(tmp_path)).path == tmp_path / "boX-mlp-z3"
