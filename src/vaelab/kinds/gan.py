@@ -144,10 +144,11 @@ class GANTrainer(AdversarialTrainer):
     def update(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         opt_d, opt_g = self.optimizers["discriminator"], self.optimizers["generator"]
         opt_d.zero_grad(set_to_none=True)
-        terms["d_loss"].backward(inputs=list(self.disc.parameters()))
-        self.step("discriminator", self.disc)
         opt_g.zero_grad(set_to_none=True)
+        terms["d_loss"].backward(inputs=list(self.disc.parameters()))
+        # both backward passes before either step: G's backward reads D's weights, which D's step changes in place
         terms["g_loss"].backward(inputs=list(self.model.parameters()))
+        self.step("discriminator", self.disc)
         self.step("generator", self.model)
         return {}
 

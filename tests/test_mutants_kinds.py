@@ -1,0 +1,177 @@
+"""Each kind's step against the same step written out from the papers' formulas, on one tiny batch: the GAN's
+losses and separate updates, the IWAE bound and its effective sample size, the VampPrior's mixture density, the
+VAE-GAN's equilibrium gating. Written for the mutation run of scripts/mutate.py (docs/mutation.md)."""
+
+import copy
+import math
+
+import pytest
+import torch
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
+
+from vaelab import kinds
+from vaelab.device import World
+from vaelab.kinds.iwae import iwae_terms
+from vaelab.kinds.vamp import mixture_log_prob, monte_carlo_kl
+from vaelab.losses import bernoulli_log_likelihood, discriminator_loss, generator_loss
+from vaelab.models.posterior import DiagonalGaussian
+
+SHAPE = (1, 4, 4)
+
+
+def make(tmp_path, **over):
+    values = {"epochs": 1, "batch_size": 8, "hidden": [8], "latent_dim": 2, "quiet": True, "out": str(tmp_path / "run"),
+              "device": "cpu", "eval_batch_size": 4, **over}  # fmt: skip
+    return kinds.make_config(values)
+
+
+def trainer_of(config):
+    torch.manual_seed(0)
+    return kinds.get(config.kind).trainer(config, SHAPE, torch.device("cpu"), World())
+
+
+def batch(n=6, seed=0):
+    return torch.randint(0, 256, (n, *SHAPE), generator=torch.Generator().manual_seed(seed)).float() / 255
+
+
+@pytest.mark.parametrize("loss", ["ns", "hinge"])
+def test_the_gan_step_is_the_two_losses_written_out(tmp_path, loss):
+    trainer = trainer_of(make(tmp_path, kind="gan", gan_loss=loss, gan_lr=0.01, gan_betas=[0.5, 0.9]))
+    g, d = copy.deepcopy(trainer.model), copy.deepcopy(trainer.disc)
+    x = batch()
+    terms, pending = trainer.forward(x, None, 0.0, torch.Generator().manual_seed(1))
+    fake = g(torch.randn(6, 2, generator=torch.Generator().manual_seed(1)))
+    real_logits, fake_logits = d(x)[0], d(fake)[0]
+    torch.testing.assert_close(terms["d_loss"], discriminator_loss(real_logits, fake_logits, loss))
+    torch.testing.assert_close(terms["g_loss"], generator_loss(fake_logits, loss))
+    torch.testing.assert_close(terms["d_real"], torch.sigmoid(real_logits).mean())
+    torch.testing.assert_close(terms["d_fake"], torch.sigmoid(fake_logits).mean())
+    assert pending is terms and trainer.update(pending) == {}
+    # D steps on its own loss (the fakes detached), G on its own (through D before D's step), each with its Adam
+    opt_d = torch.optim.Adam(d.parameters(), lr=0.01, betas=(0.5, 0.9))
+    opt_g = torch.optim.Adam(g.parameters(), lr=0.01, betas=(0.5, 0.9))
+    both = d(torch.cat([x, fake.detach()]))[0]  # one pass, as the trainer's: the same rounding
+    discriminator_loss(both[:6], both[6:], loss).backward(inputs=list(d.parameters()))
+    generator_loss(fake_logits, loss).backward(inputs=list(g.parameters()))
+    opt_d.step()
+    opt_g.step()
+    for a, b in zip(trainer.disc.parameters(), d.parameters()):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(trainer.model.parameters(), g.parameters()):
+        torch.testing.assert_close(a, b)
+    assert trainer.record(1) == {"lr": 0.01} and set(trainer.extra_weights()) == {"discriminator"}
+
+
+def test_the_gan_test_terms_are_seeded_means_over_the_test_images(tmp_path):
+    trainer = trainer_of(make(tmp_path, kind="gan", seed=3, eval_batch_size=4))
+    images = (batch(10) * 255).to(torch.uint8)
+    got = trainer.test_terms(images, None, 1)
+    assert got == trainer.test_terms(images, None, 2) and not trainer.model.training
+    generator = torch.Generator().manual_seed(3 + 10_000)
+    totals = {}
+    with torch.no_grad():
+        for start in (0, 4, 8):
+            x = images[start : start + 4].float() / 255
+            fake = trainer.model(torch.randn(x.shape[0], 2, generator=generator))
+            real_logits, fake_logits = trainer.disc(x)[0], trainer.disc(fake)[0]
+            for name, value in {"d_loss": discriminator_loss(real_logits, fake_logits), "g_loss": generator_loss(fake_logits),
+                                "d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean()}.items():  # fmt: skip
+                totals[name] = totals.get(name, 0.0) + float(value) * x.shape[0]
+    assert got == pytest.approx({name: value / 10 for name, value in totals.items()}, rel=1e-5)
+
+
+def test_the_iwae_terms_are_the_bound_written_out(tmp_path):
+    trainer = trainer_of(make(tmp_path, kind="iwae", k=4))
+    model, x = trainer.model, batch(3)
+    terms = iwae_terms(model, x, 4, torch.Generator().manual_seed(2))
+    q = model.encode(x)
+    eps = torch.randn(4, 3, 2, generator=torch.Generator().manual_seed(2))
+    z = q.mean + q.std * eps
+    log_px = bernoulli_log_likelihood(model.decode(z.reshape(-1, 2)).view(4, *x.shape), x)
+    log_q = Independent(Normal(q.mean, q.std), 1).log_prob(z)
+    log_p = Independent(Normal(torch.zeros(2), torch.ones(2)), 1).log_prob(z)
+    log_w = log_px + log_p - log_q  # [k, B]
+    torch.testing.assert_close(terms["bound"], torch.logsumexp(log_w, 0) - math.log(4))
+    w = torch.softmax(log_w, 0)
+    torch.testing.assert_close(terms["ess"], 1 / w.pow(2).sum(0))
+    torch.testing.assert_close(terms["recon"], -log_px.mean(0))
+    torch.testing.assert_close(terms["kl"], (log_q - log_p).mean(0))
+    assert bool((terms["ess"] >= 1 - 1e-5).all() and (terms["ess"] <= 4 + 1e-5).all())
+
+
+def test_the_iwae_step_minimises_minus_the_bound(tmp_path):
+    trainer = trainer_of(make(tmp_path, kind="iwae", k=3, lr=0.01))
+    twin = copy.deepcopy(trainer.model)
+    x = batch(4)
+    terms, loss = trainer.forward(x, None, 0.0, torch.Generator().manual_seed(5))
+    expected = iwae_terms(twin, x, 3, torch.Generator().manual_seed(5))
+    assert set(terms) == {"loss", "bound", "ess", "recon", "kl"}
+    torch.testing.assert_close(terms["loss"], -expected["bound"].sum())
+    for name in ("bound", "ess", "recon", "kl"):
+        torch.testing.assert_close(terms[name], expected[name].sum())
+    torch.testing.assert_close(loss, -expected["bound"].sum() / 4)
+    trainer.update(loss)
+    optimizer = torch.optim.Adam(twin.parameters(), lr=0.01)
+    (-expected["bound"].sum() / 4).backward()
+    optimizer.step()
+    for a, b in zip(trainer.model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b)
+    assert trainer.record(1) == {"k": 3, "lr": 0.01}
+
+
+def test_the_iwae_test_terms(tmp_path):
+    trainer = trainer_of(make(tmp_path, kind="iwae", k=2, eval_batch_size=4))
+    images = (batch(5) * 255).to(torch.uint8)
+    terms = trainer.test_terms(images, None, 1)
+    assert set(terms) == {"loss", "recon", "kl", "bound", "ess"} and terms["loss"] == -terms["bound"]
+    assert 1 <= terms["ess"] <= 2 and terms == trainer.test_terms(images, None, 1)
+
+
+def test_the_vamp_prior_is_the_mixture_of_its_components():
+    torch.manual_seed(0)
+    means, logvars, z = torch.randn(5, 3), torch.randn(5, 3), torch.randn(2, 4, 3)
+    mixture = MixtureSameFamily(
+        Categorical(logits=torch.zeros(5)), Independent(Normal(means, (0.5 * logvars).exp()), 1)
+    )
+    torch.testing.assert_close(mixture_log_prob(z, means, logvars), mixture.log_prob(z))
+    q = DiagonalGaussian(torch.randn(4, 3), torch.randn(4, 3))
+    prior = lambda v: mixture.log_prob(v)
+    mean, se = monte_carlo_kl(q, prior, 50, torch.Generator().manual_seed(1))
+    eps = torch.randn(50, 4, 3, generator=torch.Generator().manual_seed(1))
+    values = q.log_prob(q.mean + q.std * eps) - prior(q.mean + q.std * eps)
+    torch.testing.assert_close(mean, values.mean(0))
+    torch.testing.assert_close(se, values.std(0) / math.sqrt(50))
+
+
+def test_the_vamp_step_uses_the_learned_prior(tmp_path):
+    trainer = trainer_of(make(tmp_path, kind="vamp", pseudo_inputs=3, beta=0.5, lr=0.01))
+    model, x = trainer.model, batch(4)
+    twin = copy.deepcopy(model)
+    terms, loss = trainer.forward(x, None, 0.0, torch.Generator().manual_seed(2))
+    q = twin.encode(x)
+    z = q.mean + q.std * torch.randn(4, 2, generator=torch.Generator().manual_seed(2))
+    recon = -bernoulli_log_likelihood(twin.decode(z), x).sum()
+    kl = (q.log_prob(z) - twin.log_prior(z)).sum()
+    torch.testing.assert_close(terms["recon"], recon)
+    torch.testing.assert_close(terms["kl"], kl)
+    torch.testing.assert_close(terms["loss"], recon + 0.5 * kl)
+    torch.testing.assert_close(loss, (recon + 0.5 * kl) / 4)
+    trainer.update(loss)
+    optimizer = torch.optim.Adam(twin.parameters(), lr=0.01)
+    ((recon + 0.5 * kl) / 4).backward()
+    optimizer.step()
+    for a, b in zip(trainer.model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b)
+    assert trainer.record(1)["pseudo_inputs"] == 3
+
+
+@pytest.mark.parametrize("bce, d_updated, dec_adv", [(0.2, 0.0, 1.0), (0.68, 1.0, 1.0), (1.5, 1.0, 0.0)])
+def test_the_vaegan_gates_its_updates_on_the_discriminator_s_bce(tmp_path, bce, d_updated, dec_adv):
+    trainer = trainer_of(make(tmp_path, kind="vaegan"))
+    disc = copy.deepcopy(trainer.disc)
+    _, losses = trainer.forward(batch(4), None, 0.0, torch.Generator().manual_seed(0))
+    losses["bce"] = torch.tensor([bce, bce])
+    flags = trainer.update(losses)
+    assert flags == {"d_updated": torch.tensor(d_updated), "dec_adv_updated": torch.tensor(dec_adv)}
+    moved = any(not torch.equal(a, b) for a, b in zip(trainer.disc.parameters(), disc.parameters()))
+    assert moved == bool(d_updated)

@@ -1,0 +1,147 @@
+"""losses and the posterior against closed forms, on the cases the older tests left open (5-D decoder outputs,
+one image, float64, defaults, the adversarial losses). Written to kill the mutants scripts/mutate.py found alive."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.distributions import Bernoulli, Independent, Normal
+
+from vaelab.losses import (
+    batch_sums,
+    bernoulli_log_likelihood,
+    binarize,
+    discriminator_loss,
+    feature_reconstruction,
+    gaussian_log_likelihood,
+    generator_loss,
+    kl_weight,
+    log_likelihood,
+    vae_terms,
+)
+from vaelab.models.posterior import DiagonalGaussian, standard_normal_log_prob
+
+
+def test_likelihoods_of_k_samples_broadcast_against_the_images():
+    torch.manual_seed(0)
+    x = (torch.rand(1, 2, 3, 2) > 0.5).float()  # one image: an index past the first would fail
+    logits, mean = torch.randn(4, 1, 2, 3, 2), torch.rand(4, 1, 2, 3, 2)
+    log_sigma = torch.tensor(-0.4)
+    assert bernoulli_log_likelihood(logits, x).shape == (4, 1)
+    torch.testing.assert_close(log_likelihood("bernoulli", logits, x, log_sigma),
+                               Independent(Bernoulli(logits=logits), 3).log_prob(x.expand(4, -1, -1, -1, -1)))  # fmt: skip
+    torch.testing.assert_close(log_likelihood("gaussian", mean, x, log_sigma),
+                               Independent(Normal(mean, log_sigma.exp()), 3).log_prob(x.expand(4, -1, -1, -1, -1)))  # fmt: skip
+    single = gaussian_log_likelihood(mean[:1, 0], x, log_sigma)  # 4-D, one image: its pixel count from image 0
+    torch.testing.assert_close(single, Independent(Normal(mean[:1, 0], log_sigma.exp()), 3).log_prob(x))
+    one = gaussian_log_likelihood(mean[:, 0], x, log_sigma)  # 4-D, one image broadcast against 4 means
+    torch.testing.assert_close(
+        one, Independent(Normal(mean[:, 0], log_sigma.exp()), 3).log_prob(x.expand(4, -1, -1, -1))
+    )
+
+
+def test_bernoulli_in_float64_is_exact():
+    logits = torch.tensor([-800.0, -3.0, 0.0, 2.5, 800.0], dtype=torch.float64).view(1, 1, 1, 5)
+    x = torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0], dtype=torch.float64).view(1, 1, 1, 5)
+    value = bernoulli_log_likelihood(logits, x)
+    assert value.dtype == torch.float64
+    expected = -(math.log1p(math.exp(-3.0)) + 3.0) - math.log(2.0) - (2.5 + math.log1p(math.exp(-2.5)))
+    assert value.item() == pytest.approx(expected, rel=1e-15)
+
+
+def test_vae_terms_default_to_the_elbo_and_add_the_squared_error_for_gaussians():
+    torch.manual_seed(1)
+    x, out = torch.rand(3, 1, 2, 2), torch.rand(3, 1, 2, 2)
+    q = DiagonalGaussian(torch.randn(3, 2), torch.randn(3, 2))
+    log_sigma = torch.tensor(0.2)
+    terms = vae_terms("gaussian", out, x, q, log_sigma)
+    torch.testing.assert_close(terms["loss"], terms["recon"] + terms["kl"])
+    torch.testing.assert_close(terms["recon"], -gaussian_log_likelihood(out, x, log_sigma))
+    torch.testing.assert_close(terms["kl"], q.kl())
+    torch.testing.assert_close(terms["sq_error"], (x - out).pow(2).flatten(1).sum(1))
+    assert set(terms) == {"loss", "recon", "kl", "sq_error"}
+    bern = vae_terms("bernoulli", out, x, q, log_sigma, beta=3.0)
+    torch.testing.assert_close(bern["recon"], -bernoulli_log_likelihood(out, x))
+    torch.testing.assert_close(bern["loss"], bern["recon"] + 3.0 * bern["kl"])
+
+
+def test_batch_sums_are_the_closed_forms():
+    torch.manual_seed(2)
+    x, out = torch.rand(4, 1, 3, 3), torch.randn(4, 1, 3, 3)
+    mean, logvar = torch.randn(4, 2), torch.randn(4, 2)
+    q = DiagonalGaussian(mean, logvar)
+    log_sigma = torch.tensor(0.3)
+    kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum()
+    bern = batch_sums("bernoulli", out, x, q, log_sigma)
+    assert set(bern) == {"recon", "kl"}
+    torch.testing.assert_close(bern["recon"], F.binary_cross_entropy_with_logits(out, x, reduction="none").sum())
+    torch.testing.assert_close(bern["kl"], kl)
+    gauss = batch_sums("gaussian", out, x, q, log_sigma)
+    assert set(gauss) == {"recon", "kl", "sq_error"}
+    torch.testing.assert_close(gauss["recon"], -Independent(Normal(out, log_sigma.exp()), 3).log_prob(x).sum())
+    torch.testing.assert_close(gauss["sq_error"], (x - out).pow(2).sum())
+
+
+def test_binarize_follows_the_grey_level():
+    x = torch.tensor([0.0, 1.0, 0.25]).repeat(4000).view(-1, 1, 1, 3)
+    b = binarize(x, torch.Generator().manual_seed(0))
+    assert b.dtype == x.dtype and b.shape == x.shape
+    assert b[..., 0].sum() == 0 and b[..., 1].min() == 1
+    assert abs(b[..., 2].mean().item() - 0.25) < 0.02
+    assert not torch.equal(b, binarize(x, torch.Generator().manual_seed(1)))
+    x64 = x.double()
+    b64 = binarize(x64, torch.Generator().manual_seed(0))
+    draws = torch.rand(x64.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert b64.dtype == torch.float64 and torch.equal(b64, (draws < x64).double())
+
+
+def test_kl_weight_ramp():
+    assert kl_weight(2.0, 1.0, 4.0) == 0.5
+    assert kl_weight(2.0, 4.0, 4.0) == 2.0 and kl_weight(2.0, 9.0, 4.0) == 2.0
+    assert kl_weight(3.0, 0.0, 0.0) == 3.0 and kl_weight(3.0, 0.0, -1.0) == 3.0
+    assert kl_weight(2.0, 0.25, 1.0) == 0.5 and kl_weight(2.0, 0.25, 0.5) == 1.0
+
+
+def test_discriminator_and_generator_losses_are_the_papers():
+    real, fake = torch.tensor([2.0, -0.5, 0.3]), torch.tensor([-1.5, 0.7])
+    d_ns = -torch.sigmoid(real).log().mean() - (1 - torch.sigmoid(fake)).log().mean()
+    torch.testing.assert_close(discriminator_loss(real, fake), d_ns)
+    torch.testing.assert_close(discriminator_loss(real, fake, "ns"), d_ns)
+    d_hinge = torch.relu(1 - real).mean() + torch.relu(1 + fake).mean()
+    assert discriminator_loss(real, fake, "hinge").item() == pytest.approx((0 + 1.5 + 0.7) / 3 + (0 + 1.7) / 2)
+    torch.testing.assert_close(discriminator_loss(real, fake, "hinge"), d_hinge)
+    torch.testing.assert_close(generator_loss(fake), -torch.sigmoid(fake).log().mean())
+    torch.testing.assert_close(generator_loss(fake, "ns"), -torch.sigmoid(fake).log().mean())
+    assert generator_loss(fake, "hinge").item() == pytest.approx(0.4)
+
+
+def test_feature_reconstruction_is_half_the_squared_distance_per_image():
+    real, fake = torch.tensor([[1.0, 2.0, 0.0], [1.0, 0.0, 1.0]]), torch.tensor([[0.0, 1.0, 0.0], [4.0, 0.0, 5.0]])
+    torch.testing.assert_close(feature_reconstruction(real, fake), torch.tensor([1.0, 12.5]))
+
+
+def test_posterior_std_mode_and_float64_samples():
+    mean = torch.tensor([[0.5, -1.0]], dtype=torch.float64)
+    logvar = torch.tensor([[math.log(4.0), math.log(0.25)]], dtype=torch.float64)
+    q = DiagonalGaussian(mean, logvar)
+    torch.testing.assert_close(q.std, torch.tensor([[2.0, 0.5]], dtype=torch.float64))
+    assert q.mode() is mean
+    z = q.sample(torch.Generator().manual_seed(7))
+    eps = torch.randn(mean.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    assert z.dtype == torch.float64
+    torch.testing.assert_close(z, mean + q.std * eps, rtol=0, atol=0)
+    assert not torch.equal(z, q.sample(torch.Generator().manual_seed(8)))
+
+
+def test_posterior_closed_forms():
+    mean, logvar = torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([[0.0, math.log(2.0)], [0.0, 0.0]])
+    q = DiagonalGaussian(mean, logvar)
+    expected = torch.tensor([[0.5, 0.5 * (2.0 - 1.0 - math.log(2.0))], [0.0, 2.0]])
+    torch.testing.assert_close(q.kl_per_dim(), expected)
+    torch.testing.assert_close(q.kl(), expected.sum(1))
+    z = torch.tensor([[1.0, 1.0], [2.0, 2.0]])
+    log_q = Independent(Normal(mean, (0.5 * logvar).exp()), 1).log_prob(z)
+    torch.testing.assert_close(q.log_prob(z), log_q)
+    torch.testing.assert_close(standard_normal_log_prob(z), Independent(Normal(0.0, torch.ones(2)), 1).log_prob(z))
+    assert standard_normal_log_prob(torch.zeros(3, 4)).tolist() == pytest.approx([-2 * math.log(2 * math.pi)] * 3)

@@ -1,0 +1,366 @@
+"""The training loop and the VAE kind's step, in process on a tiny data set (24 images of 1 x 4 x 4): the files a run
+writes, exact epoch means against a written-out loop, resume, the divergence diagnosis, and one VAE step
+against the same step written out. Written to kill the mutants scripts/mutate.py found alive."""
+
+import copy
+import json
+import math
+
+import pytest
+import torch
+
+from vaelab import data, kinds
+from vaelab.checkpoint import read_safetensors, read_state_info
+from vaelab.device import World
+from vaelab.errors import ConfigError, DivergenceError, RunError
+from vaelab.losses import batch_sums, binarize, kl_weight
+from vaelab.models import VAE, VAEConfig
+from vaelab.noise import EVAL_SEED_OFFSET
+from vaelab.rundir import RunDir
+from vaelab.training import loop
+from vaelab.training.split import split_terms
+
+SHAPE = (1, 4, 4)
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (34, *SHAPE), dtype=torch.uint8, generator=g)
+    labels = torch.arange(34) % 2
+    return data.Dataset(name="tiny", train=data.Split(images[:24], labels[:24]), test=data.Split(images[24:], labels[24:]),
+                        classes=["a", "b"], source="made in the test")  # fmt: skip
+
+
+def make(tmp_path, **over):
+    values = {"epochs": 2, "batch_size": 8, "hidden": [8], "latent_dim": 2, "quiet": True, "out": str(tmp_path / "run"),
+              "device": "cpu", "eval_batch_size": 4, **over}  # fmt: skip
+    return kinds.make_config(values)
+
+
+def train(config, dataset, resume=False, on_epoch=None):
+    run_dir = loop.prepare_run_dir(config, resume)
+    return loop.train(config, kinds.get(config.kind), dataset, run_dir, resume, on_epoch=on_epoch)
+
+
+def test_a_run_writes_its_config_metrics_weights_and_state(tmp_path, dataset):
+    config = make(tmp_path, beta=2.0, warmup_epochs=4.0)
+    seen = []
+    trained = train(config, dataset, on_epoch=lambda run_dir, epoch, model: seen.append((epoch, model.training)))
+    run = RunDir(tmp_path / "run")
+    assert trained.run_dir.path == run.path and not trained.model.training and seen == [(1, False), (2, False)]
+    meta = run.read_config()
+    assert (
+        meta["kind"] == "vae" and meta["train"] == config.to_dict() and meta["model"] == trained.model.config.to_dict()
+    )
+    assert meta["data"] == {"name": "tiny", "source": "made in the test", "shape": [1, 4, 4], "classes": ["a", "b"],
+                            "n_train": 24, "n_test": 10}  # fmt: skip
+    assert meta["versions"] == loop.versions() and set(meta["versions"]) == {"vaelab", "torch", "numpy", "python"}
+    header, epochs = run.read_metrics()
+    assert header == {"config": config.to_dict(), "versions": loop.versions()}
+    assert [(e["epoch"], e["step"]) for e in epochs] == [(1, 3), (2, 6)]
+    for e in epochs:
+        assert set(e["train"]) == set(e["test"]) == {"loss", "recon", "kl"}
+        assert e["beta"] == kl_weight(2.0, e["epoch"], 4.0) and e["lr"] == 1e-3
+        assert e["images_per_s"] == pytest.approx(24 / e["seconds"]) and e["seconds"] > 0
+    model = VAE(VAEConfig(**meta["model"]))
+    model.load_state_dict(read_safetensors(run.model_path)[0])
+    for k, v in trained.model.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v)
+    assert read_state_info(run.state_path) == {"epoch": 2, "step": 6}
+    assert sorted(p.name for p in run.path.iterdir()) == ["config.json", "metrics.jsonl", "model.safetensors",
+                                                          "training_state.safetensors"]  # fmt: skip
+    # the last epoch's test terms are those of the trained model on the test split, with the seeded eval noise
+    expected = split_terms(trained.model, dataset.test.images, beta=kl_weight(2.0, 2, 4.0), seed=EVAL_SEED_OFFSET,
+                           batch_size=4)  # fmt: skip
+    assert epochs[-1]["test"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_epoch_means_are_those_of_a_written_out_loop(tmp_path, dataset):
+    """train_epoch against the same epoch written out: the batch order, the noise and the per-image means."""
+    config = make(tmp_path, batch_size=10, binarize=True)  # 24 images: batches of 10, 10, 4
+    trainer = kinds.get("vae").trainer(config, SHAPE, torch.device("cpu"), World())
+    twin = copy.deepcopy(trainer)
+    means, seconds = loop.train_epoch(trainer, dataset.train.images, None, config, 1, torch.Generator().manual_seed(3),
+                                      torch.Generator().manual_seed(4), World(), torch.device("cpu"))  # fmt: skip
+    assert seconds > 0 and trainer.model.training
+    order, noise = torch.Generator().manual_seed(3), torch.Generator().manual_seed(4)
+    totals, progress = {}, []
+    forward = twin.forward
+
+    def spy(x, y, p, generator):
+        progress.append(p)
+        return forward(x, y, p, generator)
+
+    twin.forward = spy
+    for i, (x, _) in enumerate(data.batches(dataset.train.images, 10, shuffle=True, generator=order)):
+        terms, pending = twin.forward(x, None, i / 3, noise)
+        twin.update(pending)
+        for name, value in terms.items():
+            totals[name] = totals.get(name, 0.0) + float(value.detach())
+    assert progress == [0, 1 / 3, 2 / 3]
+    assert means == pytest.approx({name: value / 24 for name, value in totals.items()}, rel=1e-6)
+    for a, b in zip(trainer.model.parameters(), twin.model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_epoch_means_of_a_kind_whose_terms_are_batch_means(tmp_path, dataset):
+    config = make(tmp_path, kind="gan", batch_size=10)
+    trainer = kinds.get("gan").trainer(config, SHAPE, torch.device("cpu"), World())
+    twin = copy.deepcopy(trainer)
+    means, _ = loop.train_epoch(trainer, dataset.train.images, dataset.train.labels, config, 2,
+                                torch.Generator().manual_seed(3), torch.Generator().manual_seed(4), World(),
+                                torch.device("cpu"))  # fmt: skip
+    order, noise = torch.Generator().manual_seed(3), torch.Generator().manual_seed(4)
+    totals = {}
+    for x, y in data.batches(dataset.train.images, 10, labels=dataset.train.labels, shuffle=True, generator=order):
+        terms, pending = twin.forward(x, y, 0.0, noise)
+        twin.update(pending)
+        for name, value in terms.items():
+            totals[name] = totals.get(name, 0.0) + float(value.detach()) * x.shape[0]
+    assert means == pytest.approx({name: value / 24 for name, value in totals.items()}, rel=1e-6)
+
+
+def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path, dataset):
+    straight = train(make(tmp_path / "a", epochs=3), dataset)
+    first = make(tmp_path / "b", epochs=1)
+    train(first, dataset)
+    run = RunDir(tmp_path / "b" / "run")
+    header_before = run.read_metrics()[0]
+    resumed = train(make(tmp_path / "b", epochs=3, lr=1e-3), dataset, resume=True)
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+    one, two = RunDir(tmp_path / "a" / "run").read_metrics()[1], run.read_metrics()[1]
+    assert [(e["epoch"], e["step"], e["train"], e["test"]) for e in one] == [
+        (e["epoch"], e["step"], e["train"], e["test"]) for e in two
+    ]
+    assert run.read_metrics()[0] == header_before and run.read_config()["train"]["epochs"] == 3
+    assert read_state_info(run.state_path) == {"epoch": 3, "step": 9}
+
+
+def test_resume_drops_the_lines_written_after_the_checkpoint_and_sets_the_new_lr(tmp_path, dataset):
+    train(make(tmp_path, epochs=2), dataset)
+    run = RunDir(tmp_path / "run")
+    header, epochs = run.read_metrics()
+    run.append_metrics({**epochs[-1], "epoch": 3})  # a line of an epoch whose checkpoint was never written
+    trained = train(make(tmp_path, epochs=3, lr=5e-4), dataset, resume=True)
+    assert [e["epoch"] for e in run.read_metrics()[1]] == [1, 2, 3]
+    assert run.read_metrics()[1][-1]["lr"] == 5e-4 and run.read_config()["train"]["lr"] == 5e-4
+    assert trained.run_dir.path == run.path
+
+
+def test_resume_refuses_an_edited_model_section_and_damaged_states(tmp_path, dataset):
+    train(make(tmp_path, epochs=1), dataset)
+    run = RunDir(tmp_path / "run")
+    meta = run.read_config()
+    run.write_config({**meta, "model": {**meta["model"], "latent_dim": 3, "hidden": [9]}})
+    with pytest.raises(RunError) as caught:
+        train(make(tmp_path, epochs=2), dataset, resume=True)
+    assert str(caught.value) == (f"{run.config_path}: the model section does not match the run's options (hidden, latent_dim); "
+                                 "it was edited: restore it, or train a new run")  # fmt: skip
+    run.write_config(meta)
+    tensors, metadata = read_safetensors(run.state_path)
+    from safetensors.torch import save_file
+
+    for info, rng in ((0, True), (10**7 + 1, True), ("1", True), (True, True), (1, False)):
+        kept = {k: v for k, v in tensors.items() if rng or not k.startswith("rng/order")}
+        save_file(kept, run.state_path, metadata={**metadata, "info": json.dumps({"epoch": info, "step": 3})})
+        with pytest.raises(RunError, match=r"damaged \(epoch "):
+            train(make(tmp_path, epochs=2), dataset, resume=True)
+    save_file({**tensors, "rng/order": torch.zeros(3, dtype=torch.uint8)}, run.state_path, metadata=metadata)
+    with pytest.raises(RunError, match=r"training_state.safetensors: damaged random-generator states \("):
+        train(make(tmp_path, epochs=2), dataset, resume=True)
+
+
+def test_prepare_run_dir_checks_before_any_work(tmp_path, dataset, monkeypatch):
+    config = make(tmp_path)
+    with pytest.raises(RunError) as caught:
+        loop.prepare_run_dir(config, resume=True)
+    assert str(caught.value).startswith(
+        f"{config.out}: no training state to resume from (training_state.safetensors is missing"
+    )
+    assert not (tmp_path / "run").exists()
+    train(make(tmp_path, epochs=1), dataset)
+    with pytest.raises(RunError) as caught:
+        loop.prepare_run_dir(config, resume=False)
+    assert (
+        str(caught.value)
+        == f"{tmp_path / 'run'}: already holds a run; add --resume to continue it, or choose another --out"
+    )
+    assert loop.prepare_run_dir(config, resume=True).path == tmp_path / "run"
+    monkeypatch.chdir(tmp_path)
+    default = loop.prepare_run_dir(make(tmp_path, out=None, data="some/where/digits.npz/"), resume=False)
+    assert default.path == tmp_path / "runs" / "digits.npz-mlp-z2" or str(default.path) == "runs/digits.npz-mlp-z2"
+
+
+def test_default_run_dirs_count_up(tmp_path):
+    config = make(tmp_path, data="mnist-mini", arch="conv", latent_dim=4)
+    root = str(tmp_path / "runs")
+    assert loop.default_run_dir(config, root).path == tmp_path / "runs" / "mnist-mini-conv-z4"
+    (tmp_path / "runs" / "mnist-mini-conv-z4").mkdir(parents=True)
+    assert loop.default_run_dir(config, root).path == tmp_path / "runs" / "mnist-mini-conv-z4-2"
+    (tmp_path / "runs" / "mnist-mini-conv-z4-2").mkdir()
+    assert loop.default_run_dir(config, root).path == tmp_path / "runs" / "mnist-mini-conv-z4-3"
+
+
+def test_a_diverging_run_is_diagnosed_and_keeps_its_checkpoint(tmp_path, dataset, monkeypatch):
+    train(make(tmp_path, epochs=1), dataset)
+    run = RunDir(tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in run.path.iterdir()}
+    forward = kinds.get("vae").trainer.forward
+    calls = []
+
+    def poisoned(self, x, y, progress, noise):
+        calls.append(progress)
+        terms, loss = forward(self, x, y, progress, noise)
+        if len(calls) == 2:
+            terms["kl"] = terms["kl"] * float("nan")
+        return terms, loss
+
+    monkeypatch.setattr(kinds.get("vae").trainer, "forward", poisoned)
+    with pytest.raises(DivergenceError) as caught:
+        train(make(tmp_path, epochs=3, lr=2e-3), dataset, resume=True)
+    assert str(caught.value) == (
+        "training diverged: the kl term became non-finite at step 5 (epoch 2); try a lower --lr (now 0.002), "
+        f"gradient clipping (--grad-clip 1.0), checking that the data's values lie in [0, 1]; the checkpoint of epoch 1 "
+        f"in {run.path} is intact"
+    )
+    assert {p.name: p.read_bytes() for p in run.path.iterdir()} == before
+    calls.clear()
+    with pytest.raises(DivergenceError) as caught:
+        train(make(tmp_path / "b", epochs=1, grad_clip=1.0), dataset)
+    assert str(caught.value).startswith("training diverged: the kl term became non-finite at step 2 (epoch 1); try a "
+                                        "lower --lr (now 0.001), checking that")  # fmt: skip
+    assert str(caught.value).endswith("; no checkpoint was written yet")
+    assert not RunDir(tmp_path / "b" / "run").has_state()
+
+
+def test_diagnose_names_the_first_bad_term_and_the_kind_s_learning_rate(tmp_path):
+    config = make(tmp_path, kind="gan", gan_lr=3e-4, grad_clip=0.5)
+    bad = loop.NonFinite({"d_loss": torch.tensor(1.0), "g_loss": torch.tensor([1.0, math.inf])}, 2)
+    error = loop.diagnose(bad, 7, 1, config, "gan_lr", RunDir(tmp_path))
+    assert str(error) == ("training diverged: the g_loss term became non-finite at step 7 (epoch 1); try a lower "
+                          "--gan-lr (now 0.0003), checking that the data's values lie in [0, 1]; no checkpoint was "
+                          "written yet")  # fmt: skip
+    quiet = loop.NonFinite({"loss": torch.tensor(1.0)}, 1)  # every term finite: the loss is named
+    assert "the loss term" in str(loop.diagnose(quiet, 1, 1, config, "gan_lr", RunDir(tmp_path)))
+
+
+def test_a_global_batch_that_does_not_split_evenly_is_refused(tmp_path, dataset):
+    config = make(tmp_path, batch_size=7)
+    with pytest.raises(ConfigError) as caught:
+        loop.train(config, kinds.get("vae"), dataset, RunDir(tmp_path / "run"), world=World(rank=0, size=2))
+    assert str(caught.value) == "batch_size: the global batch 7 must divide evenly among 2 processes"
+
+
+def test_threads_option_sets_torch_threads(tmp_path, dataset, monkeypatch):
+    asked = []
+    monkeypatch.setattr(torch, "set_num_threads", asked.append)
+    train(make(tmp_path, epochs=1, threads=1), dataset)
+    train(make(tmp_path / "b", epochs=1), dataset)
+    assert asked == [1]
+
+
+def test_the_vae_step_is_the_negative_elbo_written_out(tmp_path, dataset):
+    config = make(tmp_path, beta=0.5, warmup_epochs=2.0, lr=0.01, grad_clip=0.05)
+    trainer = kinds.get("vae").trainer(config, SHAPE, torch.device("cpu"), World())
+    twin = copy.deepcopy(trainer.model)
+    x = dataset.train.images[:8].float() / 255
+    terms, loss = trainer.forward(x, None, 0.5, torch.Generator().manual_seed(1))
+    out = twin(x, torch.Generator().manual_seed(1))
+    sums = batch_sums("bernoulli", out.output, x, out.posterior, twin.log_sigma)
+    expected_loss = sums["recon"] + 0.125 * sums["kl"]  # beta 0.5 a quarter of the way through its warm-up
+    assert set(terms) == {"loss", "recon", "kl"}
+    torch.testing.assert_close(terms["loss"], expected_loss)
+    torch.testing.assert_close(terms["recon"], sums["recon"])
+    torch.testing.assert_close(loss, expected_loss / 8)
+    assert trainer.update(loss) == {}
+    optimizer = torch.optim.Adam(twin.parameters(), lr=0.01)
+    (expected_loss / 8).backward()
+    torch.nn.utils.clip_grad_norm_(twin.parameters(), 0.05)
+    optimizer.step()
+    for a, b in zip(trainer.model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b)
+    assert trainer.record(1) == {"beta": 0.25, "lr": 0.01}
+    trainer.set_lr(make(tmp_path, lr=0.003))
+    assert trainer.optimizers["adam"].param_groups[0]["lr"] == 0.003 and trainer.extra_weights() == {}
+
+
+def test_the_vae_step_binarizes_with_the_noise_generator(tmp_path, dataset):
+    config = make(tmp_path, binarize=True)
+    trainer = kinds.get("vae").trainer(config, SHAPE, torch.device("cpu"), World())
+    twin = copy.deepcopy(trainer.model)
+    x = dataset.train.images[:8].float() / 255
+    terms, _ = trainer.forward(x, None, 0.0, torch.Generator().manual_seed(2))
+    noise = torch.Generator().manual_seed(2)
+    xb = binarize(x, noise)
+    out = twin(xb, noise)
+    torch.testing.assert_close(
+        terms["recon"], batch_sums("bernoulli", out.output, xb, out.posterior, twin.log_sigma)["recon"]
+    )
+
+
+def test_the_gaussian_vae_logs_its_squared_error_and_checks_its_options(tmp_path, dataset):
+    trainer = kinds.get("vae").trainer(make(tmp_path, likelihood="gaussian", sigma=0.5, learn_sigma=True), SHAPE,
+                                       torch.device("cpu"), World())  # fmt: skip
+    assert (
+        trainer.model.likelihood == "gaussian"
+        and trainer.model.config.sigma == 0.5
+        and trainer.model.config.learn_sigma
+    )
+    terms, _ = trainer.forward(dataset.train.images[:4].float() / 255, None, 0.0, torch.Generator().manual_seed(0))
+    assert set(terms) == {"loss", "recon", "kl", "sq_error"}
+    with pytest.raises(ConfigError, match="^binarize: only makes sense with likelihood = bernoulli$"):
+        make(tmp_path, likelihood="gaussian", binarize=True)
+    with pytest.raises(ConfigError, match="^learn_sigma: only makes sense with likelihood = gaussian$"):
+        make(tmp_path, learn_sigma=True)
+
+
+def test_the_vae_test_terms_use_the_seeded_eval_noise(tmp_path, dataset):
+    config = make(tmp_path, beta=3.0, warmup_epochs=2.0, binarize=True, seed=5, eval_batch_size=3)
+    trainer = kinds.get("vae").trainer(config, SHAPE, torch.device("cpu"), World())
+    got = trainer.test_terms(dataset.test.images, None, 1)
+    expected = split_terms(trainer.model, dataset.test.images, beta=1.5, binarize=True, seed=5 + EVAL_SEED_OFFSET,
+                           batch_size=3)  # fmt: skip
+    assert got == expected
+
+
+def test_the_progress_bar_shows_each_epoch_and_its_train_and_test_loss(tmp_path, dataset, capfd, monkeypatch):
+    train(make(tmp_path / "quiet"), dataset)
+    assert capfd.readouterr().err == ""  # --quiet
+    monkeypatch.setenv("VAELAB_PROGRESS", "1")
+    train(make(tmp_path, quiet=False), dataset)
+    err = capfd.readouterr().err
+    last = RunDir(tmp_path / "run").read_metrics()[1][-1]
+    assert "epoch 1/2" in err and "epoch 2/2" in err and "24.0/24.0" in err and "img/s" in err
+    assert f"loss={last['train']['loss']:.3f}, test={last['test']['loss']:.3f}]" in err
+
+
+def test_a_run_is_its_seeded_epochs_written_out(tmp_path, dataset):
+    """train = the model initialised from the seed, the batch order drawn from the seed, the noise from seed + 1."""
+    config = make(tmp_path, seed=4, binarize=True)
+    trained = train(config, dataset)
+    torch.manual_seed(4)
+    cpu = torch.device("cpu")
+    trainer = kinds.get("vae").trainer(config, SHAPE, cpu, World())
+    order, noise = torch.Generator().manual_seed(4), torch.Generator().manual_seed(5)
+    for epoch in (1, 2):
+        loop.train_epoch(trainer, dataset.train.images, dataset.train.labels, config, epoch, order, noise, World(), cpu)
+    for a, b in zip(trained.model.parameters(), trainer.model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_resume_accepts_a_checkpoint_of_any_epoch_up_to_ten_million(tmp_path, dataset):
+    train(make(tmp_path, epochs=1), dataset)
+    run = RunDir(tmp_path / "run")
+    tensors, metadata = read_safetensors(run.state_path)
+    from safetensors.torch import save_file
+
+    save_file(tensors, run.state_path, metadata={**metadata, "info": json.dumps({"epoch": 10**7, "step": 3})})
+    trained = train(make(tmp_path, epochs=2), dataset, resume=True)  # nothing left to train: the checkpoint is past it
+    assert trained.run_dir.path == run.path and [e["epoch"] for e in run.read_metrics()[1]] == [1]
+
+
+def test_the_default_run_dir_is_named_after_the_data_s_last_path_part(tmp_path):
+    config = make(tmp_path, data="sets/boX/", latent_dim=3)
+    assert loop.default_run_dir(config, str(tmp_path)).path == tmp_path / "boX-mlp-z3"
