@@ -9,7 +9,7 @@ from torch.distributions import Bernoulli, Independent, Normal
 
 from vaelab.evaluate import frechet
 from vaelab.evaluate.frechet import frechet_distance, precision_recall
-from vaelab.evaluate.iwae import iwae_log_likelihood
+from vaelab.evaluate.iwae import BLOCK_FLOATS, decoded_width, iwae_log_likelihood
 from vaelab.evaluate.latents import active_units, collapse_warning, posterior_stats
 from vaelab.losses import binarize, vae_terms
 from vaelab.models import VAE, VAEConfig
@@ -65,14 +65,15 @@ def test_iwae_matches_the_written_out_estimator(likelihood, k, rows):
 def test_iwae_defaults_and_bf16(capfd, monkeypatch):
     monkeypatch.setenv("VAELAB_PROGRESS", "1")  # a bar would show, were it not quiet by default
     model, data = tiny_vae(), images(4)
+    rows = BLOCK_FLOATS // decoded_width(model)  # the default block
     default = iwae_log_likelihood(model, data, 4)
-    assert torch.equal(default, iwae_log_likelihood(model, data, 4, seed=0, rows=8192, device="cpu"))
+    assert torch.equal(default, iwae_log_likelihood(model, data, 4, seed=0, rows=rows, device="cpu"))
     assert capfd.readouterr().err == ""  # quiet unless asked
     assert torch.equal(iwae_log_likelihood(model, data[:1]), iwae_log_likelihood(model, data[:1], 1000))  # k = 1000
-    # k above the default rows: the samples come in chunks of 8192, drawn differently from one block of 8193
-    chunked = iwae_log_likelihood(model, data[:1], 8193)
-    assert torch.equal(chunked, iwae_log_likelihood(model, data[:1], 8193, rows=8192))
-    assert not torch.equal(chunked, iwae_log_likelihood(model, data[:1], 8193, rows=8193))
+    # k above the default rows: the samples come in chunks of `rows`, drawn differently from one block of rows + 1
+    chunked = iwae_log_likelihood(model, data[:1], rows + 1)
+    assert torch.equal(chunked, iwae_log_likelihood(model, data[:1], rows + 1, rows=rows))
+    assert not torch.equal(chunked, iwae_log_likelihood(model, data[:1], rows + 1, rows=rows + 1))
     bf16 = iwae_log_likelihood(model, data, 4, precision="bf16")
     assert not torch.equal(bf16, default) and torch.allclose(bf16, default, atol=0.5)
     assert torch.equal(iwae_log_likelihood(model, data, 4, precision="fp32"), default)
