@@ -175,3 +175,80 @@ def test_the_vaegan_gates_its_updates_on_the_discriminator_s_bce(tmp_path, bce, 
     assert flags == {"d_updated": torch.tensor(d_updated), "dec_adv_updated": torch.tensor(dec_adv)}
     moved = any(not torch.equal(a, b) for a, b in zip(trainer.disc.parameters(), disc.parameters()))
     assert moved == bool(d_updated)
+
+
+def cvae_encoder_by_hand(model, x, onehot):
+    """q(z | x, y) of the MLP encoder written out: the label's embedding added to the first dense layer."""
+    first, last = model.encoder[1], model.encoder[3]
+    hidden = torch.relu(x.flatten(1) @ first.weight.T + first.bias + onehot @ model.label_embedding.weight.T)
+    mean, logvar = (hidden @ last.weight.T + last.bias).chunk(2, dim=1)
+    return mean, logvar
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.5])
+def test_the_cvae_step_is_the_conditional_elbo_written_out(tmp_path, beta):
+    """Sohn et al. 2015: q(z|x,y), p(x|z,y); a label hidden with probability label_dropout in both networks."""
+    config = make(tmp_path, kind="cvae", classes=3, label_dropout=0.5, beta=beta)
+    trainer = trainer_of(config)
+    model = copy.deepcopy(trainer.model)
+    x, y = batch(), torch.tensor([0, 1, 2, 2, 1, 0])
+    terms, loss = trainer.forward(x, y, 0.0, torch.Generator().manual_seed(5))
+    noise = torch.Generator().manual_seed(5)
+    keep = ~(torch.rand(6, generator=noise) < 0.5)[:, None]
+    assert 0 < int(keep.sum()) < 6  # this seed hides some labels, not all: both branches are checked
+    onehot = torch.nn.functional.one_hot(y, 3).float()
+    with_label = cvae_encoder_by_hand(model, x, onehot)
+    without = cvae_encoder_by_hand(model, x, torch.zeros(6, 3))
+    mean, logvar = (torch.where(keep, a, b) for a, b in zip(with_label, without))
+    z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=noise)
+    logits = model.decoder(torch.cat([z, onehot * keep], dim=1))
+    recon = -bernoulli_log_likelihood(logits, x).sum()
+    kl = (0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar)).sum()
+    torch.testing.assert_close(terms["recon"], recon)
+    torch.testing.assert_close(terms["kl"], kl)
+    torch.testing.assert_close(terms["loss"], recon + beta * kl)
+    torch.testing.assert_close(loss, (recon + beta * kl) / 6)
+
+
+def test_the_cvae_model_conditions_encoder_decoder_and_samples_on_the_label(tmp_path):
+    trainer = trainer_of(make(tmp_path, kind="cvae", classes=3))
+    model = trainer.model.eval()
+    x, y = batch(4), torch.tensor([2, 0, 1, 1])
+    onehot = torch.nn.functional.one_hot(y, 3).float()
+    torch.testing.assert_close(model.encode(x, y).mean, cvae_encoder_by_hand(model, x, onehot)[0])
+    torch.testing.assert_close(model.encode(x).mean, cvae_encoder_by_hand(model, x, torch.zeros(4, 3))[0])
+    z = torch.randn(4, 2, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(model.decode(z, y), model.decoder(torch.cat([z, onehot], 1)))
+    torch.testing.assert_close(model.decode(z), model.decoder(torch.cat([z, torch.zeros(4, 3)], 1)))
+    # leading dimensions: [k, N, D] latents with [N] labels decode as k batches
+    stacked = torch.stack([z, 2 * z])
+    torch.testing.assert_close(model.decode(stacked, y)[1], model.decode(2 * z, y))
+    torch.testing.assert_close(model.sample(4, z=z, labels=1), torch.sigmoid(model.decode(z, torch.ones(4).long())))
+    torch.testing.assert_close(model.sample(4, z=z), torch.sigmoid(model.decode(z)))
+    torch.testing.assert_close(model.reconstruct(x, y), torch.sigmoid(model.decode(model.encode(x, y).mean, y)))
+    drawn = model.sample(5, torch.Generator().manual_seed(4))
+    generator = torch.Generator().manual_seed(4)
+    z5 = model.sample_prior(5, generator)
+    labels = torch.randint(3, (5,), generator=generator)
+    torch.testing.assert_close(drawn, torch.sigmoid(model.decode(z5, labels)))
+    assert model.classes == 3
+
+
+def test_the_cvae_reads_its_classes_from_the_data_and_refuses_unlabelled_data(tmp_path):
+    from vaelab import data
+    from vaelab.errors import ConfigError, DataError
+    from vaelab.kinds.cvae import prepare
+
+    images = (batch(6) * 255).to(torch.uint8)
+    labelled = data.Dataset(
+        "d", data.Split(images, torch.tensor([0, 1, 2, 3, 0, 1])), data.Split(images[:2], torch.tensor([0, 3]))
+    )
+    config = make(tmp_path, kind="cvae")
+    prepare(config, labelled)
+    assert config.options.classes == 4
+    prepare(make(tmp_path, kind="cvae", classes=4), labelled)  # as many classes as the data: allowed
+    prepare(make(tmp_path, kind="cvae", classes=6), labelled)  # more: allowed
+    with pytest.raises(ConfigError, match="4 classes, more than --classes 3"):
+        prepare(make(tmp_path, kind="cvae", classes=3), labelled)
+    with pytest.raises(DataError, match="has no labels"):
+        prepare(make(tmp_path, kind="cvae"), data.Dataset("d", data.Split(images), data.Split(images[:2])))
