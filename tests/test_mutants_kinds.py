@@ -185,15 +185,31 @@ def cvae_encoder_by_hand(model, x, onehot):
     return mean, logvar
 
 
-@pytest.mark.parametrize("beta", [1.0, 0.5])
-def test_the_cvae_step_is_the_conditional_elbo_written_out(tmp_path, beta):
+CVAE_CASES = {
+    "plain": {},
+    "beta-and-warm-up": {"beta": 0.5, "warmup_epochs": 2.0},
+    "binarized": {"binarize": True},
+    "gaussian-learned-sigma": {"likelihood": "gaussian", "learn_sigma": True},
+}
+
+
+@pytest.mark.parametrize("case", CVAE_CASES)
+def test_the_cvae_step_is_the_conditional_elbo_written_out(tmp_path, case):
     """Sohn et al. 2015: q(z|x,y), p(x|z,y); a label hidden with probability label_dropout in both networks."""
-    config = make(tmp_path, kind="cvae", classes=3, label_dropout=0.5, beta=beta)
-    trainer = trainer_of(config)
+    from vaelab.losses import gaussian_log_likelihood, kl_weight
+
+    options = CVAE_CASES[case]
+    trainer = trainer_of(make(tmp_path, kind="cvae", classes=3, label_dropout=0.5, **options))
     model = copy.deepcopy(trainer.model)
+    if options.get("learn_sigma"):  # away from its initial value, so that a likelihood ignoring it shows
+        with torch.no_grad():
+            for held in (model, trainer.model):
+                held.log_sigma.fill_(-0.3)
     x, y = batch(), torch.tensor([0, 1, 2, 2, 1, 0])
-    terms, loss = trainer.forward(x, y, 0.0, torch.Generator().manual_seed(5))
+    terms, loss = trainer.forward(x, y, 0.5, torch.Generator().manual_seed(5))
     noise = torch.Generator().manual_seed(5)
+    if options.get("binarize"):
+        x = (torch.rand(x.shape, generator=noise) < x).float()
     keep = ~(torch.rand(6, generator=noise) < 0.5)[:, None]
     assert 0 < int(keep.sum()) < 6  # this seed hides some labels, not all: both branches are checked
     onehot = torch.nn.functional.one_hot(y, 3).float()
@@ -201,13 +217,66 @@ def test_the_cvae_step_is_the_conditional_elbo_written_out(tmp_path, beta):
     without = cvae_encoder_by_hand(model, x, torch.zeros(6, 3))
     mean, logvar = (torch.where(keep, a, b) for a, b in zip(with_label, without))
     z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=noise)
-    logits = model.decoder(torch.cat([z, onehot * keep], dim=1))
-    recon = -bernoulli_log_likelihood(logits, x).sum()
+    output = model.decoder(torch.cat([z, onehot * keep], dim=1))
+    if options.get("likelihood") == "gaussian":
+        recon = -gaussian_log_likelihood(output, x, model.log_sigma).sum()
+    else:
+        recon = -bernoulli_log_likelihood(output, x).sum()
     kl = (0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar)).sum()
+    beta = kl_weight(options.get("beta", 1.0), 0.5, options.get("warmup_epochs", 0.0))
+    assert beta == (0.125 if "warmup_epochs" in options else 1.0)
     torch.testing.assert_close(terms["recon"], recon)
     torch.testing.assert_close(terms["kl"], kl)
     torch.testing.assert_close(terms["loss"], recon + beta * kl)
     torch.testing.assert_close(loss, (recon + beta * kl) / 6)
+
+
+def test_the_cvae_test_terms_are_seeded_means_of_the_conditional_elbo(tmp_path):
+    """The logged test terms: the labelled ELBO over the split, in batches of eval_batch_size, seeded with
+    seed + EVAL_SEED_OFFSET, the KL weighed by the epoch's beta."""
+    from vaelab.losses import kl_weight, vae_terms
+    from vaelab.noise import EVAL_SEED_OFFSET
+
+    trainer = trainer_of(make(tmp_path, kind="cvae", classes=3, seed=2, eval_batch_size=4, beta=2.0, warmup_epochs=4))
+    images, labels = (batch(10, seed=3) * 255).to(torch.uint8), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    trainer.model.train()
+    got = trainer.test_terms(images, labels, 1)
+    assert trainer.model.training  # left as it was
+    model = trainer.model.eval()
+    generator = torch.Generator().manual_seed(2 + EVAL_SEED_OFFSET)
+    sums = {}
+    with torch.no_grad():
+        for start in (0, 4, 8):
+            x, y = images[start : start + 4].float() / 255, labels[start : start + 4]
+            out = model(x, generator, y)
+            terms = vae_terms(model.likelihood, out.output, x, out.posterior, model.log_sigma, kl_weight(2.0, 1, 4))
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + float(value.double().sum())
+    assert got == pytest.approx({name: value / 10 for name, value in sums.items()}, rel=1e-6)
+    assert got["loss"] == pytest.approx(got["recon"] + 0.5 * got["kl"], rel=1e-6)
+    # the model's forward pass: encode with the label, sample, decode with the label
+    x, y = images[:3].float() / 255, labels[:3]
+    out = model(x, torch.Generator().manual_seed(9), y)
+    posterior = model.encode(x, y)
+    z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=torch.Generator().manual_seed(9))
+    torch.testing.assert_close(out.z, z)
+    torch.testing.assert_close(out.posterior.mean, posterior.mean)
+    torch.testing.assert_close(out.output, model.decode(z, y))
+
+
+def test_the_cvae_needs_its_classes_before_it_is_built(tmp_path):
+    from vaelab.errors import ConfigError
+    from vaelab.kinds.cvae import CVAE, CVAEConfig, build
+    from vaelab.models import VAEConfig
+
+    with pytest.raises(
+        ConfigError, match=r"^classes: unknown; train through vaelab\.training\.loop, which reads them from the data$"
+    ):
+        trainer_of(make(tmp_path, kind="cvae"))
+    built = build(CVAEConfig(shape=SHAPE, latent_dim=2, hidden=(8,), classes=4))
+    assert isinstance(built, CVAE) and built.classes == 4
+    plain = build(VAEConfig(shape=SHAPE, latent_dim=2, hidden=(8,)))  # a plain model config: the default classes
+    assert isinstance(plain, CVAE) and plain.classes == 10 and plain.label_embedding.bias is None
 
 
 def test_the_cvae_model_conditions_encoder_decoder_and_samples_on_the_label(tmp_path):
@@ -250,5 +319,10 @@ def test_the_cvae_reads_its_classes_from_the_data_and_refuses_unlabelled_data(tm
     prepare(make(tmp_path, kind="cvae", classes=6), labelled)  # more: allowed
     with pytest.raises(ConfigError, match="4 classes, more than --classes 3"):
         prepare(make(tmp_path, kind="cvae", classes=3), labelled)
-    with pytest.raises(DataError, match="has no labels"):
+    message = (
+        "d: has no labels, and a conditional VAE (--kind cvae) needs one per image; use a labelled data set "
+        "(mnist-mini, an .npz with train_labels and test_labels, or an image folder with one subfolder per class)"
+    )
+    with pytest.raises(DataError) as raised:
         prepare(make(tmp_path, kind="cvae"), data.Dataset("d", data.Split(images), data.Split(images[:2])))
+    assert str(raised.value) == message
