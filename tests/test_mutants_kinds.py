@@ -326,3 +326,20 @@ def test_the_cvae_reads_its_classes_from_the_data_and_refuses_unlabelled_data(tm
     with pytest.raises(DataError) as raised:
         prepare(make(tmp_path, kind="cvae"), data.Dataset("d", data.Split(images), data.Split(images[:2])))
     assert str(raised.value) == message
+
+
+def test_the_vae_trainer_honours_bf16_and_compile_and_names_its_network_vae(tmp_path, monkeypatch):
+    """The names in training_state.safetensors ("vae") are what older runs resume from; bf16 autocasts the forward
+    pass (close to fp32, not equal); --compile goes through torch.compile."""
+    x = batch()
+    fp32 = trainer_of(make(tmp_path, kind="vae"))
+    bf16 = trainer_of(make(tmp_path, kind="vae", precision="bf16"))
+    assert fp32.modules == {"vae": fp32.model}
+    a, _ = fp32.forward(x, None, 0.0, torch.Generator().manual_seed(1))
+    b, _ = bf16.forward(x, None, 0.0, torch.Generator().manual_seed(1))
+    assert not torch.equal(a["recon"], b["recon"])
+    torch.testing.assert_close(a["recon"], b["recon"], rtol=0.02, atol=0.5)
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: compiled.append(module) or module)
+    trainer = trainer_of(make(tmp_path, kind="vae", compile=True))
+    assert compiled == [trainer.model]
