@@ -343,3 +343,32 @@ def test_the_vae_trainer_honours_bf16_and_compile_and_names_its_network_vae(tmp_
     monkeypatch.setattr(torch, "compile", lambda module, **kw: compiled.append(module) or module)
     trainer = trainer_of(make(tmp_path, kind="vae", compile=True))
     assert compiled == [trainer.model]
+
+
+@pytest.mark.parametrize("options", [{"binarize": True}, {"likelihood": "gaussian", "learn_sigma": True}])
+def test_the_cvae_conditional_terms_binarize_and_use_the_learned_sigma(tmp_path, options):
+    """conditional_terms (the CVAE's test terms and its eval ELBO): binarized with the split's seeded generator
+    before the labelled pass, the Gaussian likelihood with the model's own sigma, the KL weight 1 by default."""
+    from vaelab.kinds.cvae import conditional_terms
+    from vaelab.losses import binarize, vae_terms
+
+    trainer = trainer_of(make(tmp_path, kind="cvae", classes=3, **options))
+    model = trainer.model.eval()
+    with torch.no_grad():
+        model.log_sigma.fill_(-0.4)
+    images, labels = (batch(5, seed=6) * 255).to(torch.uint8), torch.tensor([2, 1, 0, 1, 2])
+    got = conditional_terms(model, images, labels, binarize_images=bool(options.get("binarize")), seed=4,
+                            batch_size=8, device=torch.device("cpu"), world=World())  # fmt: skip
+    generator = torch.Generator().manual_seed(4)
+    x = images.float() / 255
+    if options.get("binarize"):
+        x = binarize(x, generator)
+    with torch.no_grad():
+        out = model(x, generator, labels)
+        terms = vae_terms(model.likelihood, out.output, x, out.posterior, model.log_sigma, 1.0)
+    assert got == pytest.approx({name: float(value.double().mean()) for name, value in terms.items()}, rel=1e-6)
+    assert got["loss"] == pytest.approx(got["recon"] + got["kl"], rel=1e-6)  # the default KL weight: 1
+    if options.get("binarize"):  # the trainer's test terms binarize too
+        assert trainer.test_terms(images, labels, 1) == pytest.approx(
+            conditional_terms(model, images, labels, binarize_images=True, seed=trainer.config.seed + 10_000,
+                              batch_size=trainer.config.eval_batch_size, device=torch.device("cpu"), world=World()))  # fmt: skip
