@@ -20,10 +20,10 @@ import argparse
 import datetime
 import platform
 import statistics
-import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+from train_speed import matmul_ceiling  # bench/ is the script's directory: on sys.path
 
 from vaelab import data, kinds
 from vaelab.device import World
@@ -63,17 +63,6 @@ class Contender:
         return counter.get_total_flops() / batch
 
 
-def matmul_ceiling(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=6, help="epochs per contender in the speed race (0: skip it)")
@@ -98,13 +87,13 @@ def race(dataset: data.Dataset, epochs: int) -> None:
         "bf16, contiguous (0.2.0)": Contender(dataset, "bf16", channels_last=False),
         "bf16, channels-last": Contender(dataset, "bf16", channels_last=True),
     }
-    ceilings = {"fp32": matmul_ceiling(torch.float32), "bf16": matmul_ceiling(torch.bfloat16)}
+    ceilings = {"fp32": matmul_ceiling(dtype=torch.float32), "bf16": matmul_ceiling(dtype=torch.bfloat16)}
     speeds: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(epochs):
         for name, contender in contenders.items():
             speeds[name].append(contender.epoch())
-    ceilings = {"fp32": max(ceilings["fp32"], matmul_ceiling(torch.float32)),
-                "bf16": max(ceilings["bf16"], matmul_ceiling(torch.bfloat16))}  # fmt: skip
+    ceilings = {"fp32": max(ceilings["fp32"], matmul_ceiling(dtype=torch.float32)),
+                "bf16": max(ceilings["bf16"], matmul_ceiling(dtype=torch.bfloat16))}  # fmt: skip
     print(f"matmul ceiling: fp32 {ceilings['fp32'] / 1e9:.0f} GFLOP/s, bf16 {ceilings['bf16'] / 1e9:.0f} GFLOP/s")
     reference = statistics.median(speeds["fp32, contiguous (0.2.0)"][1:] or speeds["fp32, contiguous (0.2.0)"])
     print(f"{'contender':<26} {'images/s':>9} {'vs 0.2.0 fp32':>14} {'MFLOP/img':>10} {'of ceiling':>11}")
