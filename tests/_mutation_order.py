@@ -5,6 +5,7 @@ tests go first and the in-process training runs last."""
 SLOW = (
     "tests/test_mutants_training.py",
     "tests/test_mutants_kinds.py",
+    "tests/test_mutants_world.py",
     "tests/test_evaluate.py::test_iwae_approaches_the_exact_likelihood",
 )
 

@@ -5,6 +5,7 @@ against the same step written out. Written to kill the mutants scripts/mutate.py
 import copy
 import json
 import math
+import time
 
 import pytest
 import torch
@@ -46,9 +47,14 @@ def train(config, dataset, resume=False, on_epoch=None):
 def test_a_run_writes_its_config_metrics_weights_and_state(tmp_path, dataset):
     config = make(tmp_path, beta=2.0, warmup_epochs=4.0)
     seen = []
-    trained = train(config, dataset, on_epoch=lambda run_dir, epoch, model: seen.append((epoch, model.training)))
+    started = time.perf_counter()
+    trained = train(
+        config, dataset, on_epoch=lambda run_dir, epoch, model: seen.append((run_dir.path, epoch, model.training))
+    )
+    elapsed = time.perf_counter() - started
     run = RunDir(tmp_path / "run")
-    assert trained.run_dir.path == run.path and not trained.model.training and seen == [(1, False), (2, False)]
+    assert trained.run_dir.path == run.path and not trained.model.training
+    assert seen == [(run.path, 1, False), (run.path, 2, False)]
     meta = run.read_config()
     assert (
         meta["kind"] == "vae" and meta["train"] == config.to_dict() and meta["model"] == trained.model.config.to_dict()
@@ -62,7 +68,7 @@ def test_a_run_writes_its_config_metrics_weights_and_state(tmp_path, dataset):
     for e in epochs:
         assert set(e["train"]) == set(e["test"]) == {"loss", "recon", "kl"}
         assert e["beta"] == kl_weight(2.0, e["epoch"], 4.0) and e["lr"] == 1e-3
-        assert e["images_per_s"] == pytest.approx(24 / e["seconds"]) and e["seconds"] > 0
+        assert e["images_per_s"] == pytest.approx(24 / e["seconds"]) and 0 < e["seconds"] < elapsed
     model = VAE(VAEConfig(**meta["model"]))
     model.load_state_dict(read_safetensors(run.model_path)[0])
     for k, v in trained.model.state_dict().items():
@@ -78,27 +84,23 @@ def test_a_run_writes_its_config_metrics_weights_and_state(tmp_path, dataset):
 
 def test_epoch_means_are_those_of_a_written_out_loop(tmp_path, dataset):
     """train_epoch against the same epoch written out: the batch order, the noise and the per-image means."""
-    config = make(tmp_path, batch_size=10, binarize=True)  # 24 images: batches of 10, 10, 4
+    config = make(tmp_path, batch_size=10, binarize=True, warmup_epochs=3.0)  # 24 images: batches of 10, 10, 4
     trainer = kinds.get("vae").trainer(config, SHAPE, torch.device("cpu"), World())
     twin = copy.deepcopy(trainer)
-    means, seconds = loop.train_epoch(trainer, dataset.train.images, None, config, 1, torch.Generator().manual_seed(3),
+    progress = []
+    forward = trainer.forward
+    trainer.forward = lambda x, y, p, generator: progress.append(p) or forward(x, y, p, generator)
+    means, seconds = loop.train_epoch(trainer, dataset.train.images, None, config, 2, torch.Generator().manual_seed(3),
                                       torch.Generator().manual_seed(4), World(), torch.device("cpu"))  # fmt: skip
     assert seconds > 0 and trainer.model.training
+    assert progress == [1, 1 + 1 / 3, 1 + 2 / 3]  # the epochs done, fractions included: the KL warm-up reads it
     order, noise = torch.Generator().manual_seed(3), torch.Generator().manual_seed(4)
-    totals, progress = {}, []
-    forward = twin.forward
-
-    def spy(x, y, p, generator):
-        progress.append(p)
-        return forward(x, y, p, generator)
-
-    twin.forward = spy
+    totals = {}
     for i, (x, _) in enumerate(data.batches(dataset.train.images, 10, shuffle=True, generator=order)):
-        terms, pending = twin.forward(x, None, i / 3, noise)
+        terms, pending = twin.forward(x, None, 1 + i / 3, noise)
         twin.update(pending)
         for name, value in terms.items():
             totals[name] = totals.get(name, 0.0) + float(value.detach())
-    assert progress == [0, 1 / 3, 2 / 3]
     assert means == pytest.approx({name: value / 24 for name, value in totals.items()}, rel=1e-6)
     for a, b in zip(trainer.model.parameters(), twin.model.parameters()):
         assert torch.equal(a, b)
@@ -326,14 +328,47 @@ def test_the_vae_test_terms_use_the_seeded_eval_noise(tmp_path, dataset):
 
 
 def test_the_progress_bar_shows_each_epoch_and_its_train_and_test_loss(tmp_path, dataset, capfd, monkeypatch):
+    monkeypatch.setenv("VAELAB_PROGRESS", "1")  # shown even off a terminal
     train(make(tmp_path / "quiet"), dataset)
     assert capfd.readouterr().err == ""  # --quiet
-    monkeypatch.setenv("VAELAB_PROGRESS", "1")
     train(make(tmp_path, quiet=False), dataset)
     err = capfd.readouterr().err
     last = RunDir(tmp_path / "run").read_metrics()[1][-1]
     assert "epoch 1/2" in err and "epoch 2/2" in err and "24.0/24.0" in err and "img/s" in err
     assert f"loss={last['train']['loss']:.3f}, test={last['test']['loss']:.3f}]" in err
+    assert err.count("\n") == 2 and err.endswith("]\n")  # each epoch's bar is left on its own line
+
+
+class Bar:
+    """What train_epoch asks of its progress bar, recorded."""
+
+    def __init__(self):
+        self.updates, self.postfixes = [], []
+
+    def update(self, n):
+        self.updates.append(n)
+
+    def set_postfix(self, *args, **kwargs):
+        self.postfixes.append((args, kwargs))
+
+
+@pytest.mark.parametrize("kind", ["vae", "gan"])
+def test_the_bar_counts_images_and_shows_every_tenth_batch_s_terms_per_image(tmp_path, dataset, kind):
+    """12 batches of 2: the bar moves by 2 images per batch; batches 0 and 10 show the kind's `shown` terms per
+    image (a VAE's terms are batch sums, a GAN's batch means), without forcing a redraw."""
+    config = make(tmp_path, kind=kind, batch_size=2)
+    trainer = kinds.get(kind).trainer(config, SHAPE, torch.device("cpu"), World())
+    seen = []
+    forward = trainer.forward
+    trainer.forward = lambda *args: seen.append(forward(*args)) or seen[-1]
+    bar = Bar()
+    loop.train_epoch(trainer, dataset.train.images, None, config, 1, torch.Generator().manual_seed(3),
+                     torch.Generator().manual_seed(4), World(), torch.device("cpu"), bar)  # fmt: skip
+    assert bar.updates == [2] * 12
+    per_image = 2 if kind == "vae" else 1
+    expected = [((({label: f"{seen[i][0][t].item() / per_image:.3f}" for label, t in trainer.shown.items()}),),
+                 {"refresh": False}) for i in (0, 10)]  # fmt: skip
+    assert bar.postfixes == expected and len(trainer.shown) == (1 if kind == "vae" else 2)
 
 
 def test_a_run_is_its_seeded_epochs_written_out(tmp_path, dataset):
@@ -364,3 +399,50 @@ def test_resume_accepts_a_checkpoint_of_any_epoch_up_to_ten_million(tmp_path, da
 def test_the_default_run_dir_is_named_after_the_data_s_last_path_part(tmp_path):
     config = make(tmp_path, data="sets/boX/", latent_dim=3)
     assert loop.default_run_dir(config, str(tmp_path)).path == tmp_path / "boX-mlp-z3"
+
+
+def test_a_conditional_run_reads_its_classes_and_trains_and_tests_with_the_labels(tmp_path, dataset):
+    """The kind's `prepare` reads the classes before config.json is written; every batch and the test split
+    go to the trainer with their labels (the written-out run draws the same batches)."""
+    from vaelab.kinds.cvae import conditional_terms
+
+    config = make(tmp_path, kind="cvae", seed=2)
+    trained = train(config, dataset)
+    run = RunDir(tmp_path / "run")
+    assert run.read_config()["model"]["classes"] == 2 and trained.model.classes == 2
+    torch.manual_seed(2)
+    cpu = torch.device("cpu")
+    trainer = kinds.get("cvae").trainer(config, SHAPE, cpu, World())
+    order, noise = torch.Generator().manual_seed(2), torch.Generator().manual_seed(3)
+    seen = []
+    forward = trainer.forward
+    trainer.forward = lambda x, y, p, generator: seen.append(y) or forward(x, y, p, generator)
+    for epoch in (1, 2):
+        loop.train_epoch(trainer, dataset.train.images, dataset.train.labels, config, epoch, order, noise, World(), cpu)
+    assert all(y is not None and y.shape == (8,) for y in seen)
+    for a, b in zip(trained.model.parameters(), trainer.model.parameters()):
+        assert torch.equal(a, b)
+    expected = conditional_terms(trained.model, dataset.test.images, dataset.test.labels, binarize_images=False,
+                                 seed=2 + EVAL_SEED_OFFSET, batch_size=4, device=cpu, world=World())  # fmt: skip
+    assert run.read_metrics()[1][-1]["test"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_gan_run_saves_its_discriminator_beside_the_generator(tmp_path, dataset):
+    from vaelab.models.gan import Discriminator
+
+    trained = train(make(tmp_path, kind="gan", epochs=1), dataset)
+    run = RunDir(tmp_path / "run")
+    assert sorted(p.name for p in run.path.iterdir()) == ["config.json", "discriminator.safetensors", "metrics.jsonl",
+                                                          "model.safetensors", "training_state.safetensors"]  # fmt: skip
+    saved, _ = read_safetensors(run.weights_path("discriminator"))
+    disc = Discriminator(trained.model.config)
+    disc.load_state_dict(saved)
+    state, _ = read_safetensors(run.state_path)
+    for name, value in disc.state_dict().items():
+        assert torch.equal(value, state[f"model/discriminator/{name}"])
+
+
+def test_train_starts_a_new_run_unless_told_to_resume(tmp_path, dataset):
+    config = make(tmp_path, epochs=1)
+    trained = loop.train(config, kinds.get("vae"), dataset, loop.prepare_run_dir(config, False))
+    assert read_state_info(trained.run_dir.state_path) == {"epoch": 1, "step": 3}

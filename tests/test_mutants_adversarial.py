@@ -1,0 +1,138 @@
+"""The VAE-GAN's step written out from Larsen et al. (2016, Algorithm 1) as this project weighs it: each network's
+loss, each network's gradient of its own loss only, the equilibrium gating at its exact boundaries, the logged
+terms, the test terms and the networks' names and optimizers; and the adversarial kinds' learning-rate change.
+Written for the mutation run of scripts/mutate.py (docs/mutation.md)."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vaelab import data, kinds
+from vaelab.device import World
+from vaelab.losses import bernoulli_log_likelihood, kl_weight
+from vaelab.noise import EVAL_SEED_OFFSET
+
+SHAPE = (1, 4, 4)
+CPU = torch.device("cpu")
+
+
+def make(tmp_path, **over):
+    values = {"epochs": 1, "batch_size": 8, "hidden": [8, 6], "latent_dim": 2, "quiet": True,
+              "out": str(tmp_path / "run"), "device": "cpu", "eval_batch_size": 4, "kind": "vaegan", **over}  # fmt: skip
+    return kinds.make_config(values)
+
+
+def trainer_of(config):
+    torch.manual_seed(0)
+    return kinds.get(config.kind).trainer(config, SHAPE, CPU, World())
+
+
+def batch(n=6, seed=0):
+    return torch.randint(0, 256, (n, *SHAPE), generator=torch.Generator().manual_seed(seed)).float() / 255
+
+
+OPTIONS = {"beta": 0.5, "warmup_epochs": 2.0, "gamma": 0.3, "pixel_weight": 0.2, "disc_layer": 0,
+           "equilibrium": 0.75, "margin": 0.25, "gan_lr": 0.01, "gan_betas": [0.6, 0.95], "grad_clip": 0.5}  # fmt: skip
+
+
+def by_hand(vae, disc, x, noise, beta, o):
+    """(logged terms, the encoder's, decoder's (without and with its adversarial term) and D's losses, D's BCEs)."""
+    b = x.shape[0]
+    q = vae.encode(x)
+    z = q.mean + q.std * torch.randn(q.mean.shape, generator=noise)
+    rec_logits = vae.decode(z)
+    prior = torch.randn(b, 2, generator=noise)
+    real, real_features = disc(x)
+    rec, rec_features = disc(torch.sigmoid(rec_logits))
+    prior_logits, _ = disc(torch.sigmoid(vae.decode(prior)))
+    llike = (0.5 * (real_features - rec_features).pow(2).sum(1)).mean()
+    kl = (0.5 * (q.mean.pow(2) + q.logvar.exp() - 1 - q.logvar)).sum(1).mean()
+    recon = -bernoulli_log_likelihood(rec_logits, x).mean()
+    g_adv = F.softplus(-rec).mean() + F.softplus(-prior_logits).mean()
+    bce = [F.softplus(-real).mean(), F.softplus(rec).mean(), F.softplus(prior_logits).mean()]
+    terms = {"recon": recon, "kl": kl, "feature_recon": llike, "d_loss": sum(bce), "g_loss": g_adv,
+             "d_real": torch.sigmoid(real).mean(), "d_fake": torch.sigmoid(torch.cat([rec, prior_logits])).mean()}  # fmt: skip
+    losses = {"encoder": beta * kl + llike + o["pixel_weight"] * recon,
+              "decoder_llike": o["gamma"] * llike + o["pixel_weight"] * recon, "decoder_adv": g_adv,
+              "discriminator": sum(bce), "bce": torch.stack([bce[0], (bce[1] + bce[2]) / 2])}  # fmt: skip
+    return terms, losses
+
+
+def test_the_vaegan_networks_their_names_and_their_optimizers(tmp_path):
+    trainer = trainer_of(make(tmp_path, **OPTIONS))
+    assert trainer.modules == {"vae": trainer.model, "discriminator": trainer.disc}  # the checkpoint's names
+    assert trainer.extra_weights() == {"discriminator": trainer.disc}
+    assert trainer.disc(batch())[1].shape == (6, 8)  # --disc-layer 0: the first hidden layer's 8 features
+    assert trainer_of(make(tmp_path)).disc(batch())[1].shape == (6, 6)  # the default -1: the last, of 6
+    assert set(trainer.optimizers) == {"encoder", "decoder", "discriminator"}
+    networks = {"encoder": trainer.model.encoder, "decoder": trainer.model.decoder, "discriminator": trainer.disc}
+    for name, optimizer in trainer.optimizers.items():
+        (group,) = optimizer.param_groups
+        assert group["lr"] == 0.01 and group["betas"] == (0.6, 0.95)
+        assert [id(p) for p in group["params"]] == [id(p) for p in networks[name].parameters()]
+    trainer.set_lr(make(tmp_path, gan_lr=0.002))
+    assert all(o.param_groups[0]["lr"] == 0.002 for o in trainer.optimizers.values())
+    assert trainer.record(1) == {"beta": 0.25, "lr": 0.01}  # the options' lr, the epoch's beta (warm-up of 2)
+    assert trainer.record(3) == {"beta": 0.5, "lr": 0.01}
+
+
+def test_the_vaegan_forward_pass_is_larsen_s_losses_written_out(tmp_path):
+    trainer = trainer_of(make(tmp_path, **OPTIONS))
+    vae, disc, x = copy.deepcopy(trainer.model), copy.deepcopy(trainer.disc), batch()
+    terms, losses = trainer.forward(x, None, 0.5, torch.Generator().manual_seed(1))
+    expected_terms, expected_losses = by_hand(vae, disc, x, torch.Generator().manual_seed(1), 0.125, OPTIONS)
+    assert set(terms) == set(expected_terms) and set(losses) == set(expected_losses)
+    for name, value in expected_terms.items():
+        torch.testing.assert_close(terms[name], value, msg=name)
+    for name, value in expected_losses.items():
+        torch.testing.assert_close(losses[name], value, msg=name)
+
+
+# (D's mean BCE, D updated, the decoder's adversarial term kept) with equilibrium 0.75 and margin 0.25
+GATES = [(0.4, False, True), (0.5, True, True), (0.75, True, True), (1.0, True, True), (1.2, True, False)]
+
+
+@pytest.mark.parametrize("bce, train_dis, train_dec", GATES)
+def test_the_vaegan_update_steps_each_network_on_its_own_loss_as_gated(tmp_path, bce, train_dis, train_dec):
+    trainer = trainer_of(make(tmp_path, **OPTIONS))
+    vae, disc, x = copy.deepcopy(trainer.model), copy.deepcopy(trainer.disc), batch()
+    _, losses = trainer.forward(x, None, 2.0, torch.Generator().manual_seed(1))
+    losses["bce"] = torch.tensor([bce, bce])
+    flags = trainer.update(losses)
+    assert flags == {"d_updated": torch.tensor(float(train_dis)), "dec_adv_updated": torch.tensor(float(train_dec))}
+    _, mine = by_hand(vae, disc, x, torch.Generator().manual_seed(1), 0.5, OPTIONS)
+    decoder_loss = mine["decoder_llike"] + (mine["decoder_adv"] if train_dec else 0)
+    steps = [(vae.encoder, mine["encoder"]), (vae.decoder, decoder_loss)] + [(disc, mine["discriminator"])] * train_dis
+    for network, loss in steps:
+        params = list(network.parameters())
+        for p, g in zip(params, torch.autograd.grad(loss, params, retain_graph=True)):
+            p.grad = g
+        torch.nn.utils.clip_grad_norm_(params, 0.5)
+        torch.optim.Adam(params, lr=0.01, betas=(0.6, 0.95)).step()
+    for theirs, written_out in ((trainer.model, vae), (trainer.disc, disc)):  # an ungated D: exactly as it was
+        for a, b in zip(theirs.parameters(), written_out.parameters()):
+            torch.testing.assert_close(a, b)
+
+
+def test_the_vaegan_test_terms_are_seeded_means_of_its_logged_terms(tmp_path):
+    trainer = trainer_of(make(tmp_path, **{**OPTIONS, "seed": 4}))
+    images = (batch(10, seed=2) * 255).to(torch.uint8)
+    got = trainer.test_terms(images, None, 1)
+    assert not trainer.model.training and not trainer.disc.training
+    generator, totals = torch.Generator().manual_seed(4 + EVAL_SEED_OFFSET), {}
+    with torch.no_grad():
+        for start in (0, 4, 8):
+            x = data.to_float(images[start : start + 4])
+            terms, _ = by_hand(trainer.model, trainer.disc, x, generator, kl_weight(0.5, 1, 2.0), OPTIONS)
+            for name, value in terms.items():
+                totals[name] = totals.get(name, 0.0) + float(value) * x.shape[0]
+    assert got == pytest.approx({name: value / 10 for name, value in totals.items()}, rel=1e-5)
+
+
+def test_a_gan_takes_a_new_learning_rate_in_both_optimizers(tmp_path):
+    trainer = trainer_of(make(tmp_path, kind="gan", gan_lr=0.01))
+    trainer.set_lr(make(tmp_path, kind="gan", gan_lr=0.003))
+    assert set(trainer.optimizers) == {"generator", "discriminator"}
+    assert [o.param_groups[0]["lr"] for o in trainer.optimizers.values()] == [0.003, 0.003]
