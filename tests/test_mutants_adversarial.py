@@ -134,5 +134,46 @@ def test_the_vaegan_test_terms_are_seeded_means_of_its_logged_terms(tmp_path):
 def test_a_gan_takes_a_new_learning_rate_in_both_optimizers(tmp_path):
     trainer = trainer_of(make(tmp_path, kind="gan", gan_lr=0.01))
     trainer.set_lr(make(tmp_path, kind="gan", gan_lr=0.003))
+    assert trainer.modules == {"generator": trainer.model, "discriminator": trainer.disc}  # the checkpoint's names
     assert set(trainer.optimizers) == {"generator", "discriminator"}
     assert [o.param_groups[0]["lr"] for o in trainer.optimizers.values()] == [0.003, 0.003]
+
+
+def test_a_gan_started_from_a_vae_run_takes_its_architecture_and_its_decoder(tmp_path):
+    from vaelab.checkpoint import save_weights
+    from vaelab.errors import ConfigError, RunError
+    from vaelab.kinds.gan import GANTrainer, generator_networks
+    from vaelab.models import VAE, VAEConfig
+    from vaelab.rundir import RunDir
+
+    source = VAEConfig(shape=SHAPE, latent_dim=3, hidden=(7,))
+    torch.manual_seed(1)
+    vae = VAE(source)
+    run = RunDir(tmp_path / "vae")
+    run.path.mkdir()
+    run.write_config({"model": source.to_dict()})
+    save_weights(run.model_path, {"": vae})
+    config = make(tmp_path, kind="gan", init_from=str(run.path))  # its own options say hidden 8,6 and latent 2
+    trainer = GANTrainer(config, SHAPE, CPU, World())
+    assert trainer.model.config == source and trainer.disc.layers[1].out_features == 7
+    decoder = trainer.model.decoder.state_dict()
+    assert decoder.keys() == vae.decoder.state_dict().keys()
+    assert all(torch.equal(decoder[k], v) for k, v in vae.decoder.state_dict().items())
+    with pytest.raises(ConfigError) as caught:
+        generator_networks(config, (1, 5, 5))
+    assert str(caught.value) == f"init_from: {run.path} was trained on images [1, 4, 4], this data is [1, 5, 5]"
+    run.write_config({"model": {**source.to_dict(), "likelihood": "gaussian"}})
+    with pytest.raises(ConfigError) as caught:
+        generator_networks(config, SHAPE)
+    assert str(caught.value) == "init_from: only a Bernoulli VAE's decoder (logits) can start a GAN generator"
+    for model in ({"shape": [1, 4, 4], "latent_dim": 3, "bogus": 1}, None):
+        run.write_config({"model": model} if model else {"kind": "vae"})
+        with pytest.raises(RunError, match=rf"^{run.path}/config.json: the model section is invalid \("):
+            generator_networks(config, SHAPE)
+    assert generator_networks(make(tmp_path, kind="gan"), SHAPE).hidden == (8, 6)  # no --init-from: the options'
+    run.write_config({"model": source.to_dict()})
+    save_weights(run.model_path, {"": VAE(VAEConfig(shape=SHAPE, latent_dim=3, hidden=(5,)))})  # not its config's
+    with pytest.raises(RunError) as caught:
+        GANTrainer(config, SHAPE, CPU, World())
+    assert str(caught.value) == (f"{run.model_path}: weights do not fit the configured model (0.weight: the file holds "
+                                 "[5, 3], the model needs [7, 3])")  # fmt: skip

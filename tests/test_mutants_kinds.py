@@ -36,7 +36,7 @@ def batch(n=6, seed=0):
 
 @pytest.mark.parametrize("loss", ["ns", "hinge"])
 def test_the_gan_step_is_the_two_losses_written_out(tmp_path, loss):
-    trainer = trainer_of(make(tmp_path, kind="gan", gan_loss=loss, gan_lr=0.01, gan_betas=[0.5, 0.9]))
+    trainer = trainer_of(make(tmp_path, kind="gan", gan_loss=loss, gan_lr=0.01, gan_betas=[0.5, 0.9], grad_clip=0.05))
     g, d = copy.deepcopy(trainer.model), copy.deepcopy(trainer.disc)
     x = batch()
     terms, pending = trainer.forward(x, None, 0.0, torch.Generator().manual_seed(1))
@@ -53,6 +53,8 @@ def test_the_gan_step_is_the_two_losses_written_out(tmp_path, loss):
     both = d(torch.cat([x, fake.detach()]))[0]  # one pass, as the trainer's: the same rounding
     discriminator_loss(both[:6], both[6:], loss).backward(inputs=list(d.parameters()))
     generator_loss(fake_logits, loss).backward(inputs=list(g.parameters()))
+    torch.nn.utils.clip_grad_norm_(d.parameters(), 0.05)  # each network's gradient clipped on its own
+    torch.nn.utils.clip_grad_norm_(g.parameters(), 0.05)
     opt_d.step()
     opt_g.step()
     for a, b in zip(trainer.disc.parameters(), d.parameters()):

@@ -212,3 +212,38 @@ def test_the_adversarial_test_terms_of_rank_1_use_its_shard_and_seed(tmp_path, m
             for name, value in terms.items():
                 totals[name] = totals.get(name, 0.0) + float(value) * x.shape[0]
     assert got == pytest.approx({name: 2 * value / 10 for name, value in totals.items()}, rel=1e-5)
+
+
+def test_the_gan_averages_each_network_s_gradients_across_processes(tmp_path, mirror):
+    """Two mirrored processes: every gradient is summed (one all-reduce per parameter) and divided by 2, so the
+    step is the one-process step."""
+    one, two = (
+        GANTrainer(make(tmp_path, kind="gan", grad_clip=0.1), SHAPE, CPU, world) for world in (World(), World(0, 2))
+    )
+    two.model.load_state_dict(one.model.state_dict())
+    two.disc.load_state_dict(one.disc.state_dict())
+    x = data.to_float(images_of(6))
+    for trainer in (one, two):
+        trainer.update(trainer.forward(x, None, 0.0, torch.Generator().manual_seed(1))[1])
+    assert mirror.reduced == len(list(one.model.parameters())) + len(list(one.disc.parameters()))
+    for a, b in zip(
+        [*one.model.parameters(), *one.disc.parameters()], [*two.model.parameters(), *two.disc.parameters()]
+    ):
+        torch.testing.assert_close(a, b)
+
+
+def test_the_iwae_test_terms_of_rank_1_cover_its_shard(tmp_path, mirror):
+    from vaelab.kinds.iwae import split_bound
+    from vaelab.training.split import split_terms
+
+    world = World(rank=1, size=2)
+    trainer = kinds.get("iwae").trainer(make(tmp_path, kind="iwae", k=2, seed=1), SHAPE, CPU, world)
+    images, seed = images_of(11, seed=3), 1 + EVAL_SEED_OFFSET
+    got = trainer.test_terms(images, None, 1)
+    terms = split_terms(trainer.model, images, seed=seed, batch_size=4, world=world)
+    bound = split_bound(
+        trainer.model, images, 2, binarize_images=False, seed=seed, batch_size=4, device=CPU, world=world
+    )
+    assert got == {"loss": -bound["bound"], "recon": terms["recon"], "kl": terms["kl"], **bound}
+    alone = split_terms(trainer.model, images, seed=seed, batch_size=4)
+    assert alone["recon"] != terms["recon"]  # rank 1's shard, not the whole split
