@@ -6,6 +6,7 @@
     python scripts/mutate.py --label before ...    # record the counts under another heading
     python scripts/mutate.py --survivors losses    # run again only the mutants that survived last time
     python scripts/mutate.py --report              # rewrite docs/mutation.md from the last results, run nothing
+    python scripts/mutate.py --jobs 2 ...          # two mutants at once (a 2-core machine with nothing else to do)
 
 mutmut copies src/ to mutants/, rewrites every function of the modules listed in pyproject.toml's
 [tool.mutmut] so that each mutant can be switched on alone, runs the test selection listed there once to
@@ -77,11 +78,12 @@ def pick(names: list[str]) -> list[str]:
     return picked
 
 
-def run_mutmut(names: list[str]) -> float:
-    """Run mutmut over the mutants `names` (globs; one worker, lowest priority); returns the seconds it took."""
+def run_mutmut(names: list[str], jobs: int = 1) -> float:
+    """Run mutmut over the mutants `names` (globs) with `jobs` workers at the lowest priority; returns the seconds
+    it took."""
     started = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": ""}  # the copy under mutants/ must be what the tests import
-    command = ["nice", "-n", "19", sys.executable, "-m", "mutmut", "run", "--max-children", "1", *names]
+    command = ["nice", "-n", "19", sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *names]
     subprocess.run(command, cwd=ROOT, env=env, check=True)
     return time.perf_counter() - started
 
@@ -187,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--label", default="after", help="the heading these counts are recorded under")
     parser.add_argument("--survivors", action="store_true", help="run only the mutants that survived the last run")
     parser.add_argument("--report", action="store_true", help="only recount and rewrite the report, run nothing")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1; each test uses 2 threads)")
     args = parser.parse_args(argv)
     saved = json.loads(COUNTS.read_text()) if COUNTS.exists() else {}
     run = saved.setdefault(args.label, {"note": "", "counts": {}})
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
                 n for m in modules for n, code in codes.get(m, {}).items() if STATUS.get(code, "survived") == "survived"
             ]
         if names:
-            seconds = run_mutmut(names)
+            seconds = run_mutmut(names, args.jobs)
             when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
             what = "survivors of the last run" if args.survivors else "mutants"
             short = ", ".join(m.removeprefix("vaelab.") for m in modules)

@@ -247,3 +247,44 @@ def test_the_iwae_test_terms_of_rank_1_cover_its_shard(tmp_path, mirror):
     assert got == {"loss": -bound["bound"], "recon": terms["recon"], "kl": terms["kl"], **bound}
     alone = split_terms(trainer.model, images, seed=seed, batch_size=4)
     assert alone["recon"] != terms["recon"]  # rank 1's shard, not the whole split
+
+
+def test_the_vae_and_cvae_test_terms_of_rank_1_cover_its_shard(tmp_path, mirror, monkeypatch):
+    """The VAE's and the conditional VAE's logged test terms are those of this process's shard (rank 1 of 2),
+    with the split's seeded noise, summed across the processes (here: the mirror's double)."""
+    import vaelab.kinds.vae
+    from vaelab.kinds.cvae import conditional_terms
+    from vaelab.training.split import split_terms
+
+    monkeypatch.setattr(vaelab.kinds.vae, "wrap", lambda module, compile, device, world: module)  # DDP wants a group
+    world, images, labels = World(rank=1, size=2), images_of(11, seed=3), torch.arange(11) % 3
+    vae = kinds.get("vae").trainer(make(tmp_path, seed=1, binarize=True), SHAPE, CPU, world)
+    got = vae.test_terms(images, None, 1)
+    seed = 1 + EVAL_SEED_OFFSET
+    assert got == split_terms(vae.model, images, binarize=True, seed=seed, batch_size=4, world=world)
+    assert got != split_terms(vae.model, images, binarize=True, seed=seed, batch_size=4)
+    cvae = kinds.get("cvae").trainer(make(tmp_path, kind="cvae", classes=3, seed=1), SHAPE, CPU, world)
+    got = cvae.test_terms(images, labels, 1)
+    options = {"binarize_images": False, "seed": seed, "batch_size": 4, "device": CPU}
+    assert got == conditional_terms(cvae.model, images, labels, world=world, **options)
+    assert got != conditional_terms(cvae.model, images, labels, world=World(), **options)
+
+
+def test_split_means_of_rank_1_is_the_mean_over_its_shard(tmp_path, mirror):
+    """Every second image of the split from rank 1 on (10 of 11 images shared out), binarized and scored with the
+    seeded generator; sums and counts are summed across the processes, so the mean is the shard's."""
+    from vaelab.losses import binarize
+    from vaelab.training.split import split_means, split_terms
+
+    images, world = images_of(11, seed=4), World(rank=1, size=2)
+    got = split_means(nn.Identity(), images, lambda x, y, g: {"mean": x.flatten(1).mean(1)}, binarize=True, seed=5,
+                      batch_size=3, world=world)  # fmt: skip
+    generator, values = torch.Generator().manual_seed(5), []
+    shard = images[1:10:2]
+    for start in (0, 3):
+        values += binarize(data.to_float(shard[start : start + 3]), generator).flatten(1).mean(1).tolist()
+    assert got == pytest.approx({"mean": sum(values) / 5}, rel=1e-6)
+    model = kinds.get("vae").trainer(make(tmp_path), SHAPE, CPU, World()).model
+    assert split_terms(model, images, seed=2, batch_size=3, world=world) != split_terms(
+        model, images, seed=2, batch_size=3
+    )

@@ -1,0 +1,94 @@
+"""training.common: fused Adam (and its fallback), the learning-rate change, DistributedDataParallel and
+torch.compile wrapping, and the hand-made gradient and scalar averages of the kinds that take several losses
+from one forward pass, against a mirrored world (tests/test_mutants_world.py). For scripts/mutate.py."""
+
+import pytest
+import torch
+from torch import nn
+
+from tests.test_mutants_world import Mirror
+from vaelab.device import World
+from vaelab.training import common
+
+
+@pytest.fixture
+def mirror(monkeypatch):
+    import torch.distributed as dist
+
+    fake = Mirror(3)
+    monkeypatch.setattr(dist, "all_reduce", fake.all_reduce)
+    return fake
+
+
+def test_fused_adam_takes_the_module_s_parameters_lr_and_betas():
+    module = nn.Linear(3, 2)
+    optimizer = common.fused_adam(module, 0.01, [0.6, 0.95])
+    (group,) = optimizer.param_groups
+    assert group["lr"] == 0.01 and group["betas"] == (0.6, 0.95) and group["fused"] is True
+    assert [id(p) for p in group["params"]] == [id(p) for p in module.parameters()]
+
+
+def test_fused_adam_falls_back_to_the_loop_where_the_build_has_no_fused_kernel(monkeypatch):
+    real = torch.optim.Adam
+
+    def adam(params, lr, betas, fused=None):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+        return real(params, lr=lr, betas=betas)
+
+    monkeypatch.setattr(torch.optim, "Adam", adam)
+    module = nn.Linear(3, 2)
+    (group,) = common.fused_adam(module, 0.02, (0.5, 0.9)).param_groups
+    assert group["lr"] == 0.02 and group["betas"] == (0.5, 0.9) and not group["fused"]
+    assert [id(p) for p in group["params"]] == [id(p) for p in module.parameters()]
+
+
+def test_set_lr_changes_every_group_of_every_optimizer():
+    one, two = nn.Linear(2, 2), nn.Linear(2, 1)
+    optimizers = {"a": torch.optim.Adam([{"params": one.weight}, {"params": one.bias}], lr=0.1),
+                  "b": torch.optim.SGD(two.parameters(), lr=0.2)}  # fmt: skip
+    common.set_lr(optimizers, 0.003)
+    assert [g["lr"] for o in optimizers.values() for g in o.param_groups] == [0.003, 0.003, 0.003]
+
+
+def test_wrap_is_ddp_across_processes_then_compile_if_asked(monkeypatch):
+    made, compiled = [], []
+
+    class FakeDDP(nn.Module):
+        def __init__(self, module, device_ids=None):
+            super().__init__()
+            made.append((module, device_ids))
+
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", FakeDDP)
+    monkeypatch.setattr(torch, "compile", lambda net: compiled.append(net) or ("compiled", net))
+    module, cpu = nn.Linear(2, 2), torch.device("cpu")
+    assert common.wrap(module, False, cpu, World()) is module and made == [] and compiled == []
+    assert common.wrap(module, True, cpu, World()) == ("compiled", module)
+    ddp = common.wrap(module, False, cpu, World(rank=1, size=2))
+    assert isinstance(ddp, FakeDDP) and made == [(module, None)]
+    common.wrap(module, False, torch.device("cuda", 1), World(rank=1, size=2, local_rank=1))
+    assert made[-1] == (module, [1])  # a GPU process: its own device
+    kind, net = common.wrap(module, True, cpu, World(rank=0, size=2))
+    assert kind == "compiled" and isinstance(net, FakeDDP)  # compile over DDP, not DDP over compile
+
+
+def test_gradients_are_averaged_over_the_processes(mirror):
+    module = nn.Linear(2, 1)
+    module.weight.grad = torch.tensor([[3.0, -6.0]])  # the bias has no gradient: nothing to reduce
+    common.average_gradients(module, World(rank=0, size=3))
+    assert (
+        mirror.reduced == 1
+        and torch.equal(module.weight.grad, torch.tensor([[3.0, -6.0]]))
+        and module.bias.grad is None
+    )
+    common.average_gradients(module, World())
+    assert mirror.reduced == 1  # one process: no collective
+
+
+def test_scalars_are_averaged_over_the_processes_on_a_detached_copy(mirror):
+    values = torch.tensor([0.5, 1.5], requires_grad=True) * 1
+    averaged = common.average_scalars(values, World(rank=2, size=3))
+    assert torch.equal(averaged, torch.tensor([0.5, 1.5])) and not averaged.requires_grad
+    assert torch.equal(values.detach(), torch.tensor([0.5, 1.5]))  # left as it was
+    alone = common.average_scalars(values, World())
+    assert torch.equal(alone, values.detach()) and not alone.requires_grad and mirror.reduced == 1
