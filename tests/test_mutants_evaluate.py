@@ -254,3 +254,28 @@ def test_split_terms_are_the_vae_terms_of_seeded_draws():
     assert binarized["recon"] != got["recon"]
     default = split_terms(model, data)
     assert default == split_terms(model, data, beta=1.0, seed=0, batch_size=1000, device="cpu")
+
+
+@pytest.mark.parametrize("rows", [1, 3, 8])
+def test_no_decoded_block_exceeds_rows(rows, monkeypatch):
+    """`rows` bounds the latents decoded at once (samples x images); by default it is what keeps the widest
+    activation within BLOCK_FLOATS floats."""
+    from vaelab.evaluate import iwae
+
+    model, sizes = tiny_vae(latent_dim=10), []
+    decode = model.decode
+    model.decode = lambda z: sizes.append(z.shape[0]) or decode(z)
+    iwae_log_likelihood(model, images(5), k=4, rows=rows)
+    assert 0 < max(sizes) <= rows and sum(sizes) == 4 * 5
+    monkeypatch.setattr(iwae, "BLOCK_FLOATS", rows * decoded_width(model))
+    sizes.clear()
+    iwae_log_likelihood(model, images(5), k=4)
+    assert max(sizes) <= rows and sum(sizes[1:]) == 4 * 5  # the first decode is decoded_width's probe
+
+
+def test_split_terms_batch_a_thousand_images_by_default():
+    """1001 images: one batch of 1000 and one of 1, the seeded draws grouped as with batch_size=1000."""
+    model = tiny_vae()
+    data = images(1001, seed=3)
+    assert split_terms(model, data, seed=4) == split_terms(model, data, seed=4, batch_size=1000)
+    assert split_terms(model, data, seed=4) != split_terms(model, data, seed=4, batch_size=1001)

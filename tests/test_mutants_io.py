@@ -428,3 +428,17 @@ def test_non_tensor_optimizer_state_is_saved_as_tensors(tmp_path):
     first = next(iter(opt.state.values()))
     assert isinstance(first["func_evals"], int)
     assert tensors["optim/lbfgs/0/func_evals"].item() == first["func_evals"]
+
+
+def test_a_restore_error_without_a_message_still_names_its_kind(tmp_path, monkeypatch):
+    model, opt = trained_state()
+    path = tmp_path / "state.safetensors"
+    save_training_state(path, {"vae": model}, {"adam": opt}, {}, {"epoch": 1})
+
+    def fails(*args):
+        raise ValueError()
+
+    monkeypatch.setattr(checkpoint, "_restore_state", fails)
+    with pytest.raises(RunError) as caught:
+        load_training_state(path, {"vae": model}, {"adam": opt})
+    assert str(caught.value) == f"{path}: damaged training state (ValueError: ); train again without --resume"

@@ -247,6 +247,10 @@ def test_the_iwae_test_terms_of_rank_1_cover_its_shard(tmp_path, mirror):
     assert got == {"loss": -bound["bound"], "recon": terms["recon"], "kl": terms["kl"], **bound}
     alone = split_terms(trainer.model, images, seed=seed, batch_size=4)
     assert alone["recon"] != terms["recon"]  # rank 1's shard, not the whole split
+    whole = split_bound(
+        trainer.model, images, 2, binarize_images=False, seed=seed, batch_size=4, device=CPU, world=World()
+    )
+    assert whole["bound"] != bound["bound"]
 
 
 def test_the_vae_and_cvae_test_terms_of_rank_1_cover_its_shard(tmp_path, mirror, monkeypatch):
