@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+from tests.test_mutants_world import Bar
 from vaelab import data, kinds
 from vaelab.checkpoint import read_safetensors, read_state_info
 from vaelab.device import World
@@ -337,19 +338,6 @@ def test_the_progress_bar_shows_each_epoch_and_its_train_and_test_loss(tmp_path,
     assert "epoch 1/2" in err and "epoch 2/2" in err and "24.0/24.0" in err and "img/s" in err
     assert f"loss={last['train']['loss']:.3f}, test={last['test']['loss']:.3f}]" in err
     assert err.count("\n") == 2 and err.endswith("]\n")  # each epoch's bar is left on its own line
-
-
-class Bar:
-    """What train_epoch asks of its progress bar, recorded."""
-
-    def __init__(self):
-        self.updates, self.postfixes = [], []
-
-    def update(self, n):
-        self.updates.append(n)
-
-    def set_postfix(self, *args, **kwargs):
-        self.postfixes.append((args, kwargs))
 
 
 @pytest.mark.parametrize("kind", ["vae", "gan"])
