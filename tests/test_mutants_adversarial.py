@@ -9,28 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vaelab import data, kinds
+from tests import tiny
+from tests.tiny import CPU, SHAPE, batch, trainer_of
+from vaelab import data
 from vaelab.device import World
 from vaelab.losses import bernoulli_log_likelihood, kl_weight
 from vaelab.noise import EVAL_SEED_OFFSET
 
-SHAPE = (1, 4, 4)
-CPU = torch.device("cpu")
-
 
 def make(tmp_path, **over):
-    values = {"epochs": 1, "batch_size": 8, "hidden": [8, 6], "latent_dim": 2, "quiet": True,
-              "out": str(tmp_path / "run"), "device": "cpu", "eval_batch_size": 4, "kind": "vaegan", **over}  # fmt: skip
-    return kinds.make_config(values)
-
-
-def trainer_of(config):
-    torch.manual_seed(0)
-    return kinds.get(config.kind).trainer(config, SHAPE, CPU, World())
-
-
-def batch(n=6, seed=0):
-    return torch.randint(0, 256, (n, *SHAPE), generator=torch.Generator().manual_seed(seed)).float() / 255
+    return tiny.make(tmp_path, **{"hidden": [8, 6], "kind": "vaegan", **over})  # two layers: --disc-layer can choose
 
 
 OPTIONS = {"beta": 0.5, "warmup_epochs": 2.0, "gamma": 0.3, "pixel_weight": 0.2, "disc_layer": 0,

@@ -8,7 +8,8 @@ import copy
 import pytest
 import torch
 
-from vaelab import data, kinds
+from tests.tiny import CPU, SHAPE, batch, make, trainer_of, uint8
+from vaelab import data
 from vaelab.device import World
 from vaelab.kinds.iwae import iwae_terms, split_bound
 from vaelab.kinds.vamp import VampConfig, VampVAE, build, mixture_log_prob
@@ -16,29 +17,6 @@ from vaelab.losses import bernoulli_log_likelihood, binarize, gaussian_log_likel
 from vaelab.models import VAE, DiagonalGaussian, VAEConfig
 from vaelab.noise import EVAL_SEED_OFFSET
 from vaelab.training.split import split_terms
-
-SHAPE = (1, 4, 4)
-CPU = torch.device("cpu")
-
-
-def make(tmp_path, **over):
-    values = {"epochs": 1, "batch_size": 8, "hidden": [8], "latent_dim": 2, "quiet": True, "out": str(tmp_path / "run"),
-              "device": "cpu", "eval_batch_size": 4, **over}  # fmt: skip
-    return kinds.make_config(values)
-
-
-def trainer_of(config):
-    torch.manual_seed(0)
-    return kinds.get(config.kind).trainer(config, SHAPE, CPU, World())
-
-
-def batch(n=6, seed=0):
-    return torch.randint(0, 256, (n, *SHAPE), generator=torch.Generator().manual_seed(seed)).float() / 255
-
-
-def uint8(n, seed=0):
-    return (batch(n, seed) * 255).round().to(torch.uint8)
-
 
 # --- IWAE ---------------------------------------------------------------------------------------------------
 
@@ -167,6 +145,7 @@ def test_the_vamp_prior_scores_float64_latents_in_float64(tmp_path):
 
 
 VAMP_CASES = {
+    "beta": {"beta": 0.5},
     "warm-up": {"beta": 0.5, "warmup_epochs": 2.0},
     "binarized": {"binarize": True},
     "gaussian-learned-sigma": {"likelihood": "gaussian", "learn_sigma": True},
@@ -175,24 +154,35 @@ VAMP_CASES = {
 
 @pytest.mark.parametrize("case", VAMP_CASES)
 def test_the_vamp_step_with_its_options_written_out(tmp_path, case):
+    """loss = recon + beta * (log q(z|x) - log p(z)) at the z the reconstruction used, p the learned mixture;
+    one Adam step over the encoder, decoder and pseudo-inputs."""
     options = VAMP_CASES[case]
-    trainer = trainer_of(make(tmp_path, kind="vamp", pseudo_inputs=3, **options))
+    trainer = trainer_of(make(tmp_path, kind="vamp", pseudo_inputs=3, lr=0.01, **options))
     if options.get("learn_sigma"):
         with torch.no_grad():
             trainer.model.log_sigma.fill_(-0.3)
     twin, x = copy.deepcopy(trainer.model), batch(4)
-    terms, _ = trainer.forward(x, None, 0.5, torch.Generator().manual_seed(2))
+    terms, loss = trainer.forward(x, None, 0.5, torch.Generator().manual_seed(2))
     noise = torch.Generator().manual_seed(2)
     if options.get("binarize"):
         x = binarize(x, noise)
     q = twin.encode(x)
     z = q.mean + q.std * torch.randn(4, 2, generator=noise)
     if options.get("learn_sigma"):
-        recon = -gaussian_log_likelihood(twin.decode(z), x, torch.tensor(-0.3)).sum()
+        recon = -gaussian_log_likelihood(twin.decode(z), x, twin.log_sigma).sum()
     else:
         recon = -bernoulli_log_likelihood(twin.decode(z), x).sum()
     kl = (q.log_prob(z) - twin.log_prior(z)).sum()
-    beta = 0.125 if "warmup_epochs" in options else 1.0
+    beta = {"beta": 0.5, "warm-up": 0.125}.get(case, 1.0)  # the warm-up: a quarter of the way, at 0.5 of 2 epochs
     torch.testing.assert_close(terms["recon"], recon)
+    torch.testing.assert_close(terms["kl"], kl)
     torch.testing.assert_close(terms["loss"], recon + beta * kl)
-    assert trainer.record(1) == {"beta": 0.25 if "warmup_epochs" in options else 1.0, "lr": 1e-3, "pseudo_inputs": 3}
+    torch.testing.assert_close(loss, (recon + beta * kl) / 4)
+    trainer.update(loss)
+    optimizer = torch.optim.Adam(twin.parameters(), lr=0.01)
+    ((recon + beta * kl) / 4).backward()
+    optimizer.step()
+    for a, b in zip(trainer.model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b)
+    expected_beta = {"beta": 0.5, "warm-up": 0.25}.get(case, 1.0)  # the record's: at the end of epoch 1
+    assert trainer.record(1) == {"beta": expected_beta, "lr": 0.01, "pseudo_inputs": 3}

@@ -9,29 +9,12 @@ import pytest
 import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from vaelab import kinds
+from tests.tiny import SHAPE, batch, make, trainer_of
 from vaelab.device import World
 from vaelab.kinds.iwae import iwae_terms
 from vaelab.kinds.vamp import mixture_log_prob, monte_carlo_kl
 from vaelab.losses import bernoulli_log_likelihood, discriminator_loss, generator_loss
 from vaelab.models.posterior import DiagonalGaussian
-
-SHAPE = (1, 4, 4)
-
-
-def make(tmp_path, **over):
-    values = {"epochs": 1, "batch_size": 8, "hidden": [8], "latent_dim": 2, "quiet": True, "out": str(tmp_path / "run"),
-              "device": "cpu", "eval_batch_size": 4, **over}  # fmt: skip
-    return kinds.make_config(values)
-
-
-def trainer_of(config):
-    torch.manual_seed(0)
-    return kinds.get(config.kind).trainer(config, SHAPE, torch.device("cpu"), World())
-
-
-def batch(n=6, seed=0):
-    return torch.randint(0, 256, (n, *SHAPE), generator=torch.Generator().manual_seed(seed)).float() / 255
 
 
 @pytest.mark.parametrize("loss", ["ns", "hinge"])
@@ -143,28 +126,6 @@ def test_the_vamp_prior_is_the_mixture_of_its_components():
     values = q.log_prob(q.mean + q.std * eps) - prior(q.mean + q.std * eps)
     torch.testing.assert_close(mean, values.mean(0))
     torch.testing.assert_close(se, values.std(0) / math.sqrt(50))
-
-
-def test_the_vamp_step_uses_the_learned_prior(tmp_path):
-    trainer = trainer_of(make(tmp_path, kind="vamp", pseudo_inputs=3, beta=0.5, lr=0.01))
-    model, x = trainer.model, batch(4)
-    twin = copy.deepcopy(model)
-    terms, loss = trainer.forward(x, None, 0.0, torch.Generator().manual_seed(2))
-    q = twin.encode(x)
-    z = q.mean + q.std * torch.randn(4, 2, generator=torch.Generator().manual_seed(2))
-    recon = -bernoulli_log_likelihood(twin.decode(z), x).sum()
-    kl = (q.log_prob(z) - twin.log_prior(z)).sum()
-    torch.testing.assert_close(terms["recon"], recon)
-    torch.testing.assert_close(terms["kl"], kl)
-    torch.testing.assert_close(terms["loss"], recon + 0.5 * kl)
-    torch.testing.assert_close(loss, (recon + 0.5 * kl) / 4)
-    trainer.update(loss)
-    optimizer = torch.optim.Adam(twin.parameters(), lr=0.01)
-    ((recon + 0.5 * kl) / 4).backward()
-    optimizer.step()
-    for a, b in zip(trainer.model.parameters(), twin.parameters()):
-        torch.testing.assert_close(a, b)
-    assert trainer.record(1)["pseudo_inputs"] == 3
 
 
 @pytest.mark.parametrize("bce, d_updated, dec_adv", [(0.2, 0.0, 1.0), (0.68, 1.0, 1.0), (1.5, 1.0, 0.0)])

@@ -10,7 +10,9 @@ import time
 import pytest
 import torch
 
+from tests import tiny
 from tests.test_mutants_world import Bar
+from tests.tiny import SHAPE
 from vaelab import data, kinds
 from vaelab.checkpoint import read_safetensors, read_state_info
 from vaelab.device import World
@@ -21,8 +23,6 @@ from vaelab.noise import EVAL_SEED_OFFSET
 from vaelab.rundir import RunDir
 from vaelab.training import loop
 from vaelab.training.split import split_terms
-
-SHAPE = (1, 4, 4)
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +35,7 @@ def dataset():
 
 
 def make(tmp_path, **over):
-    values = {"epochs": 2, "batch_size": 8, "hidden": [8], "latent_dim": 2, "quiet": True, "out": str(tmp_path / "run"),
-              "device": "cpu", "eval_batch_size": 4, **over}  # fmt: skip
-    return kinds.make_config(values)
+    return tiny.make(tmp_path, **{"epochs": 2, **over})
 
 
 def train(config, dataset, resume=False, on_epoch=None):

@@ -11,6 +11,8 @@ import pytest
 import torch
 from torch import nn
 
+from tests import tiny
+from tests.tiny import CPU, SHAPE, uint8
 from vaelab import data, kinds
 from vaelab.checkpoint import read_safetensors
 from vaelab.device import World
@@ -19,9 +21,6 @@ from vaelab.losses import discriminator_loss, generator_loss
 from vaelab.noise import EVAL_SEED_OFFSET
 from vaelab.rundir import RunDir
 from vaelab.training import loop
-
-SHAPE = (1, 4, 4)
-CPU = torch.device("cpu")
 
 
 class Mirror:
@@ -55,21 +54,15 @@ def mirror(monkeypatch):
     return fake
 
 
-def images_of(n, seed=0):
-    return torch.randint(0, 256, (n, *SHAPE), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
-
-
 @pytest.fixture(scope="module")
 def dataset():
-    images = images_of(35)  # 25 training images: 24 usable by two processes, 12 each
+    images = uint8(35)  # 25 training images: 24 usable by two processes, 12 each
     return data.Dataset(name="tiny", train=data.Split(images[:25], torch.arange(25) % 2),
                         test=data.Split(images[25:], torch.arange(10) % 2), classes=["a", "b"])  # fmt: skip
 
 
 def make(tmp_path, **over):
-    values = {"epochs": 2, "batch_size": 8, "hidden": [8], "latent_dim": 2, "quiet": True, "out": str(tmp_path / "run"),
-              "device": "cpu", "eval_batch_size": 4, **over}  # fmt: skip
-    return kinds.make_config(values)
+    return tiny.make(tmp_path, **{"epochs": 2, **over})
 
 
 class Bar:
@@ -197,7 +190,7 @@ def test_the_adversarial_test_terms_of_rank_1_use_its_shard_and_seed(tmp_path, m
     world = World(rank=1, size=2)
     torch.manual_seed(0)
     trainer = GANTrainer(make(tmp_path, kind="gan", gan_loss="hinge", seed=3), SHAPE, CPU, world)
-    images = images_of(11, seed=2)
+    images = uint8(11, seed=2)
     got = trainer.test_terms(images, None, 1)
     generator, totals = torch.Generator().manual_seed(3 + EVAL_SEED_OFFSET + 1), {}
     shard = images[1:10:2]
@@ -222,7 +215,7 @@ def test_the_gan_averages_each_network_s_gradients_across_processes(tmp_path, mi
     )
     two.model.load_state_dict(one.model.state_dict())
     two.disc.load_state_dict(one.disc.state_dict())
-    x = data.to_float(images_of(6))
+    x = data.to_float(uint8(6))
     for trainer in (one, two):
         trainer.update(trainer.forward(x, None, 0.0, torch.Generator().manual_seed(1))[1])
     assert mirror.reduced == len(list(one.model.parameters())) + len(list(one.disc.parameters()))
@@ -238,7 +231,7 @@ def test_the_iwae_test_terms_of_rank_1_cover_its_shard(tmp_path, mirror):
 
     world = World(rank=1, size=2)
     trainer = kinds.get("iwae").trainer(make(tmp_path, kind="iwae", k=2, seed=1), SHAPE, CPU, world)
-    images, seed = images_of(11, seed=3), 1 + EVAL_SEED_OFFSET
+    images, seed = uint8(11, seed=3), 1 + EVAL_SEED_OFFSET
     got = trainer.test_terms(images, None, 1)
     terms = split_terms(trainer.model, images, seed=seed, batch_size=4, world=world)
     bound = split_bound(
@@ -261,7 +254,7 @@ def test_the_vae_and_cvae_test_terms_of_rank_1_cover_its_shard(tmp_path, mirror,
     from vaelab.training.split import split_terms
 
     monkeypatch.setattr(vaelab.kinds.vae, "wrap", lambda module, compile, device, world: module)  # DDP wants a group
-    world, images, labels = World(rank=1, size=2), images_of(11, seed=3), torch.arange(11) % 3
+    world, images, labels = World(rank=1, size=2), uint8(11, seed=3), torch.arange(11) % 3
     vae = kinds.get("vae").trainer(make(tmp_path, seed=1, binarize=True), SHAPE, CPU, world)
     got = vae.test_terms(images, None, 1)
     seed = 1 + EVAL_SEED_OFFSET
@@ -280,7 +273,7 @@ def test_split_means_of_rank_1_is_the_mean_over_its_shard(tmp_path, mirror):
     from vaelab.losses import binarize
     from vaelab.training.split import split_means, split_terms
 
-    images, world = images_of(11, seed=4), World(rank=1, size=2)
+    images, world = uint8(11, seed=4), World(rank=1, size=2)
     got = split_means(nn.Identity(), images, lambda x, y, g: {"mean": x.flatten(1).mean(1)}, binarize=True, seed=5,
                       batch_size=3, world=world)  # fmt: skip
     generator, values = torch.Generator().manual_seed(5), []
