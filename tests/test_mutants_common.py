@@ -13,11 +13,7 @@ from vaelab.training import common
 
 @pytest.fixture
 def mirror(monkeypatch):
-    import torch.distributed as dist
-
-    fake = Mirror(3)
-    monkeypatch.setattr(dist, "all_reduce", fake.all_reduce)
-    return fake
+    return Mirror(3).install(monkeypatch)
 
 
 def test_fused_adam_takes_the_module_s_parameters_lr_and_betas():

@@ -6,6 +6,7 @@ guard are checked against the same work written out. tests/test_distributed.py r
 run in the mutation selection (scripts/mutate.py), where spawning processes per mutant would cost too much."""
 
 import copy
+import time
 
 import pytest
 import torch
@@ -42,16 +43,19 @@ class Mirror:
             other = self.gathered.get(rank)
             object_list[rank] = other if isinstance(other, type(obj)) else obj
 
+    def install(self, monkeypatch) -> "Mirror":
+        """Put this mirror in torch.distributed's place for one test."""
+        import torch.distributed as dist
+
+        monkeypatch.setattr(dist, "all_reduce", self.all_reduce)
+        monkeypatch.setattr(dist, "all_gather_object", self.all_gather_object)
+        monkeypatch.setattr(dist, "get_backend", lambda group=None: "gloo")
+        return self
+
 
 @pytest.fixture
 def mirror(monkeypatch):
-    import torch.distributed as dist
-
-    fake = Mirror(2)
-    monkeypatch.setattr(dist, "all_reduce", fake.all_reduce)
-    monkeypatch.setattr(dist, "all_gather_object", fake.all_gather_object)
-    monkeypatch.setattr(dist, "get_backend", lambda group=None: "gloo")
-    return fake
+    return Mirror(2).install(monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +118,9 @@ def test_a_run_of_two_processes_counts_steps_and_images_of_both_and_keeps_every_
     mirror.gathered = {1: other_noise}  # rank 1's noise state (its weights' checksum is this process's)
     config = make(tmp_path, kind="iwae", k=2)
     run = RunDir(tmp_path / "run")
-    started = __import__("time").perf_counter()
+    started = time.perf_counter()
     loop._train(config, kinds.get("iwae"), dataset, False, World(rank=0, size=2), run, CPU, None)
-    elapsed = __import__("time").perf_counter() - started
+    elapsed = time.perf_counter() - started
     epochs = run.read_metrics()[1]
     assert [(e["epoch"], e["step"]) for e in epochs] == [(1, 3), (2, 6)]  # 12 images per process, 4 per step
     for e in epochs:
@@ -172,10 +176,7 @@ def test_the_weight_checksums_of_all_processes_must_agree(mirror):
 
 
 def test_the_noise_states_of_the_other_ranks_are_gathered_by_rank(monkeypatch):
-    import torch.distributed as dist
-
-    fake = Mirror(3)
-    monkeypatch.setattr(dist, "all_gather_object", fake.all_gather_object)
+    fake = Mirror(3).install(monkeypatch)
     states = {r: torch.Generator().manual_seed(r).get_state() for r in range(3)}
     fake.gathered = states
     gathered = loop._other_noise_states(torch.Generator().manual_seed(0), World(rank=0, size=3))
