@@ -58,16 +58,21 @@ def main() -> None:
         for kind, (model, spent, epochs) in models.items():
             quality = sample_quality(model, dataset, dataset.test.images, seed, None, "cpu")
             results[kind].append({"seed": seed, "seconds": spent, "epochs": epochs, **quality})
-            print(f"seed {seed} {kind:<7} {epochs:3d} epochs {spent:6.1f} s  FD {quality['fd_classifier']:8.2f}  "
-                  f"precision {quality['precision']:.3f}  recall {quality['recall']:.3f}", flush=True)  # fmt: skip
+            print(
+                f"seed {seed} {kind:<7} {epochs:3d} epochs {spent:6.1f} s  FD {quality['fd_classifier']:8.2f}  "
+                f"precision {quality['precision']:.3f}  recall {quality['recall']:.3f}",
+                flush=True,
+            )
     print(
         f"\nmnist-mini, arch {args.arch}, equal training time, {args.threads} threads, torch {torch.__version__}, {datetime.date.today()}"
     )
     print(f"{'model':<8} {'FD mean':>8} {'FD per seed':>24} {'precision':>10} {'recall':>8}")
     for kind, rows in results.items():
         fds = [r["fd_classifier"] for r in rows]
-        print(f"{kind:<8} {statistics.mean(fds):8.2f} {', '.join(f'{f:.1f}' for f in fds):>24} "
-              f"{statistics.mean(r['precision'] for r in rows):10.3f} {statistics.mean(r['recall'] for r in rows):8.3f}")  # fmt: skip
+        print(
+            f"{kind:<8} {statistics.mean(fds):8.2f} {', '.join(f'{f:.1f}' for f in fds):>24} "
+            f"{statistics.mean(r['precision'] for r in rows):10.3f} {statistics.mean(r['recall'] for r in rows):8.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -62,8 +62,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     mini = data.load("mnist-mini")
-    big = data.Dataset(name="mnist-mini x7.5 shifted", train=shifted_copies(mini.train, 60_000, args.seed),
-                       test=mini.test, classes=mini.classes)  # fmt: skip
+    big = data.Dataset(
+        name="mnist-mini x7.5 shifted",
+        train=shifted_copies(mini.train, 60_000, args.seed),
+        test=mini.test,
+        classes=mini.classes,
+    )
     print(f"feature classifier, {args.threads} threads, torch {torch.__version__}, {datetime.date.today()}")
     print(f"{'data':<28} {'recipe':<34} {'epochs':>6} {'seconds':>8} {'test accuracy':>14}")
     (_, _), two_epochs = timed(lambda: old_recipe(big, 2, args.seed))
@@ -73,8 +77,10 @@ def main() -> None:
     epochs = classifier.default_epochs(len(big.train))
     (_, accuracy), seconds = timed(lambda: classifier.train_classifier(big, seed=args.seed, quiet=False))
     print(f"{'60,000 (shifted mnist-mini)':<28} {'today':<34} {epochs:6d} {seconds:8.1f} {accuracy:14.2%}", flush=True)
-    for name, fn in [("0.2.0", lambda: old_recipe(mini, 8, args.seed)),
-                     ("today", lambda: classifier.train_classifier(mini, seed=args.seed))]:  # fmt: skip
+    for name, fn in [
+        ("0.2.0", lambda: old_recipe(mini, 8, args.seed)),
+        ("today", lambda: classifier.train_classifier(mini, seed=args.seed)),
+    ]:
         (_, accuracy), seconds = timed(fn)
         print(f"{'8,000 (mnist-mini)':<28} {name:<34} {8:6d} {seconds:8.1f} {accuracy:14.2%}", flush=True)
 

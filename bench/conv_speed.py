@@ -46,8 +46,17 @@ class Contender:
 
     def epoch(self) -> float:
         self.done += 1
-        _, seconds = train_epoch(self.trainer, self.dataset.train.images, None, self.config, self.done, self.order,
-                                 self.noise, World(), torch.device("cpu"))  # fmt: skip
+        _, seconds = train_epoch(
+            self.trainer,
+            self.dataset.train.images,
+            None,
+            self.config,
+            self.done,
+            self.order,
+            self.noise,
+            World(),
+            torch.device("cpu"),
+        )
         return len(self.dataset.train) / seconds
 
     def test_loss(self) -> float:
@@ -72,8 +81,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = data.load("mnist-mini")
-    print(f"default conv VAE on mnist-mini ({len(dataset.train)} training images), batch 128, {args.threads} threads, "
-          f"torch {torch.__version__}, {platform.machine()}, {datetime.date.today()}")  # fmt: skip
+    print(
+        f"default conv VAE on mnist-mini ({len(dataset.train)} training images), batch 128, {args.threads} threads, "
+        f"torch {torch.__version__}, {platform.machine()}, {datetime.date.today()}"
+    )
     if args.epochs:
         race(dataset, args.epochs)
     if args.quality_epochs:
@@ -92,8 +103,10 @@ def race(dataset: data.Dataset, epochs: int) -> None:
     for _ in range(epochs):
         for name, contender in contenders.items():
             speeds[name].append(contender.epoch())
-    ceilings = {"fp32": max(ceilings["fp32"], matmul_ceiling(dtype=torch.float32)),
-                "bf16": max(ceilings["bf16"], matmul_ceiling(dtype=torch.bfloat16))}  # fmt: skip
+    ceilings = {
+        "fp32": max(ceilings["fp32"], matmul_ceiling(dtype=torch.float32)),
+        "bf16": max(ceilings["bf16"], matmul_ceiling(dtype=torch.bfloat16)),
+    }
     print(f"matmul ceiling: fp32 {ceilings['fp32'] / 1e9:.0f} GFLOP/s, bf16 {ceilings['bf16'] / 1e9:.0f} GFLOP/s")
     reference = statistics.median(speeds["fp32, contiguous (0.2.0)"][1:] or speeds["fp32, contiguous (0.2.0)"])
     print(f"{'contender':<26} {'images/s':>9} {'vs 0.2.0 fp32':>14} {'MFLOP/img':>10} {'of ceiling':>11}")

@@ -22,8 +22,12 @@ def conditional_accuracy(run: Run, n_per_class: int = 100, seed: int = 0) -> dic
         images = run.model.sample(n_per_class, generator, labels=torch.full((n_per_class,), c, dtype=torch.long))
         with torch.inference_mode():
             per_class.append(float((net(images).argmax(1) == c).double().mean()))
-    return {"accuracy": sum(per_class) / len(per_class), "per_class": per_class,
-            "classifier_test_accuracy": info["test_accuracy"], "n_per_class": n_per_class}  # fmt: skip
+    return {
+        "accuracy": sum(per_class) / len(per_class),
+        "per_class": per_class,
+        "classifier_test_accuracy": info["test_accuracy"],
+        "n_per_class": n_per_class,
+    }
 
 
 if __name__ == "__main__":
@@ -33,6 +37,8 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     found = conditional_accuracy(Run.open(args.run), args.n, args.seed)
-    print(f"{args.run}: {found['accuracy']:.1%} of samples are of the requested class "
-          f"(per class: {' '.join(f'{a:.2f}' for a in found['per_class'])}; classifier test accuracy "
-          f"{found['classifier_test_accuracy']:.3f})")  # fmt: skip
+    print(
+        f"{args.run}: {found['accuracy']:.1%} of samples are of the requested class "
+        f"(per class: {' '.join(f'{a:.2f}' for a in found['per_class'])}; classifier test accuracy "
+        f"{found['classifier_test_accuracy']:.3f})"
+    )

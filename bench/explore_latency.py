@@ -93,16 +93,23 @@ def decode_request(connection: http.client.HTTPConnection, run: int, z: list[flo
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
     ms = np.array(seconds) * 1e3
-    return {"n": len(ms), "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
-            "p99": float(np.percentile(ms, 99)), "mean": float(ms.mean())}  # fmt: skip
+    return {
+        "n": len(ms),
+        "p50": float(np.percentile(ms, 50)),
+        "p95": float(np.percentile(ms, 95)),
+        "p99": float(np.percentile(ms, 99)),
+        "mean": float(ms.mean()),
+    }
 
 
 def machine() -> str:
     import torch
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-            f"torch {torch.__version__} (the server decodes with 1 thread), load average {load}")  # fmt: skip
+    return (
+        f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__} (the server decodes with 1 thread), load average {load}"
+    )
 
 
 def main() -> None:
@@ -168,8 +175,10 @@ def main() -> None:
         p95 = {fmt: p["p95"] for _, a, fmt, _, p in rows if a == arch and fmt in ("raw", "png")}
         best = min(p95, key=p95.get)
         verdict = "meets" if p95[best] < TARGET_P95_MS else "MISSES"
-        print(f"{arch}: {best} is faster at p95 ({p95[best]:.2f} ms vs {max(p95.values()):.2f} ms); "
-              f"{verdict} the {TARGET_P95_MS:.0f} ms target")  # fmt: skip
+        print(
+            f"{arch}: {best} is faster at p95 ({p95[best]:.2f} ms vs {max(p95.values()):.2f} ms); "
+            f"{verdict} the {TARGET_P95_MS:.0f} ms target"
+        )
 
 
 if __name__ == "__main__":

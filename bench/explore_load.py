@@ -63,8 +63,12 @@ def main() -> None:
             results: dict = {}
             started = time.monotonic()
             stop = started + args.seconds
-            threads = [threading.Thread(target=client, args=(server.port, infos[k % len(infos)], args.format, stop, k,
-                                                             results)) for k in range(args.clients)]  # fmt: skip
+            threads = [
+                threading.Thread(
+                    target=client, args=(server.port, infos[k % len(infos)], args.format, stop, k, results)
+                )
+                for k in range(args.clients)
+            ]
             for thread in threads:
                 thread.start()
             for thread in threads:

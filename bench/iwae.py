@@ -61,8 +61,10 @@ def main() -> None:
             config = {"epochs": args.epochs, "out": f"{tmp}/{arch}", "quiet": True, "latent_dim": 10, "arch": arch}
             models[arch] = load(train_run(kinds.make_config(config)))
     images = data.load("mnist-mini").test.images[: args.images]
-    print(f"IWAE on {images.shape[0]} mnist-mini test images, latent 10, {args.threads} threads, "
-          f"torch {torch.__version__}, {datetime.date.today()}")  # fmt: skip
+    print(
+        f"IWAE on {images.shape[0]} mnist-mini test images, latent 10, {args.threads} threads, "
+        f"torch {torch.__version__}, {datetime.date.today()}"
+    )
     print(f"{'model':<16} {'estimator':<28} {'seconds':>8} {'speed-up':>9} {'NLL (nats)':>11}")
     for arch, model in models.items():
         k = args.k if arch == "mlp" else args.conv_k

@@ -27,8 +27,22 @@ from vaelab.rundir import RunDir
 sys.path.insert(0, str(Path(__file__).parent))
 from cvae_accuracy import conditional_accuracy  # noqa: E402
 
-COLUMNS = ["kind", "z", "seed", "train s", "test -ELBO", "NLL", "active", "FD prior", "P / R prior", "FD gmm",
-           "P / R gmm", "prior KL / holes", "gmm KL / holes", "class acc."]  # fmt: skip
+COLUMNS = [
+    "kind",
+    "z",
+    "seed",
+    "train s",
+    "test -ELBO",
+    "NLL",
+    "active",
+    "FD prior",
+    "P / R prior",
+    "FD gmm",
+    "P / R gmm",
+    "prior KL / holes",
+    "gmm KL / holes",
+    "class acc.",
+]
 
 
 def kind_options(kind: str, args) -> dict:
@@ -37,8 +51,20 @@ def kind_options(kind: str, args) -> dict:
 
 def run_one(kind: str, z: int, seed: int, args) -> dict:
     out = Path(args.out) / f"{kind}-z{z}-s{seed}"
-    config = kinds.make_config({"kind": kind, "latent_dim": z, "seed": seed, "epochs": args.epochs, "binarize": True,
-                                "arch": "mlp", "hidden": [400], "out": str(out), "quiet": True, **kind_options(kind, args)})  # fmt: skip
+    config = kinds.make_config(
+        {
+            "kind": kind,
+            "latent_dim": z,
+            "seed": seed,
+            "epochs": args.epochs,
+            "binarize": True,
+            "arch": "mlp",
+            "hidden": [400],
+            "out": str(out),
+            "quiet": True,
+            **kind_options(kind, args),
+        }
+    )
     if not RunDir(out).has_state():
         train_run(config, evaluate=True, iwae_k=args.iwae_k, fit_samplers=("gmm",))
     run_dir = RunDir(out)
@@ -60,12 +86,22 @@ def cells(row: dict) -> list[str]:
     def kl_holes(name):
         return f"{m[name]['kl_to_aggregate']:.2f} / {m[name]['holes']:.1%}" if name in m else "n/a"
 
-    return [row["kind"], str(row["z"]), str(row["seed"]), f"{row['seconds']:.1f}", f"{-e['elbo']['elbo']:.2f}",
-            f"{e['iwae']['nll']:.2f}", f"{e['latents']['active_units']}/{e['latents']['latent_dim']}",
-            f"{s['fd_classifier']:.1f}", f"{s['precision']:.2f} / {s['recall']:.2f}",
-            f"{g['fd_classifier']:.1f}" if g else "n/a", f"{g['precision']:.2f} / {g['recall']:.2f}" if g else "n/a",
-            kl_holes("prior"), kl_holes("gmm"),
-            f"{row['class_accuracy']:.1%}" if "class_accuracy" in row else ""]  # fmt: skip
+    return [
+        row["kind"],
+        str(row["z"]),
+        str(row["seed"]),
+        f"{row['seconds']:.1f}",
+        f"{-e['elbo']['elbo']:.2f}",
+        f"{e['iwae']['nll']:.2f}",
+        f"{e['latents']['active_units']}/{e['latents']['latent_dim']}",
+        f"{s['fd_classifier']:.1f}",
+        f"{s['precision']:.2f} / {s['recall']:.2f}",
+        f"{g['fd_classifier']:.1f}" if g else "n/a",
+        f"{g['precision']:.2f} / {g['recall']:.2f}" if g else "n/a",
+        kl_holes("prior"),
+        kl_holes("gmm"),
+        f"{row['class_accuracy']:.1%}" if "class_accuracy" in row else "",
+    ]
 
 
 def means(rows: list[dict]) -> list[str]:
@@ -74,19 +110,33 @@ def means(rows: list[dict]) -> list[str]:
 
     first = rows[0]
     gmm = all("gmm" in r["eval"].get("samplers", {}) for r in rows)
-    return [first["kind"], str(first["z"]), f"mean of {len(rows)}", f"{mean(lambda r: r['seconds']):.1f}",
-            f"{mean(lambda r: -r['eval']['elbo']['elbo']):.2f}", f"{mean(lambda r: r['eval']['iwae']['nll']):.2f}",
-            f"{mean(lambda r: r['eval']['latents']['active_units']):.1f}",
-            f"{mean(lambda r: r['eval']['samples']['fd_classifier']):.1f}",
-            f"{mean(lambda r: r['eval']['samples']['precision']):.2f} / {mean(lambda r: r['eval']['samples']['recall']):.2f}",
-            f"{mean(lambda r: r['eval']['samplers']['gmm']['fd_classifier']):.1f}" if gmm else "n/a",
-            (f"{mean(lambda r: r['eval']['samplers']['gmm']['precision']):.2f} / "
-             f"{mean(lambda r: r['eval']['samplers']['gmm']['recall']):.2f}") if gmm else "n/a",
-            f"{mean(lambda r: r['eval']['prior_mismatch']['prior']['kl_to_aggregate']):.2f} / "
-            f"{mean(lambda r: r['eval']['prior_mismatch']['prior']['holes']):.1%}",
-            (f"{mean(lambda r: r['eval']['prior_mismatch']['gmm']['kl_to_aggregate']):.2f} / "
-             f"{mean(lambda r: r['eval']['prior_mismatch']['gmm']['holes']):.1%}") if gmm else "n/a",
-            f"{mean(lambda r: r['class_accuracy']):.1%}" if "class_accuracy" in first else ""]  # fmt: skip
+    return [
+        first["kind"],
+        str(first["z"]),
+        f"mean of {len(rows)}",
+        f"{mean(lambda r: r['seconds']):.1f}",
+        f"{mean(lambda r: -r['eval']['elbo']['elbo']):.2f}",
+        f"{mean(lambda r: r['eval']['iwae']['nll']):.2f}",
+        f"{mean(lambda r: r['eval']['latents']['active_units']):.1f}",
+        f"{mean(lambda r: r['eval']['samples']['fd_classifier']):.1f}",
+        f"{mean(lambda r: r['eval']['samples']['precision']):.2f} / {mean(lambda r: r['eval']['samples']['recall']):.2f}",
+        f"{mean(lambda r: r['eval']['samplers']['gmm']['fd_classifier']):.1f}" if gmm else "n/a",
+        (
+            f"{mean(lambda r: r['eval']['samplers']['gmm']['precision']):.2f} / "
+            f"{mean(lambda r: r['eval']['samplers']['gmm']['recall']):.2f}"
+        )
+        if gmm
+        else "n/a",
+        f"{mean(lambda r: r['eval']['prior_mismatch']['prior']['kl_to_aggregate']):.2f} / "
+        f"{mean(lambda r: r['eval']['prior_mismatch']['prior']['holes']):.1%}",
+        (
+            f"{mean(lambda r: r['eval']['prior_mismatch']['gmm']['kl_to_aggregate']):.2f} / "
+            f"{mean(lambda r: r['eval']['prior_mismatch']['gmm']['holes']):.1%}"
+        )
+        if gmm
+        else "n/a",
+        f"{mean(lambda r: r['class_accuracy']):.1%}" if "class_accuracy" in first else "",
+    ]
 
 
 def markdown(rows: list[list[str]]) -> str:
@@ -116,8 +166,10 @@ def main() -> None:
                 group.append(row)
             rows += [cells(r) for r in group]
             groups.append(means(group))
-    print(f"mnist-mini, --binarize, MLP 400, {args.epochs} epochs, seeds {args.seeds}, NLL by IWAE k={args.iwae_k}, "
-          f"iwae k={args.k}, vamp {args.pseudo_inputs} pseudo-inputs\n")  # fmt: skip
+    print(
+        f"mnist-mini, --binarize, MLP 400, {args.epochs} epochs, seeds {args.seeds}, NLL by IWAE k={args.iwae_k}, "
+        f"iwae k={args.k}, vamp {args.pseudo_inputs} pseudo-inputs\n"
+    )
     print(markdown(rows) + "\n\nMeans over seeds:\n\n" + markdown(groups))
     (Path(args.out) / "table.json").write_text(
         json.dumps({"args": vars(args), "rows": rows, "means": groups}, indent=1)

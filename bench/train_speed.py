@@ -119,8 +119,17 @@ class Vaelab:
 
     def epoch(self) -> float:
         self.done += 1
-        _, seconds = train_epoch(self.trainer, self.dataset.train.images, None, self.config, self.done, self.order,
-                                 self.noise, World(), torch.device("cpu"))  # fmt: skip
+        _, seconds = train_epoch(
+            self.trainer,
+            self.dataset.train.images,
+            None,
+            self.config,
+            self.done,
+            self.order,
+            self.noise,
+            World(),
+            torch.device("cpu"),
+        )
         return seconds
 
     def test_loss(self) -> float:
@@ -183,14 +192,20 @@ def main() -> None:
         batch = 512 if "512" in name else 128
         ips = statistics.median(n / s for s in seconds[name][1:] or seconds[name])
         flops = contender.flops_per_image(batch)
-        rows[name] = {"images_per_s": ips, "test_loss": contender.test_loss(), "flops_per_image": flops,
-                      "fraction_of_ceiling": ips * flops / (bf16_ceiling if "bf16" in name else ceiling)}  # fmt: skip
+        rows[name] = {
+            "images_per_s": ips,
+            "test_loss": contender.test_loss(),
+            "flops_per_image": flops,
+            "fraction_of_ceiling": ips * flops / (bf16_ceiling if "bf16" in name else ceiling),
+        }
     for batch in (128, 512):
         rows[f"vaelab mlp b{batch}"]["ratio_to_reference"] = (
             rows[f"vaelab mlp b{batch}"]["images_per_s"] / rows[f"reference b{batch}"]["images_per_s"]
         )
-    print(f"mnist-mini, {n} training images, {args.epochs} epochs each (median of epochs 2..{args.epochs}), {args.threads} threads, "
-          f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {datetime.date.today()}")  # fmt: skip
+    print(
+        f"mnist-mini, {n} training images, {args.epochs} epochs each (median of epochs 2..{args.epochs}), {args.threads} threads, "
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {datetime.date.today()}"
+    )
     print(
         f"matmul ceiling: fp32 {ceiling / 1e9:.1f} GFLOP/s, bf16 {bf16_ceiling / 1e9:.1f} GFLOP/s (bf16 rows are measured against it)"
     )
@@ -202,8 +217,19 @@ def main() -> None:
         )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"ceiling_flops": ceiling, "bf16_ceiling_flops": bf16_ceiling, "epochs": args.epochs, "threads": args.threads, "rows": rows,
-                       "date": str(datetime.date.today()), "torch": torch.__version__}, f, indent=2)  # fmt: skip
+            json.dump(
+                {
+                    "ceiling_flops": ceiling,
+                    "bf16_ceiling_flops": bf16_ceiling,
+                    "epochs": args.epochs,
+                    "threads": args.threads,
+                    "rows": rows,
+                    "date": str(datetime.date.today()),
+                    "torch": torch.__version__,
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

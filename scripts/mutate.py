@@ -51,8 +51,19 @@ REPORT, COUNTS, EQUIVALENT = (
 TARGET = 0.85  # the share of non-equivalent mutants each module's tests must kill
 
 # mutmut's exit codes per mutant (mutmut/stats.py), grouped as the report counts them
-STATUS = {1: "killed", 3: "killed", 0: "survived", 36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout",
-          255: "timeout", 5: "no tests", 33: "no tests", None: "not checked"}  # fmt: skip
+STATUS = {
+    1: "killed",
+    3: "killed",
+    0: "survived",
+    36: "timeout",
+    -24: "timeout",
+    24: "timeout",
+    152: "timeout",
+    255: "timeout",
+    5: "no tests",
+    33: "no tests",
+    None: "not checked",
+}
 
 
 def config() -> dict:
@@ -125,8 +136,11 @@ def diffs(path: str) -> dict[str, str]:
     """{mutant name: its changed lines} of one module, read from mutmut's copy (where every mutant is a function
     next to the original, `x_f__mutmut_orig`; a method's is `xǁClassǁf__mutmut_orig`)."""
     source = (ROOT / "mutants" / path).read_text()
-    functions = {node.name: ast.get_source_segment(source, node) for node in ast.walk(ast.parse(source))
-                 if isinstance(node, ast.FunctionDef) and "__mutmut_" in node.name}  # fmt: skip
+    functions = {
+        node.name: ast.get_source_segment(source, node)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef) and "__mutmut_" in node.name
+    }
     found = {}
     for name, code in functions.items():
         base, _, number = name.rpartition("__mutmut_")
@@ -141,8 +155,10 @@ def diffs(path: str) -> dict[str, str]:
 
 
 def table(counts: dict[str, dict[str, int]]) -> list[str]:
-    rows = ["| module | mutants | killed | survived | timeout | no tests | not checked | equivalent | killed share |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    rows = [
+        "| module | mutants | killed | survived | timeout | no tests | not checked | equivalent | killed share |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for module, c in counts.items():
         s = score(c)
         mark = "" if s is None or s >= TARGET else " (below target)"
@@ -168,9 +184,13 @@ def write_report(saved: dict) -> None:
     for label, run in saved.items():
         lines += [f"## {label}", ""] + [f"- {line}" for line in run["note"].strip().splitlines()] + [""]
         lines += table(run["counts"]) + [""]
-    lines += ["## Survivors", "",
-              "Every mutant no test kills, in the last run of its module: equivalent ones with the reason no test can",
-              "tell them from the original (scripts/mutation_equivalent.toml), the others as they are.", ""]  # fmt: skip
+    lines += [
+        "## Survivors",
+        "",
+        "Every mutant no test kills, in the last run of its module: equivalent ones with the reason no test can",
+        "tell them from the original (scripts/mutation_equivalent.toml), the others as they are.",
+        "",
+    ]
     paths = {module_name(p): p for p in config()["only_mutate"]}
     for module, by_name in codes.items():
         left = [n for n, code in sorted(by_name.items()) if STATUS.get(code, "survived") == "survived"]
@@ -208,8 +228,10 @@ def main(argv: list[str] | None = None) -> None:
             when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
             what = "survivors of the last run" if args.survivors else "mutants"
             short = ", ".join(m.removeprefix("vaelab.") for m in modules)
-            run["note"] += (f"\n{when}: {len(names) if args.survivors else sum(len(results().get(m, {})) for m in modules)} "
-                            f"{what} of {short} in {seconds / 60:.0f} min.")  # fmt: skip
+            run["note"] += (
+                f"\n{when}: {len(names) if args.survivors else sum(len(results().get(m, {})) for m in modules)} "
+                f"{what} of {short} in {seconds / 60:.0f} min."
+            )
     codes, known = results(), equivalent()
     for module in modules:
         run["counts"][module] = count(codes.get(module, {}), known)

@@ -61,8 +61,13 @@ def digits_npz(tmp_path_factory):
         if (n_train, n_test) not in made:
             ds = data.load("mnist-mini")
             path = tmp_path_factory.mktemp("digits") / f"digits_{n_train}_{n_test}.npz"
-            np.savez(path, train_images=ds.train.images[:n_train].numpy(), train_labels=ds.train.labels[:n_train].numpy(),
-                     test_images=ds.test.images[:n_test].numpy(), test_labels=ds.test.labels[:n_test].numpy())  # fmt: skip
+            np.savez(
+                path,
+                train_images=ds.train.images[:n_train].numpy(),
+                train_labels=ds.train.labels[:n_train].numpy(),
+                test_images=ds.test.images[:n_test].numpy(),
+                test_labels=ds.test.labels[:n_test].numpy(),
+            )
             made[(n_train, n_test)] = path
         return made[(n_train, n_test)]
 

@@ -24,16 +24,34 @@ from vaelab.training.loop import train_epoch
 
 
 def one_step(kind_name: str, images: torch.Tensor, world: World, device: torch.device) -> tuple[dict, dict]:
-    config = kinds.make_config({"kind": kind_name, "batch_size": len(images), "hidden": [32], "latent_dim": 4,
-                                "seed": 0, "device": "cpu", "quiet": True})  # fmt: skip
+    config = kinds.make_config(
+        {
+            "kind": kind_name,
+            "batch_size": len(images),
+            "hidden": [32],
+            "latent_dim": 4,
+            "seed": 0,
+            "device": "cpu",
+            "quiet": True,
+        }
+    )
     torch.manual_seed(0)
     trainer = kinds.get(kind_name).trainer(config, (1, 28, 28), device, world)
     for name, optimizer in trainer.optimizers.items():
         params = [p for group in optimizer.param_groups for p in group["params"]]
         trainer.optimizers[name] = torch.optim.SGD(params, lr=1.0, momentum=0.0)
     before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
-    means, _ = train_epoch(trainer, images, None, config, 1, torch.Generator().manual_seed(0),
-                           torch.Generator().manual_seed(1 + world.rank), world, device)  # fmt: skip
+    means, _ = train_epoch(
+        trainer,
+        images,
+        None,
+        config,
+        1,
+        torch.Generator().manual_seed(0),
+        torch.Generator().manual_seed(1 + world.rank),
+        world,
+        device,
+    )
     step = {k: before[k] - v.detach() for k, v in trainer.model.named_parameters()}  # = the gradient (lr 1)
     return step, means
 

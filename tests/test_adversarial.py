@@ -72,8 +72,15 @@ def test_short_adversarial_runs_through_the_cli(cli, digits, tmp_path, model):
         assert name in lines[-1]["train"] and name in lines[-1]["test"]
     assert "loss" not in lines[-1]["train"]
     assert 0 <= lines[-1]["train"]["d_real"] <= 1
-    for name in ("model.safetensors", "discriminator.safetensors", "training_state.safetensors", "curves.png",
-                 "samples.png", "samples/epoch_002.png", "report.html"):  # fmt: skip
+    for name in (
+        "model.safetensors",
+        "discriminator.safetensors",
+        "training_state.safetensors",
+        "curves.png",
+        "samples.png",
+        "samples/epoch_002.png",
+        "report.html",
+    ):
         assert (out / name).is_file(), name
     model_obj = vaelab.load(out)
     assert model_obj.sample(3).shape == (3, 1, 28, 28)
@@ -147,8 +154,26 @@ def test_meaningless_option_combinations_are_errors(cli, tmp_path):
 
 def test_compare_models_side_by_side(cli, digits, tmp_path):
     study = tmp_path / "study"
-    result = cli("compare", "--models", "vae,vaegan,gan", "--archs", "mlp", "--latent-dims", "4", "--data", digits,
-                 "--out", study, "--epochs", "1", "--quiet", "--iwae-k", "5", "--batch-size", "64")  # fmt: skip
+    result = cli(
+        "compare",
+        "--models",
+        "vae,vaegan,gan",
+        "--archs",
+        "mlp",
+        "--latent-dims",
+        "4",
+        "--data",
+        digits,
+        "--out",
+        study,
+        "--epochs",
+        "1",
+        "--quiet",
+        "--iwae-k",
+        "5",
+        "--batch-size",
+        "64",
+    )
     assert result.returncode == 0, result.stderr
     report = (study / "report.html").read_text()
     for member in ("vae-mlp-z4", "vaegan-mlp-z4", "gan-mlp-z4"):

@@ -31,8 +31,27 @@ def evaluated(digits, tmp_path_factory):
     out = tmp_path_factory.mktemp("claims") / "run"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        code = main(["train", "--data", str(digits), "--out", str(out), "--epochs", "4", "--batch-size", "32",
-                     "--lr", "3e-3", "--latent-dim", "8", "--hidden", "128", "--quiet", "--eval"])  # fmt: skip
+        code = main(
+            [
+                "train",
+                "--data",
+                str(digits),
+                "--out",
+                str(out),
+                "--epochs",
+                "4",
+                "--batch-size",
+                "32",
+                "--lr",
+                "3e-3",
+                "--latent-dim",
+                "8",
+                "--hidden",
+                "128",
+                "--quiet",
+                "--eval",
+            ]
+        )
     assert code == 0
     return out, printed.getvalue(), json.loads((out / "eval.json").read_text())
 
@@ -155,8 +174,22 @@ def test_a_run_is_evaluated_in_the_precision_it_was_trained_in(cli, digits_npz, 
     from vaelab.run import Run
 
     out = tmp_path / "run"
-    trained = cli("train", "--data", digits_npz(256, 64), "--out", out, "--epochs", "1", "--hidden", "32",
-                  "--latent-dim", "2", "--precision", precision, "--quiet")  # fmt: skip
+    trained = cli(
+        "train",
+        "--data",
+        digits_npz(256, 64),
+        "--out",
+        out,
+        "--epochs",
+        "1",
+        "--hidden",
+        "32",
+        "--latent-dim",
+        "2",
+        "--precision",
+        precision,
+        "--quiet",
+    )
     assert trained.returncode == 0, trained.stderr
     assert not (out / "eval.json").exists()
     finish_run(Run.open(out), evaluate=True, iwae_k=5)

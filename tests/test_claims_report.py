@@ -57,8 +57,28 @@ def reported(digits_npz, tmp_path_factory):
     from vaelab.cli import main
 
     out = tmp_path_factory.mktemp("report") / "run"
-    train = ["train", "--data", str(digits_npz(400, 100)), "--out", str(out), "--epochs", "2", "--latent-dim", "3",
-             "--hidden", "48,24", "--beta", "0.5", "--lr", "0.002", "--activation", "elu", "--seed", "7", "--quiet"]  # fmt: skip
+    train = [
+        "train",
+        "--data",
+        str(digits_npz(400, 100)),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--latent-dim",
+        "3",
+        "--hidden",
+        "48,24",
+        "--beta",
+        "0.5",
+        "--lr",
+        "0.002",
+        "--activation",
+        "elu",
+        "--seed",
+        "7",
+        "--quiet",
+    ]
     assert main(train) == 0
     assert main(["eval", str(out), "--iwae-k", "5", "--quiet"]) == 0
     assert main(["report", str(out), "--no-figures"]) == 0
@@ -101,8 +121,18 @@ def test_report_configuration_table_holds_config_json(reported):
     rows = dict(page.table("Configuration")[1:])
     expected = {**saved["train"], **{f"model.{k}": v for k, v in saved["model"].items()}}
     assert {k: json.loads(v) for k, v in rows.items()} == expected
-    chosen = {"latent_dim": 3, "hidden": [48, 24], "beta": 0.5, "lr": 0.002, "activation": "elu", "seed": 7,
-              "epochs": 2, "model.latent_dim": 3, "model.hidden": [48, 24], "model.activation": "elu"}  # fmt: skip
+    chosen = {
+        "latent_dim": 3,
+        "hidden": [48, 24],
+        "beta": 0.5,
+        "lr": 0.002,
+        "activation": "elu",
+        "seed": 7,
+        "epochs": 2,
+        "model.latent_dim": 3,
+        "model.hidden": [48, 24],
+        "model.activation": "elu",
+    }
     assert {k: json.loads(rows[k]) for k in chosen} == chosen
     intro = (run / "report.html").read_text()
     assert "latent dimension 3" in intro and "(400 train / 100 test images of shape (1, 28, 28))" in intro
@@ -136,8 +166,12 @@ def sentence(lines: list[str], starts: str) -> str:
 def test_the_conv_against_mlp_verdict_follows_the_numbers():
     """Catches a verdict that is fixed prose, or that compares the wrong way round (higher -ELBO as better)."""
     members = study()
-    finals = {"mlp-z2": member(150, 10), "mlp-z10": member(100, 20), "conv-z2": member(140, 8),
-              "conv-z10": member(90, 18)}  # fmt: skip
+    finals = {
+        "mlp-z2": member(150, 10),
+        "mlp-z10": member(100, 20),
+        "conv-z2": member(140, 8),
+        "conv-z10": member(90, 18),
+    }
     head = "<b>Convolutional vs fully connected</b>"
     text = sentence(answers(members, finals), head)
     assert "the conv model beats the MLP" in text and "z=2: mlp 160.0 vs conv 148.0" in text
@@ -196,9 +230,12 @@ def test_the_prior_against_sampler_verdict_follows_the_numbers():
     members = study(archs=("mlp",), dims=(10,))
     finals = {"mlp-z10": member(100, 20, fd=320.0)}
     finals["mlp-z10"]["eval"].update(
-        prior_mismatch={"prior": {"kl_to_aggregate": 0.66, "holes": 0.009}, "gmm": {"kl_to_aggregate": 0.03, "holes": 0.023}},
+        prior_mismatch={
+            "prior": {"kl_to_aggregate": 0.66, "holes": 0.009},
+            "gmm": {"kl_to_aggregate": 0.03, "holes": 0.023},
+        },
         samplers={"gmm": {"available": True, "fd_classifier": 82.0}},
-    )  # fmt: skip
+    )
     head = "<b>Prior against aggregate posterior (mlp-z10)</b>"
     text = sentence(answers(members, finals), head)
     assert (

@@ -38,8 +38,20 @@ def no_figures(monkeypatch):
 
 
 def train(cli, data, out, kind="vae", *extra, epochs=1):
-    return cli("train", "--kind", kind, "--data", data, "--out", out, "--epochs", epochs, *TINY,
-               *KIND_EXTRA.get(kind, []), *extra)  # fmt: skip
+    return cli(
+        "train",
+        "--kind",
+        kind,
+        "--data",
+        data,
+        "--out",
+        out,
+        "--epochs",
+        epochs,
+        *TINY,
+        *KIND_EXTRA.get(kind, []),
+        *extra,
+    )
 
 
 def resume(cli, out, epochs, *extra):
@@ -329,9 +341,11 @@ def test_every_kind_with_a_kl_weight_trains_with_it(cli, digits, tmp_path, kind)
 # --- 7. the VAE-GAN's gating and options ----------------------------------------------------------------------------
 def _parts(out: Path) -> dict[str, dict[str, torch.Tensor]]:
     model = load_file(out / "model.safetensors")
-    return {"discriminator": load_file(out / "discriminator.safetensors"),
-            "encoder": {k: v for k, v in model.items() if k.startswith("encoder.")},
-            "decoder": {k: v for k, v in model.items() if k.startswith("decoder.")}}  # fmt: skip
+    return {
+        "discriminator": load_file(out / "discriminator.safetensors"),
+        "encoder": {k: v for k, v in model.items() if k.startswith("encoder.")},
+        "decoder": {k: v for k, v in model.items() if k.startswith("decoder.")},
+    }
 
 
 def _unchanged(out: Path) -> dict[str, bool]:
@@ -350,8 +364,11 @@ def test_vaegan_equilibrium_gating_skips_exactly_the_updates_it_logs(cli, digits
     update what the first ones froze. Catches a discriminator updated every step whatever the gate says (the past
     bug), and a gate that is logged but not applied."""
     pure = ["--gamma", "0", "--pixel-weight", "0", "--hidden", "32,16"]  # the decoder's loss: its GAN term alone
-    runs = {"d_frozen": ["--equilibrium", "9.9", "--margin", "0"], "adv_dropped": ["--equilibrium", "0.05", "--margin", "0"],
-            "open": ["--margin", "9"]}  # fmt: skip
+    runs = {
+        "d_frozen": ["--equilibrium", "9.9", "--margin", "0"],
+        "adv_dropped": ["--equilibrium", "0.05", "--margin", "0"],
+        "open": ["--margin", "9"],
+    }
     for name, gate in runs.items():
         ok(train(cli, digits, tmp_path / name, "vaegan", *pure, *gate))
     shares = {name: epochs_of(tmp_path / name)[0]["train"] for name in runs}

@@ -402,13 +402,19 @@ def test_npz_float_labels_that_are_whole_numbers_are_accepted(tmp_path):
 
 def test_npz_headers_checked_before_reading(tmp_path):
     # a header claiming 16 TB of pixels in a 100-byte member: refused before numpy allocates it
-    write_npz_member(tmp_path / "a.npz", "images", {"descr": "|u1", "fortran_order": False, "shape": (10**6, 8192, 8192)}, bytes(100))  # fmt: skip
+    write_npz_member(
+        tmp_path / "a.npz", "images", {"descr": "|u1", "fortran_order": False, "shape": (10**6, 8192, 8192)}, bytes(100)
+    )
     with pytest.raises(DataError, match="pixels per image"):
         data.load(tmp_path / "a.npz")
-    write_npz_member(tmp_path / "b.npz", "images", {"descr": "<f8", "fortran_order": False, "shape": (10**5, 28, 28)}, bytes(100))  # fmt: skip
+    write_npz_member(
+        tmp_path / "b.npz", "images", {"descr": "<f8", "fortran_order": False, "shape": (10**5, 28, 28)}, bytes(100)
+    )
     with pytest.raises(DataError, match="the archive holds 100; the file is truncated or corrupt"):
         data.load(tmp_path / "b.npz")
-    write_npz_member(tmp_path / "c.npz", "images", {"descr": "|O", "fortran_order": False, "shape": (2, 2, 2)}, b"\x80\x04N.")  # fmt: skip
+    write_npz_member(
+        tmp_path / "c.npz", "images", {"descr": "|O", "fortran_order": False, "shape": (2, 2, 2)}, b"\x80\x04N."
+    )
     with pytest.raises(DataError, match="never loads"):  # a pickle: never unpickled
         data.load(tmp_path / "c.npz")
 
@@ -590,8 +596,10 @@ def test_folder_palette_colour_images_load_as_their_palette_colours(tmp_path):
     assert same_images(loaded_arrays(ds), [expected, expected, expected])
 
 
-@pytest.mark.parametrize("fmt, suffix", [("PNG", ".png"), ("BMP", ".bmp"), ("GIF", ".gif"), ("TIFF", ".tif"),
-                                         ("WEBP", ".webp"), ("JPEG", ".jpg")])  # fmt: skip
+@pytest.mark.parametrize(
+    "fmt, suffix",
+    [("PNG", ".png"), ("BMP", ".bmp"), ("GIF", ".gif"), ("TIFF", ".tif"), ("WEBP", ".webp"), ("JPEG", ".jpg")],
+)
 def test_folder_every_advertised_format_loads(tmp_path, fmt, suffix):
     # every format in a folder of one kind (a restricted decoder list once broke all but PNG and JPEG)
     for k in range(3):

@@ -14,15 +14,28 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 def environment() -> dict[str, str]:
-    return {"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "OMP_NUM_THREADS": "1",
-            "VAELAB_DATA_DIR": os.environ["VAELAB_DATA_DIR"]}  # fmt: skip
+    return {
+        "PYTHONPATH": SRC,
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(Path.home()),
+        "OMP_NUM_THREADS": "1",
+        "VAELAB_DATA_DIR": os.environ["VAELAB_DATA_DIR"],
+    }
 
 
 def torchrun(*args, nproc=2, timeout=300, module="vaelab"):
     """`torchrun --standalone --nproc-per-node N -m vaelab ARGS` (or a script, with module=None)."""
     target = ["-m", module] if module else []
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
-               *target, *map(str, args)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        str(nproc),
+        *target,
+        *map(str, args),
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment())
 
 
@@ -66,8 +79,13 @@ def test_two_processes_average_the_gradients_of_the_global_batch(digits, tmp_pat
     twice; for the kind that goes through DistributedDataParallel (vae) and one that averages by hand (iwae).
     Adam's step does not depend on the gradient's scale, so comparing Adam-trained runs cannot see this."""
     script = Path(__file__).with_name("ddp_step.py")
-    one = subprocess.run([sys.executable, script, tmp_path, digits, "vae", "iwae"], capture_output=True, text=True,
-                         timeout=300, env=environment())  # fmt: skip
+    one = subprocess.run(
+        [sys.executable, script, tmp_path, digits, "vae", "iwae"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment(),
+    )
     assert one.returncode == 0, one.stderr[-3000:]
     two = torchrun(script, tmp_path, digits, "vae", "iwae", module=None)
     assert two.returncode == 0, two.stderr[-3000:]

@@ -262,8 +262,12 @@ def test_interpolate_linear_and_spherical(client):
     assert np.allclose(spherical["z"][-1], b, atol=1e-5) and norms.min() > np.linalg.norm(np.add(a, b) / 2)
     gan = client.json("POST", "/api/runs/2/interpolate", json_body={"a": a, "b": b, "steps": 3})
     assert len(gan["images"]) == 3
-    for bad, fragment in (({"steps": 1}, "steps"), ({"steps": 10_000}, "steps"), ({"spherical": "yes"}, "spherical"),
-                          ({"b": [0.0]}, "b:")):  # fmt: skip
+    for bad, fragment in (
+        ({"steps": 1}, "steps"),
+        ({"steps": 10_000}, "steps"),
+        ({"spherical": "yes"}, "spherical"),
+        ({"b": [0.0]}, "b:"),
+    ):
         assert_error(client.call("POST", "/api/runs/0/interpolate", json_body={"a": a, "b": b, **bad}), 400, fragment)
 
 

@@ -21,8 +21,29 @@ EPOCHS = 8
 
 
 def command(digits: Path, out: Path, resume: bool) -> list[str]:
-    args = [sys.executable, "-m", "vaelab", "train", "--data", str(digits), "--out", str(out), "--epochs", str(EPOCHS),
-            "--quiet", "--batch-size", "32", "--hidden", "32", "--latent-dim", "2", "--threads", "1", "--seed", "3"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "vaelab",
+        "train",
+        "--data",
+        str(digits),
+        "--out",
+        str(out),
+        "--epochs",
+        str(EPOCHS),
+        "--quiet",
+        "--batch-size",
+        "32",
+        "--hidden",
+        "32",
+        "--latent-dim",
+        "2",
+        "--threads",
+        "1",
+        "--seed",
+        "3",
+    ]
     return args + (["--resume"] if resume else [])
 
 

@@ -88,10 +88,14 @@ def tile_grid(path) -> tuple[int, int]:
         (["sample", "--n", "40"], "samples.png", (5, 8)),
         (["reconstruct", "--n", "10"], "reconstructions.png", (2, 10)),  # originals above reconstructions
         (["reconstruct", "--n", "20"], "reconstructions.png", (4, 10)),
-        (["interpolate", "--pair", "0", "5", "--pair", "1", "2", "--steps", "7", "--spherical"], "interpolation.png", (2, 7)),
+        (
+            ["interpolate", "--pair", "0", "5", "--pair", "1", "2", "--steps", "7", "--spherical"],
+            "interpolation.png",
+            (2, 7),
+        ),
         (["interpolate", "--pair", "3", "4", "--steps", "12"], "interpolation.png", (1, 12)),
     ],
-)  # fmt: skip
+)
 def test_figure_commands_draw_as_many_images_as_asked(cli, trained_run, tmp_path, args, name, tiles):
     """Catches --n, --steps or --pair being ignored (a PNG of the default grid is still a PNG): the figure
     must show the asked number of images, rows by columns."""
@@ -147,8 +151,22 @@ def test_figure_commands_refuse_bad_input(cli, trained_run, tmp_path):
 
 def test_compare_runs_end_to_end_and_resumes(cli, tiny_npz, tmp_path):
     study = tmp_path / "study"
-    args = ["compare", "--data", tiny_npz, "--archs", "mlp", "--latent-dims", "2,4", "--out", study, "--quiet",
-            "--iwae-k", "5", "--seed", "1"]  # fmt: skip
+    args = [
+        "compare",
+        "--data",
+        tiny_npz,
+        "--archs",
+        "mlp",
+        "--latent-dims",
+        "2,4",
+        "--out",
+        study,
+        "--quiet",
+        "--iwae-k",
+        "5",
+        "--seed",
+        "1",
+    ]
     first = cli(*args, "--epochs", "1")
     assert first.returncode == 0, first.stderr
     report = (study / "report.html").read_text()

@@ -18,13 +18,26 @@ from vaelab.config import TrainConfig, read_toml
 from vaelab.errors import VaelabError
 
 THOROUGH = os.environ.get("VAELAB_FUZZ") == "thorough"
-FUZZ = settings(max_examples=2000 if THOROUGH else 60, deadline=None, derandomize=not THOROUGH,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+FUZZ = settings(
+    max_examples=2000 if THOROUGH else 60,
+    deadline=None,
+    derandomize=not THOROUGH,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 KEYS = sorted(kinds.all_options()) + ["model", "recon", "latnt_dim", "train"]
-json_scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80)
-                | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12))  # fmt: skip
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=8)  # fmt: skip
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=8,
+)
 
 
 def one_line(exc: VaelabError) -> None:
@@ -67,8 +80,27 @@ def tiny_run(digits_npz, tmp_path_factory):
     from vaelab.cli import main
 
     out = tmp_path_factory.mktemp("fuzzrun") / "run"
-    assert main(["train", "--data", str(digits_npz(64, 16)), "--out", str(out), "--epochs", "1", "--quiet",
-                 "--latent-dim", "2", "--hidden", "8", "--batch-size", "32"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(digits_npz(64, 16)),
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--quiet",
+                "--latent-dim",
+                "2",
+                "--hidden",
+                "8",
+                "--batch-size",
+                "32",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -79,11 +111,30 @@ def damage(meta, path: list, value):
     return {**meta, path[0]: damage(meta.get(path[0], {}), path[1:], value)}
 
 
-CONFIG_PATHS = st.sampled_from([[], ["kind"], ["model"], ["train"], ["data"], ["model", "shape"], ["model", "arch"],
-                                ["model", "latent_dim"], ["model", "hidden"], ["model", "channels"],
-                                ["model", "likelihood"], ["model", "sigma"], ["model", "learn_sigma"],
-                                ["model", "activation"], ["train", "kind"], ["train", "seed"], ["train", "data"],
-                                ["train", "likelihood"], ["train", "latent_dim"], ["train", "epochs"]])  # fmt: skip
+CONFIG_PATHS = st.sampled_from(
+    [
+        [],
+        ["kind"],
+        ["model"],
+        ["train"],
+        ["data"],
+        ["model", "shape"],
+        ["model", "arch"],
+        ["model", "latent_dim"],
+        ["model", "hidden"],
+        ["model", "channels"],
+        ["model", "likelihood"],
+        ["model", "sigma"],
+        ["model", "learn_sigma"],
+        ["model", "activation"],
+        ["train", "kind"],
+        ["train", "seed"],
+        ["train", "data"],
+        ["train", "likelihood"],
+        ["train", "latent_dim"],
+        ["train", "epochs"],
+    ]
+)
 
 
 @FUZZ

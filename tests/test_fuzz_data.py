@@ -191,9 +191,7 @@ def write_idx(path: Path, array: np.ndarray, type_code: int = 0x08) -> None:
 @given(
     role=st.sampled_from(["train-images", "train-labels", "t10k-images", "t10k-labels"]),
     raw=idx_bytes()
-    | st.builds(
-        lambda v: bytes([0, 0, 0x0C, 1, 0, 0, 0, 4]) + v.astype(">i4").tobytes(), hnp.arrays(np.int32, 4)
-    ),  # fmt: skip
+    | st.builds(lambda v: bytes([0, 0, 0x0C, 1, 0, 0, 0, 4]) + v.astype(">i4").tobytes(), hnp.arrays(np.int32, 4)),
 )
 @example(role="train-labels", raw=bytes([0, 0, 0x0C, 1, 0, 0, 0, 4]) + np.array([0, 1, 2, 2**31 - 1], ">i4").tobytes())
 @example(role="t10k-labels", raw=bytes([0, 0, 0x09, 1, 0, 0, 0, 2]) + bytes([0, 0xFF]))  # label -1
@@ -247,19 +245,52 @@ def test_fuzz_valid_arrays_load_exactly(scratch, n, hw, type_code, gz, layout, d
 # --- npz --------------------------------------------------------------------------------------------------
 
 NPZ_DTYPES = [
-    np.uint8, np.int8, np.int16, np.uint16, np.int32, np.int64, np.uint64, np.float16, np.float32, np.float64,
-    np.bool_, np.complex64, "<U3", "S2", "M8[s]", ">f8", ">u2",
-]  # fmt: skip
-NPZ_KEYS = ["train_images", "test_images", "train_labels", "test_labels", "x_train", "x_test", "y_train",
-            "y_test", "images", "labels", "other"]  # fmt: skip
+    np.uint8,
+    np.int8,
+    np.int16,
+    np.uint16,
+    np.int32,
+    np.int64,
+    np.uint64,
+    np.float16,
+    np.float32,
+    np.float64,
+    np.bool_,
+    np.complex64,
+    "<U3",
+    "S2",
+    "M8[s]",
+    ">f8",
+    ">u2",
+]
+NPZ_KEYS = [
+    "train_images",
+    "test_images",
+    "train_labels",
+    "test_labels",
+    "x_train",
+    "x_test",
+    "y_train",
+    "y_test",
+    "images",
+    "labels",
+    "other",
+]
 SHAPES = hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=5)
 
 
 @st.composite
 def plausible_npz_arrays(draw) -> dict[str, np.ndarray]:
     """Arrays in one of the three layouts, as a user would save them, with at most one value or shape wrong."""
-    layout = draw(st.sampled_from([("train_images", "train_labels", "test_images", "test_labels"),
-                                   ("x_train", "y_train", "x_test", "y_test"), ("images", "labels")]))  # fmt: skip
+    layout = draw(
+        st.sampled_from(
+            [
+                ("train_images", "train_labels", "test_images", "test_labels"),
+                ("x_train", "y_train", "x_test", "y_test"),
+                ("images", "labels"),
+            ]
+        )
+    )
     with_labels, channels = draw(st.booleans()), draw(st.sampled_from([(), (1,), (3,), "last"]))
     h, w = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     dtype = np.dtype(draw(st.sampled_from([np.uint8, np.float32, np.float64, np.int64, np.bool_])))
@@ -276,11 +307,21 @@ def plausible_npz_arrays(draw) -> dict[str, np.ndarray]:
     if len(arrays) > 1 and draw(st.booleans()):  # then make one array wrong in one way
         key = draw(st.sampled_from(sorted(arrays)))
         array = arrays[key]
-        arrays[key] = draw(st.sampled_from([
-            array[:0], array[..., None], array.astype(np.float64) * 300, array.astype(np.float64) - 1,
-            np.full_like(array, np.nan, dtype=np.float64), array.astype(np.complex64), array.astype(str),
-            array.reshape(-1), array.astype(np.int64) + MAX_CLASSES,
-        ]))  # fmt: skip
+        arrays[key] = draw(
+            st.sampled_from(
+                [
+                    array[:0],
+                    array[..., None],
+                    array.astype(np.float64) * 300,
+                    array.astype(np.float64) - 1,
+                    np.full_like(array, np.nan, dtype=np.float64),
+                    array.astype(np.complex64),
+                    array.astype(str),
+                    array.reshape(-1),
+                    array.astype(np.int64) + MAX_CLASSES,
+                ]
+            )
+        )
     return arrays
 
 
@@ -534,7 +575,7 @@ PATH_PARTS = st.text(st.characters(blacklist_characters="/\x00"), min_size=1, ma
 @given(
     entries=st.lists(
         st.tuples(PATH_PARTS, st.sampled_from(["file", "folder", "link-self", "link-out", "fifo"])), max_size=4
-    ),  # fmt: skip
+    ),
     query=st.lists(PATH_PARTS | st.just("\x00"), max_size=3),
     content=st.binary(max_size=64),
 )

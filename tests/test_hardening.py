@@ -27,8 +27,27 @@ def trained(digits, tmp_path_factory):
     from vaelab.cli import main
 
     out = tmp_path_factory.mktemp("trained") / "run"
-    assert main(["train", "--data", str(digits), "--out", str(out), "--epochs", "1", "--quiet", "--latent-dim", "2",
-                 "--hidden", "32", "--batch-size", "64"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(digits),
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--quiet",
+                "--latent-dim",
+                "2",
+                "--hidden",
+                "32",
+                "--batch-size",
+                "64",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -64,16 +83,22 @@ RUN_COMMANDS = [
 def test_every_run_command_on_missing_file_and_folder_paths(cli, tmp_path, command):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
-    for path, message in [(tmp_path / "missing", "no such run directory"), (a_file, "no such run directory"),
-                          (a_file / "below", "no such run directory")]:  # fmt: skip
+    for path, message in [
+        (tmp_path / "missing", "no such run directory"),
+        (a_file, "no such run directory"),
+        (a_file / "below", "no such run directory"),
+    ]:
         assert message in one_line_error(cli(command[0], path, *command[1:]))
 
 
 def test_figure_outputs_are_checked_before_the_work(cli, run, tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
-    for out, message in [(tmp_path / "grid.txt", "must name a .png file"), (tmp_path, "must name a .png file"),
-                         (a_file / "grid.png", "is a file, not a folder")]:  # fmt: skip
+    for out, message in [
+        (tmp_path / "grid.txt", "must name a .png file"),
+        (tmp_path, "must name a .png file"),
+        (a_file / "grid.png", "is a file, not a folder"),
+    ]:
         for command in ("sample", "reconstruct", "manifold", "latents", "interpolate"):
             assert message in one_line_error(cli(command, run, "--out", out)), command
     assert not (tmp_path / "grid.txt").exists()
@@ -110,18 +135,34 @@ def _edit_config(run: Path, edit) -> None:
     (run / "config.json").write_text(json.dumps(meta))
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda m: [m], "needs 'model' and 'train' tables"),
-    (lambda m: {k: v for k, v in m.items() if k != "model"}, "needs 'model' and 'train' tables"),
-    (lambda m: {**m, "model": {**m["model"], "shape": [1, -28, 28]}}, "shape: expected integers"),
-    (lambda m: {**m, "model": {**m["model"], "latent_dim": "two"}}, "latent_dim: expected integers"),
-    (lambda m: {**m, "model": {**m["model"], "likelihood": "poisson"}}, "likelihood: must be one of"),
-    (lambda m: {**m, "train": {**m["train"], "seed": "seven"}}, "seed: expected an integer"),
-    (lambda m: {**m, "train": {**m["train"], "likelihood": "poisson"}}, "likelihood: must be one of bernoulli, gaussian"),
-    (lambda m: {**m, "train": {**m["train"], "kind": "diffusion"}}, "unknown kind 'diffusion'"),
-    (lambda m: {**m, "train": 3}, "needs 'model' and 'train' tables"),
-], ids=["list", "no-model", "negative-shape", "string-latent", "poisson-model", "string-seed", "poisson-train",
-        "unknown-kind", "train-not-a-table"])  # fmt: skip
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: [m], "needs 'model' and 'train' tables"),
+        (lambda m: {k: v for k, v in m.items() if k != "model"}, "needs 'model' and 'train' tables"),
+        (lambda m: {**m, "model": {**m["model"], "shape": [1, -28, 28]}}, "shape: expected integers"),
+        (lambda m: {**m, "model": {**m["model"], "latent_dim": "two"}}, "latent_dim: expected integers"),
+        (lambda m: {**m, "model": {**m["model"], "likelihood": "poisson"}}, "likelihood: must be one of"),
+        (lambda m: {**m, "train": {**m["train"], "seed": "seven"}}, "seed: expected an integer"),
+        (
+            lambda m: {**m, "train": {**m["train"], "likelihood": "poisson"}},
+            "likelihood: must be one of bernoulli, gaussian",
+        ),
+        (lambda m: {**m, "train": {**m["train"], "kind": "diffusion"}}, "unknown kind 'diffusion'"),
+        (lambda m: {**m, "train": 3}, "needs 'model' and 'train' tables"),
+    ],
+    ids=[
+        "list",
+        "no-model",
+        "negative-shape",
+        "string-latent",
+        "poisson-model",
+        "string-seed",
+        "poisson-train",
+        "unknown-kind",
+        "train-not-a-table",
+    ],
+)
 def test_damaged_config_json_is_named(cli, run, edit, message):
     _edit_config(run, edit)
     for command in ("sample", "report"):
@@ -190,8 +231,21 @@ def test_a_tiny_image_folder_trains_evaluates_and_reports(cli, tmp_path):
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(folder / f"{i}.png")
     out = tmp_path / "run"
-    result = cli("train", "--data", tmp_path / "folder", "--out", out, "--epochs", "2", "--quiet", "--batch-size", "8",
-                 "--latent-dim", "3", "--eval")  # fmt: skip
+    result = cli(
+        "train",
+        "--data",
+        tmp_path / "folder",
+        "--out",
+        out,
+        "--epochs",
+        "2",
+        "--quiet",
+        "--batch-size",
+        "8",
+        "--latent-dim",
+        "3",
+        "--eval",
+    )
     assert result.returncode == 0, result.stderr
     for name in ("interpolation.png", "manifold.png", "latents.png", "reconstructions.png", "report.html", "eval.json"):
         assert (out / name).is_file(), name
@@ -200,9 +254,28 @@ def test_a_tiny_image_folder_trains_evaluates_and_reports(cli, tmp_path):
 def test_sigterm_stops_with_a_message_and_the_checkpoint_intact(digits, tmp_path, cli_process):
     out = tmp_path / "run"
     src = str(Path(__file__).resolve().parents[1] / "src")
-    process = subprocess.Popen([sys.executable, "-m", "vaelab", "train", "--data", str(digits), "--out", str(out),
-                                "--epochs", "400", "--quiet", "--batch-size", "32", "--threads", "1"],
-                               stderr=subprocess.PIPE, text=True, env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"})  # fmt: skip
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vaelab",
+            "train",
+            "--data",
+            str(digits),
+            "--out",
+            str(out),
+            "--epochs",
+            "400",
+            "--quiet",
+            "--batch-size",
+            "32",
+            "--threads",
+            "1",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"},
+    )
     deadline = time.monotonic() + 120
     while not (out / "training_state.safetensors").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -246,15 +319,27 @@ def test_train_compare_explore_and_data_on_missing_unreadable_and_read_only_path
     import os
 
     missing = tmp_path / "missing"
-    for args in (["train", "--data", missing, "--out", tmp_path / "r"], ["train", "--config", missing],
-                 ["compare", "--data", missing, "--out", tmp_path / "s"], ["explore", missing, "--no-browser", "--quiet"],
-                 ["data", "info", missing], ["eval", missing]):  # fmt: skip
+    for args in (
+        ["train", "--data", missing, "--out", tmp_path / "r"],
+        ["train", "--config", missing],
+        ["compare", "--data", missing, "--out", tmp_path / "s"],
+        ["explore", missing, "--no-browser", "--quiet"],
+        ["data", "info", missing],
+        ["eval", missing],
+    ):
         assert str(missing) in one_line_error(cli(*args)), args
     toml = tmp_path / "run.toml"
     toml.write_text("epochs = 1\n")
     read_text = Path.read_text
-    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
-                        if self == toml else read_text(self, *a, **k))  # fmt: skip
+    monkeypatch.setattr(
+        Path,
+        "read_text",
+        lambda self, *a, **k: (
+            (_ for _ in ()).throw(PermissionError(13, "Permission denied"))
+            if self == toml
+            else read_text(self, *a, **k)
+        ),
+    )
     assert "cannot be read (permission denied)" in one_line_error(
         cli("train", "--config", toml, "--out", tmp_path / "r")
     )
@@ -262,7 +347,9 @@ def test_train_compare_explore_and_data_on_missing_unreadable_and_read_only_path
     locked.mkdir()
     access = os.access
     monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != locked and access(path, mode, **kw))
-    for args in (["train", "--data", digits, "--epochs", "1", "--quiet", "--out", locked / "run"],
-                 ["compare", "--data", digits, "--epochs", "1", "--quiet", "--out", locked / "study"]):  # fmt: skip
+    for args in (
+        ["train", "--data", digits, "--epochs", "1", "--quiet", "--out", locked / "run"],
+        ["compare", "--data", digits, "--epochs", "1", "--quiet", "--out", locked / "study"],
+    ):
         assert "is not writable" in one_line_error(cli(*args)), args
     assert list(locked.iterdir()) == []

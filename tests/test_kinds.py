@@ -59,8 +59,12 @@ class ToyTrainer:
     def test_terms(self, images, labels, epoch):
         self.model.eval()
         with torch.no_grad():
-            total = sum(float(F.binary_cross_entropy_with_logits(self.model.decode(self.model.encode(x).mean), x,
-                                                                  reduction="sum")) for x, _ in data.batches(images, 500))  # fmt: skip
+            total = sum(
+                float(
+                    F.binary_cross_entropy_with_logits(self.model.decode(self.model.encode(x).mean), x, reduction="sum")
+                )
+                for x, _ in data.batches(images, 500)
+            )
         return {"recon": total / len(images)}
 
     def record(self, epoch):
@@ -73,8 +77,16 @@ class ToyTrainer:
         return {}
 
 
-TOY = Kind(name="toy-ae", help="a toy deterministic autoencoder", title="toy autoencoder", options=ToyOptions,
-           trainer=ToyTrainer, build=VAE, encoder=True, likelihood=False)  # fmt: skip
+TOY = Kind(
+    name="toy-ae",
+    help="a toy deterministic autoencoder",
+    title="toy autoencoder",
+    options=ToyOptions,
+    trainer=ToyTrainer,
+    build=VAE,
+    encoder=True,
+    likelihood=False,
+)
 
 
 @pytest.fixture
@@ -123,8 +135,25 @@ def test_a_kind_registered_in_a_test_trains_saves_loads_evaluates_and_reports(cl
 
 def test_a_registered_kind_joins_a_comparison_study(cli, digits, tmp_path, toy_kind):
     study = tmp_path / "study"
-    result = cli("compare", "--kinds", "vae,toy-ae", "--archs", "mlp", "--latent-dims", "2", "--data", digits,
-                 "--out", study, "--epochs", "1", "--quiet", "--no-eval", "--batch-size", "64")  # fmt: skip
+    result = cli(
+        "compare",
+        "--kinds",
+        "vae,toy-ae",
+        "--archs",
+        "mlp",
+        "--latent-dims",
+        "2",
+        "--data",
+        digits,
+        "--out",
+        study,
+        "--epochs",
+        "1",
+        "--quiet",
+        "--no-eval",
+        "--batch-size",
+        "64",
+    )
     assert result.returncode == 0, result.stderr
     report = (study / "report.html").read_text()
     assert "vae-mlp-z2" in report and "toy-ae-mlp-z2" in report and "n/a" in report  # no KL term to show
@@ -167,20 +196,37 @@ def test_unknown_kinds_are_named_errors(cli, digits, tmp_path):
 
 def test_old_option_names_are_still_accepted(cli, digits, tmp_path):
     out = tmp_path / "run"
-    result = cli("train", "--model", "vae", "--recon", "gaussian", "--data", digits, "--out", out, "--epochs", "1",
-                 "--quiet", "--batch-size", "128")  # fmt: skip
+    result = cli(
+        "train",
+        "--model",
+        "vae",
+        "--recon",
+        "gaussian",
+        "--data",
+        digits,
+        "--out",
+        out,
+        "--epochs",
+        "1",
+        "--quiet",
+        "--batch-size",
+        "128",
+    )
     assert result.returncode == 0, result.stderr
     saved = json.loads((out / "config.json").read_text())
     assert saved["train"]["likelihood"] == "gaussian" and saved["model"]["likelihood"] == "gaussian"
 
 
 def test_subpackages_are_reachable_after_import_vaelab_without_importing_torch_up_front():
-    code = ("import sys, vaelab; assert 'torch' not in sys.modules; "
-            "d = vaelab.data.load('mnist-mini'); print(len(d.train), vaelab.kinds.names(), vaelab.models.VAE.__name__, "
-            "vaelab.evaluate.evaluate_run.__name__)")  # fmt: skip
+    code = (
+        "import sys, vaelab; assert 'torch' not in sys.modules; "
+        "d = vaelab.data.load('mnist-mini'); print(len(d.train), vaelab.kinds.names(), vaelab.models.VAE.__name__, "
+        "vaelab.evaluate.evaluate_run.__name__)"
+    )
     src = str(Path(__file__).resolve().parents[1] / "src")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": src},
-                          timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": src}, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] == "8000" and "'vae'" in done.stdout and "VAE evaluate_run" in done.stdout
 

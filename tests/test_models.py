@@ -72,8 +72,18 @@ def test_a_saved_run_reloads_as_the_model_that_training_left_in_memory(digits_np
     from vaelab.rundir import RunDir
     from vaelab.training.loop import train
 
-    config = kinds.make_config({"data": str(digits_npz(200, 40)), "epochs": 2, "batch_size": 50, "latent_dim": 3,
-                                "seed": 1, "quiet": True, "out": str(tmp_path / "run"), **options})  # fmt: skip
+    config = kinds.make_config(
+        {
+            "data": str(digits_npz(200, 40)),
+            "epochs": 2,
+            "batch_size": 50,
+            "latent_dim": 3,
+            "seed": 1,
+            "quiet": True,
+            "out": str(tmp_path / "run"),
+            **options,
+        }
+    )
     dataset = data.load(config.data)
     trained = train(config, kinds.get(config.kind), dataset, RunDir(config.out)).model
     loaded = vaelab.load(config.out)

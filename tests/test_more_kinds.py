@@ -48,8 +48,20 @@ def test_iwae_with_one_sample_is_the_vae_elbo_estimate(images):
     # and in expectation it is the VAE's ELBO with the closed-form KL (Kingma & Welling's estimator)
     with torch.no_grad():
         many = torch.stack([iwae_terms(model, x, 1, torch.Generator().manual_seed(s))["bound"] for s in range(100)])
-        closed = torch.stack([log_likelihood(model.likelihood, model.decode(out.posterior.sample(torch.Generator().manual_seed(1000 + s))), x,
-                                             model.log_sigma) for s in range(100)]).mean(0) - out.posterior.kl()  # fmt: skip
+        closed = (
+            torch.stack(
+                [
+                    log_likelihood(
+                        model.likelihood,
+                        model.decode(out.posterior.sample(torch.Generator().manual_seed(1000 + s))),
+                        x,
+                        model.log_sigma,
+                    )
+                    for s in range(100)
+                ]
+            ).mean(0)
+            - out.posterior.kl()
+        )
     se = many.std(0) / math.sqrt(100)
     assert (many.mean(0) - closed).abs().mean() < 4 * se.mean()
 
@@ -57,8 +69,12 @@ def test_iwae_with_one_sample_is_the_vae_elbo_estimate(images):
 def test_the_iwae_bound_increases_with_k_on_a_fixed_model(images):
     torch.manual_seed(0)
     model = VAE(VAEConfig(SHAPE, latent_dim=4, hidden=(64,))).eval()
-    bounds = [split_bound(model, images, k, binarize_images=False, seed=0, batch_size=1000, device=torch.device("cpu"),
-                          world=World())["bound"] for k in (1, 5, 50)]  # fmt: skip
+    bounds = [
+        split_bound(
+            model, images, k, binarize_images=False, seed=0, batch_size=1000, device=torch.device("cpu"), world=World()
+        )["bound"]
+        for k in (1, 5, 50)
+    ]
     assert bounds[0] < bounds[1] < bounds[2], bounds
 
 
@@ -123,8 +139,22 @@ def test_cvae_labels_change_the_decoded_class_and_not_the_hidden_label_path():
 def test_cvae_samples_are_of_the_requested_digit(cli, digits_npz, tmp_path):
     """The issue's criterion on a small run: the feature classifier reads the requested class in the samples."""
     out = tmp_path / "cvae"
-    result = cli("train", "--kind", "cvae", "--data", digits_npz(1000, 200), "--out", out, "--latent-dim", "2",
-                 "--epochs", "15", "--quiet", "--batch-size", "32")  # fmt: skip
+    result = cli(
+        "train",
+        "--kind",
+        "cvae",
+        "--data",
+        digits_npz(1000, 200),
+        "--out",
+        out,
+        "--latent-dim",
+        "2",
+        "--epochs",
+        "15",
+        "--quiet",
+        "--batch-size",
+        "32",
+    )
     assert result.returncode == 0, result.stderr
     run = Run.open(out)
     net, info = classifier.load_or_train(run.dataset())
@@ -132,15 +162,25 @@ def test_cvae_samples_are_of_the_requested_digit(cli, digits_npz, tmp_path):
     hits = []
     for c in range(10):
         with torch.inference_mode():
-            hits.append(float((net(run.model.sample(50, torch.Generator().manual_seed(c), labels=c)).argmax(1) == c).double().mean()))  # fmt: skip
+            hits.append(
+                float(
+                    (net(run.model.sample(50, torch.Generator().manual_seed(c), labels=c)).argmax(1) == c)
+                    .double()
+                    .mean()
+                )
+            )
     assert sum(hits) / 10 >= 0.8, hits
 
 
 # --- the Gaussian-mixture sampler (Ghosh et al. 2020) ----------------------------------------------------------
 def test_gmm_recovers_two_clusters_round_trips_through_safetensors_and_samples_them(tmp_path):
     g = torch.Generator().manual_seed(0)
-    points = torch.cat([torch.randn(400, 2, generator=g) * 0.1 + torch.tensor([3.0, 0.0]),
-                        torch.randn(200, 2, generator=g) * 0.1 - torch.tensor([3.0, 0.0])])  # fmt: skip
+    points = torch.cat(
+        [
+            torch.randn(400, 2, generator=g) * 0.1 + torch.tensor([3.0, 0.0]),
+            torch.randn(200, 2, generator=g) * 0.1 - torch.tensor([3.0, 0.0]),
+        ]
+    )
     fitted = gmm.fit(points, 2, seed=0)
     path = tmp_path / "sampler-gmm.safetensors"
     gmm.save(fitted, path)
@@ -202,8 +242,28 @@ def test_new_kinds_train_resume_evaluate_and_report(cli, digits, tmp_path, kind,
 
 def test_compare_runs_the_study_of_the_new_kinds_fitting_a_sampler_to_each(cli, digits, tmp_path):
     study = tmp_path / "study"
-    result = cli("compare", "--kinds", "vae,iwae,vamp,cvae", "--archs", "mlp", "--latent-dims", "2", "--data", digits,
-                 "--out", study, "--epochs", "1", "--quiet", "--iwae-k", "2", "--batch-size", "64", "--pseudo-inputs", "10")  # fmt: skip
+    result = cli(
+        "compare",
+        "--kinds",
+        "vae,iwae,vamp,cvae",
+        "--archs",
+        "mlp",
+        "--latent-dims",
+        "2",
+        "--data",
+        digits,
+        "--out",
+        study,
+        "--epochs",
+        "1",
+        "--quiet",
+        "--iwae-k",
+        "2",
+        "--batch-size",
+        "64",
+        "--pseudo-inputs",
+        "10",
+    )
     assert result.returncode == 0, result.stderr
     report = (study / "report.html").read_text()
     for member in ("vae-mlp-z2", "iwae-mlp-z2", "vamp-mlp-z2", "cvae-mlp-z2"):
@@ -216,10 +276,12 @@ def test_compare_runs_the_study_of_the_new_kinds_fitting_a_sampler_to_each(cli, 
 def test_a_sampler_that_was_not_fitted_is_a_one_line_error(cli, tmp_path, digits):
     out = tmp_path / "vae"
     assert cli("train", "--data", digits, "--out", out, "--epochs", "1", "--quiet", "--latent-dim", "2").returncode == 0
-    for args, message in [(["sample", out, "--sampler", "gmm"], "fit-sampler"),
-                          (["sample", out, "--sampler", "flow"], "unknown sampler"),
-                          (["sample", out, "--label", "1"], "not conditional"),
-                          (["fit-sampler", out, "--components", "0"], "components")]:  # fmt: skip
+    for args, message in [
+        (["sample", out, "--sampler", "gmm"], "fit-sampler"),
+        (["sample", out, "--sampler", "flow"], "unknown sampler"),
+        (["sample", out, "--label", "1"], "not conditional"),
+        (["fit-sampler", out, "--components", "0"], "components"),
+    ]:
         result = cli(*args)
         assert result.returncode == 2 and message in result.stderr and result.stderr.strip().count("\n") == 0, (
             result.stderr
@@ -233,8 +295,20 @@ def test_new_kinds_train_on_two_processes(digits_npz, tmp_path, kind):
     from tests.test_distributed import torchrun
 
     out = tmp_path / kind
-    result = torchrun("train", "--kind", kind, "--out", out, "--data", digits_npz(600, 100), "--epochs", "2",
-                      "--batch-size", "64", "--quiet")  # fmt: skip
+    result = torchrun(
+        "train",
+        "--kind",
+        kind,
+        "--out",
+        out,
+        "--data",
+        digits_npz(600, 100),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr[-3000:]  # includes the check that all processes hold the same weights
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()[1:]]
     assert [e["epoch"] for e in lines] == [1, 2] and math.isfinite(lines[-1]["test"]["loss"])

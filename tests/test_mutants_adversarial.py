@@ -21,8 +21,18 @@ def make(tmp_path, **over):
     return tiny.make(tmp_path, **{"hidden": [8, 6], "kind": "vaegan", **over})  # two layers: --disc-layer can choose
 
 
-OPTIONS = {"beta": 0.5, "warmup_epochs": 2.0, "gamma": 0.3, "pixel_weight": 0.2, "disc_layer": 0,
-           "equilibrium": 0.75, "margin": 0.25, "gan_lr": 0.01, "gan_betas": [0.6, 0.95], "grad_clip": 0.5}  # fmt: skip
+OPTIONS = {
+    "beta": 0.5,
+    "warmup_epochs": 2.0,
+    "gamma": 0.3,
+    "pixel_weight": 0.2,
+    "disc_layer": 0,
+    "equilibrium": 0.75,
+    "margin": 0.25,
+    "gan_lr": 0.01,
+    "gan_betas": [0.6, 0.95],
+    "grad_clip": 0.5,
+}
 
 
 def by_hand(vae, disc, x, noise, beta, o):
@@ -40,11 +50,22 @@ def by_hand(vae, disc, x, noise, beta, o):
     recon = -bernoulli_log_likelihood(rec_logits, x).mean()
     g_adv = F.softplus(-rec).mean() + F.softplus(-prior_logits).mean()
     bce = [F.softplus(-real).mean(), F.softplus(rec).mean(), F.softplus(prior_logits).mean()]
-    terms = {"recon": recon, "kl": kl, "feature_recon": llike, "d_loss": sum(bce), "g_loss": g_adv,
-             "d_real": torch.sigmoid(real).mean(), "d_fake": torch.sigmoid(torch.cat([rec, prior_logits])).mean()}  # fmt: skip
-    losses = {"encoder": beta * kl + llike + o["pixel_weight"] * recon,
-              "decoder_llike": o["gamma"] * llike + o["pixel_weight"] * recon, "decoder_adv": g_adv,
-              "discriminator": sum(bce), "bce": torch.stack([bce[0], (bce[1] + bce[2]) / 2])}  # fmt: skip
+    terms = {
+        "recon": recon,
+        "kl": kl,
+        "feature_recon": llike,
+        "d_loss": sum(bce),
+        "g_loss": g_adv,
+        "d_real": torch.sigmoid(real).mean(),
+        "d_fake": torch.sigmoid(torch.cat([rec, prior_logits])).mean(),
+    }
+    losses = {
+        "encoder": beta * kl + llike + o["pixel_weight"] * recon,
+        "decoder_llike": o["gamma"] * llike + o["pixel_weight"] * recon,
+        "decoder_adv": g_adv,
+        "discriminator": sum(bce),
+        "bce": torch.stack([bce[0], (bce[1] + bce[2]) / 2]),
+    }
     return terms, losses
 
 
@@ -163,5 +184,7 @@ def test_a_gan_started_from_a_vae_run_takes_its_architecture_and_its_decoder(tmp
     save_weights(run.model_path, {"": VAE(VAEConfig(shape=SHAPE, latent_dim=3, hidden=(5,)))})  # not its config's
     with pytest.raises(RunError) as caught:
         GANTrainer(config, SHAPE, CPU, World())
-    assert str(caught.value) == (f"{run.model_path}: weights do not fit the configured model (0.weight: the file holds "
-                                 "[5, 3], the model needs [7, 3])")  # fmt: skip
+    assert str(caught.value) == (
+        f"{run.model_path}: weights do not fit the configured model (0.weight: the file holds "
+        "[5, 3], the model needs [7, 3])"
+    )

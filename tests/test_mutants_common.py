@@ -41,8 +41,10 @@ def test_fused_adam_falls_back_to_the_loop_where_the_build_has_no_fused_kernel(m
 
 def test_set_lr_changes_every_group_of_every_optimizer():
     one, two = nn.Linear(2, 2), nn.Linear(2, 1)
-    optimizers = {"a": torch.optim.Adam([{"params": one.weight}, {"params": one.bias}], lr=0.1),
-                  "b": torch.optim.SGD(two.parameters(), lr=0.2)}  # fmt: skip
+    optimizers = {
+        "a": torch.optim.Adam([{"params": one.weight}, {"params": one.bias}], lr=0.1),
+        "b": torch.optim.SGD(two.parameters(), lr=0.2),
+    }
     common.set_lr(optimizers, 0.003)
     assert [g["lr"] for o in optimizers.values() for g in o.param_groups] == [0.003, 0.003, 0.003]
 

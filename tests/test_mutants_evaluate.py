@@ -35,8 +35,9 @@ def iwae_reference(model: VAE, data: torch.Tensor, k: int, seed: int, rows: int)
         for start in range(0, data.shape[0], batch):
             x = data[start : start + batch].float() / 255
             q = model.encode(x)
-            eps = torch.cat([torch.randn(min(k_chunk, k - s), *q.mean.shape, generator=generator)
-                             for s in range(0, k, k_chunk)])  # fmt: skip
+            eps = torch.cat(
+                [torch.randn(min(k_chunk, k - s), *q.mean.shape, generator=generator) for s in range(0, k, k_chunk)]
+            )
             z = q.mean + q.std * eps  # [k, B, D]
             decoded = model.decode(z.reshape(-1, z.shape[-1])).view(k, *x.shape)
             if model.likelihood == "bernoulli":
@@ -176,10 +177,12 @@ def test_active_units_counts_the_population_variance_above_the_threshold():
 
 def test_collapse_warnings_word_for_word():
     kl = torch.tensor([0.001, 0.0024])
-    assert collapse_warning(0, 2, kl) == ("posterior collapse: none of the 2 latent dimensions is active "
-                                          "(total KL 0.003 nats); the decoder ignores z")  # fmt: skip
-    assert collapse_warning(1, 3, kl) == ("partial posterior collapse: 2 of 3 latent dimensions inactive "
-                                          "(their q(z|x) stays at the prior)")  # fmt: skip
+    assert collapse_warning(0, 2, kl) == (
+        "posterior collapse: none of the 2 latent dimensions is active (total KL 0.003 nats); the decoder ignores z"
+    )
+    assert collapse_warning(1, 3, kl) == (
+        "partial posterior collapse: 2 of 3 latent dimensions inactive (their q(z|x) stays at the prior)"
+    )
     assert collapse_warning(3, 3, kl) is None
 
 
@@ -195,8 +198,11 @@ def test_split_means_are_exact_means_over_uneven_batches():
     means = split_means(model, data, terms_of, labels=labels, batch_size=3)
     assert model.training  # put back as it was
     x = data.double() / 255
-    assert means == {"sum": pytest.approx(float(x.flatten(1).sum(1).mean())), "first_label": pytest.approx(3.0),
-                     "one": 1.0}  # fmt: skip
+    assert means == {
+        "sum": pytest.approx(float(x.flatten(1).sum(1).mean())),
+        "first_label": pytest.approx(3.0),
+        "one": 1.0,
+    }
     model.eval()
     split_means(model, data, terms_of, labels=labels)
     assert not model.training

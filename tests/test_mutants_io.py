@@ -64,8 +64,10 @@ def test_atomic_write_failures_keep_the_old_file_and_say_so(tmp_path):
 
     with pytest.raises(RunError) as caught:
         atomic_write(target, fail)
-    assert str(caught.value) == (f"could not write {target} (No space left on device); nothing was written; "
-                                 "free some space or choose another folder")  # fmt: skip
+    assert str(caught.value) == (
+        f"could not write {target} (No space left on device); nothing was written; "
+        "free some space or choose another folder"
+    )
     target.write_text("old")
     with pytest.raises(RunError, match=r"\(No space left on device\); its previous version is intact;"):
         atomic_write(target, fail)
@@ -82,8 +84,9 @@ def test_atomic_write_into_a_missing_folder_is_one_line(tmp_path):
     target = tmp_path / "nowhere" / "out.txt"
     with pytest.raises(RunError) as caught:
         atomic_write(target, lambda temp: None)
-    assert str(caught.value) == (f"cannot write {target} (No such file or directory); "
-                                 f"check that {target.parent} is a writable folder")  # fmt: skip
+    assert str(caught.value) == (
+        f"cannot write {target} (No such file or directory); check that {target.parent} is a writable folder"
+    )
 
 
 def test_remove_orphans_deletes_only_temporaries_in_every_subfolder(tmp_path):
@@ -104,8 +107,9 @@ def test_check_writable(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("x")
     with pytest.raises(RunError) as caught:
         check_writable(tmp_path / "file" / "run")
-    assert str(caught.value) == (f"{tmp_path / 'file' / 'run'}: {tmp_path / 'file'} is a file, not a folder; "
-                                 "choose another output path")  # fmt: skip
+    assert str(caught.value) == (
+        f"{tmp_path / 'file' / 'run'}: {tmp_path / 'file'} is a file, not a folder; choose another output path"
+    )
     asked = []
     monkeypatch.setattr(os, "access", lambda path, mode: asked.append((path, mode)) or False)
     with pytest.raises(RunError) as caught:
@@ -184,8 +188,9 @@ def test_load_weights_names_the_first_mismatch():
     good = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(RunError) as caught:
         load_weights(net(), {k: v for k, v in good.items() if k != "0.bias"}, "m.safetensors")
-    assert str(caught.value) == ("m.safetensors: weights do not fit the configured model "
-                                 "(missing key '0.bias'; 1 missing, 0 unexpected)")  # fmt: skip
+    assert str(caught.value) == (
+        "m.safetensors: weights do not fit the configured model (missing key '0.bias'; 1 missing, 0 unexpected)"
+    )
     with pytest.raises(RunError) as caught:
         load_weights(net(), {**good, "extra": torch.ones(1), "more": torch.ones(1)}, "m")
     assert (
@@ -201,8 +206,10 @@ def test_load_weights_names_the_first_mismatch():
     bad = {**good, "2.bias": torch.tensor([0.0, float("nan")])}
     with pytest.raises(RunError) as caught:
         load_weights(net(), bad, "m")
-    assert str(caught.value) == ("m: 2.bias holds non-finite values (NaN or inf): the run diverged or the file is damaged; "
-                                 "resume from an earlier copy or train again")  # fmt: skip
+    assert str(caught.value) == (
+        "m: 2.bias holds non-finite values (NaN or inf): the run diverged or the file is damaged; "
+        "resume from an earlier copy or train again"
+    )
     # integer buffers (BatchNorm's count) are not checked for finiteness; everything is loaded
     target = net(5)
     load_weights(target, good, "m")
@@ -353,13 +360,15 @@ def test_metrics_lines_are_appended_and_later_epochs_dropped_on_resume(tmp_path)
         ([], "has no header line"),
         (["[1]"], "has no header line"),
         (['{"epoch": 1}'], "has no header line"),
-        (['{"config": {}}', json.dumps(epoch(1)), json.dumps({**epoch(2), "epoch": "2"})],
-         "line 3 is not an epoch record (epoch, train and test terms); delete the damaged lines"),
+        (
+            ['{"config": {}}', json.dumps(epoch(1)), json.dumps({**epoch(2), "epoch": "2"})],
+            "line 3 is not an epoch record (epoch, train and test terms); delete the damaged lines",
+        ),
         (['{"config": {}}', json.dumps({**epoch(1), "train": []})], "line 2 is not an epoch record"),
         (['{"config": {}}', json.dumps({**epoch(1), "test": None})], "line 2 is not an epoch record"),
         (['{"config": {}}', "[]"], "line 2 is not an epoch record"),
     ],
-)  # fmt: skip
+)
 def test_damaged_metrics_name_the_line(tmp_path, lines, message):
     run = RunDir(tmp_path)
     run.metrics_path.write_text("\n".join(lines) + "\n\n")

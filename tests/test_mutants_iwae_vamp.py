@@ -65,8 +65,9 @@ def test_the_iwae_test_terms_are_the_seeded_elbo_and_bound_of_the_split(tmp_path
     got = trainer.test_terms(images, None, 1)
     seed = 6 + EVAL_SEED_OFFSET
     terms = split_terms(trainer.model, images, binarize=True, seed=seed, batch_size=4)
-    bound = split_bound(trainer.model, images, 3, binarize_images=True, seed=seed, batch_size=4, device=CPU,
-                        world=World())  # fmt: skip
+    bound = split_bound(
+        trainer.model, images, 3, binarize_images=True, seed=seed, batch_size=4, device=CPU, world=World()
+    )
     assert got == {"loss": -bound["bound"], "recon": terms["recon"], "kl": terms["kl"], **bound}
 
 

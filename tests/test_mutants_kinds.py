@@ -59,8 +59,12 @@ def test_the_gan_test_terms_are_seeded_means_over_the_test_images(tmp_path):
             x = images[start : start + 4].float() / 255
             fake = trainer.model(torch.randn(x.shape[0], 2, generator=generator))
             real_logits, fake_logits = trainer.disc(x)[0], trainer.disc(fake)[0]
-            for name, value in {"d_loss": discriminator_loss(real_logits, fake_logits), "g_loss": generator_loss(fake_logits),
-                                "d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean()}.items():  # fmt: skip
+            for name, value in {
+                "d_loss": discriminator_loss(real_logits, fake_logits),
+                "g_loss": generator_loss(fake_logits),
+                "d_real": torch.sigmoid(real_logits).mean(),
+                "d_fake": torch.sigmoid(fake_logits).mean(),
+            }.items():
                 totals[name] = totals.get(name, 0.0) + float(value) * x.shape[0]
     assert got == pytest.approx({name: value / 10 for name, value in totals.items()}, rel=1e-5)
 
@@ -320,8 +324,16 @@ def test_the_cvae_conditional_terms_binarize_and_use_the_learned_sigma(tmp_path,
     with torch.no_grad():
         model.log_sigma.fill_(-0.4)
     images, labels = (batch(5, seed=6) * 255).to(torch.uint8), torch.tensor([2, 1, 0, 1, 2])
-    got = conditional_terms(model, images, labels, binarize_images=bool(options.get("binarize")), seed=4,
-                            batch_size=8, device=torch.device("cpu"), world=World())  # fmt: skip
+    got = conditional_terms(
+        model,
+        images,
+        labels,
+        binarize_images=bool(options.get("binarize")),
+        seed=4,
+        batch_size=8,
+        device=torch.device("cpu"),
+        world=World(),
+    )
     generator = torch.Generator().manual_seed(4)
     x = images.float() / 255
     if options.get("binarize"):
@@ -333,5 +345,14 @@ def test_the_cvae_conditional_terms_binarize_and_use_the_learned_sigma(tmp_path,
     assert got["loss"] == pytest.approx(got["recon"] + got["kl"], rel=1e-6)  # the default KL weight: 1
     if options.get("binarize"):  # the trainer's test terms binarize too
         assert trainer.test_terms(images, labels, 1) == pytest.approx(
-            conditional_terms(model, images, labels, binarize_images=True, seed=trainer.config.seed + 10_000,
-                              batch_size=trainer.config.eval_batch_size, device=torch.device("cpu"), world=World()))  # fmt: skip
+            conditional_terms(
+                model,
+                images,
+                labels,
+                binarize_images=True,
+                seed=trainer.config.seed + 10_000,
+                batch_size=trainer.config.eval_batch_size,
+                device=torch.device("cpu"),
+                world=World(),
+            )
+        )

@@ -29,10 +29,14 @@ def test_likelihoods_of_k_samples_broadcast_against_the_images():
     logits, mean = torch.randn(4, 1, 2, 3, 2), torch.rand(4, 1, 2, 3, 2)
     log_sigma = torch.tensor(-0.4)
     assert bernoulli_log_likelihood(logits, x).shape == (4, 1)
-    torch.testing.assert_close(log_likelihood("bernoulli", logits, x, log_sigma),
-                               Independent(Bernoulli(logits=logits), 3).log_prob(x.expand(4, -1, -1, -1, -1)))  # fmt: skip
-    torch.testing.assert_close(log_likelihood("gaussian", mean, x, log_sigma),
-                               Independent(Normal(mean, log_sigma.exp()), 3).log_prob(x.expand(4, -1, -1, -1, -1)))  # fmt: skip
+    torch.testing.assert_close(
+        log_likelihood("bernoulli", logits, x, log_sigma),
+        Independent(Bernoulli(logits=logits), 3).log_prob(x.expand(4, -1, -1, -1, -1)),
+    )
+    torch.testing.assert_close(
+        log_likelihood("gaussian", mean, x, log_sigma),
+        Independent(Normal(mean, log_sigma.exp()), 3).log_prob(x.expand(4, -1, -1, -1, -1)),
+    )
     single = gaussian_log_likelihood(mean[:1, 0], x, log_sigma)  # 4-D, one image: its pixel count from image 0
     torch.testing.assert_close(single, Independent(Normal(mean[:1, 0], log_sigma.exp()), 3).log_prob(x))
     one = gaussian_log_likelihood(mean[:, 0], x, log_sigma)  # 4-D, one image broadcast against 4 means

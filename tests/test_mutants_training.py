@@ -30,8 +30,13 @@ def dataset():
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (34, *SHAPE), dtype=torch.uint8, generator=g)
     labels = torch.arange(34) % 2
-    return data.Dataset(name="tiny", train=data.Split(images[:24], labels[:24]), test=data.Split(images[24:], labels[24:]),
-                        classes=["a", "b"], source="made in the test")  # fmt: skip
+    return data.Dataset(
+        name="tiny",
+        train=data.Split(images[:24], labels[:24]),
+        test=data.Split(images[24:], labels[24:]),
+        classes=["a", "b"],
+        source="made in the test",
+    )
 
 
 def make(tmp_path, **over):
@@ -58,8 +63,14 @@ def test_a_run_writes_its_config_metrics_weights_and_state(tmp_path, dataset):
     assert (
         meta["kind"] == "vae" and meta["train"] == config.to_dict() and meta["model"] == trained.model.config.to_dict()
     )
-    assert meta["data"] == {"name": "tiny", "source": "made in the test", "shape": [1, 4, 4], "classes": ["a", "b"],
-                            "n_train": 24, "n_test": 10}  # fmt: skip
+    assert meta["data"] == {
+        "name": "tiny",
+        "source": "made in the test",
+        "shape": [1, 4, 4],
+        "classes": ["a", "b"],
+        "n_train": 24,
+        "n_test": 10,
+    }
     assert meta["versions"] == loop.versions() and set(meta["versions"]) == {"vaelab", "torch", "numpy", "python"}
     header, epochs = run.read_metrics()
     assert header == {"config": config.to_dict(), "versions": loop.versions()}
@@ -73,11 +84,16 @@ def test_a_run_writes_its_config_metrics_weights_and_state(tmp_path, dataset):
     for k, v in trained.model.state_dict().items():
         assert torch.equal(model.state_dict()[k], v)
     assert read_state_info(run.state_path) == {"epoch": 2, "step": 6}
-    assert sorted(p.name for p in run.path.iterdir()) == ["config.json", "metrics.jsonl", "model.safetensors",
-                                                          "training_state.safetensors"]  # fmt: skip
+    assert sorted(p.name for p in run.path.iterdir()) == [
+        "config.json",
+        "metrics.jsonl",
+        "model.safetensors",
+        "training_state.safetensors",
+    ]
     # the last epoch's test terms are those of the trained model on the test split, with the seeded eval noise
-    expected = split_terms(trained.model, dataset.test.images, beta=kl_weight(2.0, 2, 4.0), seed=EVAL_SEED_OFFSET,
-                           batch_size=4)  # fmt: skip
+    expected = split_terms(
+        trained.model, dataset.test.images, beta=kl_weight(2.0, 2, 4.0), seed=EVAL_SEED_OFFSET, batch_size=4
+    )
     assert epochs[-1]["test"] == pytest.approx(expected, rel=1e-6)
 
 
@@ -89,8 +105,17 @@ def test_epoch_means_are_those_of_a_written_out_loop(tmp_path, dataset):
     progress = []
     forward = trainer.forward
     trainer.forward = lambda x, y, p, generator: progress.append(p) or forward(x, y, p, generator)
-    means, seconds = loop.train_epoch(trainer, dataset.train.images, None, config, 2, torch.Generator().manual_seed(3),
-                                      torch.Generator().manual_seed(4), World(), torch.device("cpu"))  # fmt: skip
+    means, seconds = loop.train_epoch(
+        trainer,
+        dataset.train.images,
+        None,
+        config,
+        2,
+        torch.Generator().manual_seed(3),
+        torch.Generator().manual_seed(4),
+        World(),
+        torch.device("cpu"),
+    )
     assert seconds > 0 and trainer.model.training
     assert progress == [1, 1 + 1 / 3, 1 + 2 / 3]  # the epochs done, fractions included: the KL warm-up reads it
     order, noise = torch.Generator().manual_seed(3), torch.Generator().manual_seed(4)
@@ -109,9 +134,17 @@ def test_epoch_means_of_a_kind_whose_terms_are_batch_means(tmp_path, dataset):
     config = make(tmp_path, kind="gan", batch_size=10)
     trainer = kinds.get("gan").trainer(config, SHAPE, torch.device("cpu"), World())
     twin = copy.deepcopy(trainer)
-    means, _ = loop.train_epoch(trainer, dataset.train.images, dataset.train.labels, config, 2,
-                                torch.Generator().manual_seed(3), torch.Generator().manual_seed(4), World(),
-                                torch.device("cpu"))  # fmt: skip
+    means, _ = loop.train_epoch(
+        trainer,
+        dataset.train.images,
+        dataset.train.labels,
+        config,
+        2,
+        torch.Generator().manual_seed(3),
+        torch.Generator().manual_seed(4),
+        World(),
+        torch.device("cpu"),
+    )
     order, noise = torch.Generator().manual_seed(3), torch.Generator().manual_seed(4)
     totals = {}
     for x, y in data.batches(dataset.train.images, 10, labels=dataset.train.labels, shuffle=True, generator=order):
@@ -157,8 +190,10 @@ def test_resume_refuses_an_edited_model_section_and_damaged_states(tmp_path, dat
     run.write_config({**meta, "model": {**meta["model"], "latent_dim": 3, "hidden": [9]}})
     with pytest.raises(RunError) as caught:
         train(make(tmp_path, epochs=2), dataset, resume=True)
-    assert str(caught.value) == (f"{run.config_path}: the model section does not match the run's options (hidden, latent_dim); "
-                                 "it was edited: restore it, or train a new run")  # fmt: skip
+    assert str(caught.value) == (
+        f"{run.config_path}: the model section does not match the run's options (hidden, latent_dim); "
+        "it was edited: restore it, or train a new run"
+    )
     run.write_config(meta)
     tensors, metadata = read_safetensors(run.state_path)
     from safetensors.torch import save_file
@@ -230,8 +265,10 @@ def test_a_diverging_run_is_diagnosed_and_keeps_its_checkpoint(tmp_path, dataset
     calls.clear()
     with pytest.raises(DivergenceError) as caught:
         train(make(tmp_path / "b", epochs=1, grad_clip=1.0), dataset)
-    assert str(caught.value).startswith("training diverged: the kl term became non-finite at step 2 (epoch 1); try a "
-                                        "lower --lr (now 0.001), checking that")  # fmt: skip
+    assert str(caught.value).startswith(
+        "training diverged: the kl term became non-finite at step 2 (epoch 1); try a "
+        "lower --lr (now 0.001), checking that"
+    )
     assert str(caught.value).endswith("; no checkpoint was written yet")
     assert not RunDir(tmp_path / "b" / "run").has_state()
 
@@ -240,9 +277,11 @@ def test_diagnose_names_the_first_bad_term_and_the_kind_s_learning_rate(tmp_path
     config = make(tmp_path, kind="gan", gan_lr=3e-4, grad_clip=0.5)
     bad = loop.NonFinite({"d_loss": torch.tensor(1.0), "g_loss": torch.tensor([1.0, math.inf])}, 2)
     error = loop.diagnose(bad, 7, 1, config, "gan_lr", RunDir(tmp_path))
-    assert str(error) == ("training diverged: the g_loss term became non-finite at step 7 (epoch 1); try a lower "
-                          "--gan-lr (now 0.0003), checking that the data's values lie in [0, 1]; no checkpoint was "
-                          "written yet")  # fmt: skip
+    assert str(error) == (
+        "training diverged: the g_loss term became non-finite at step 7 (epoch 1); try a lower "
+        "--gan-lr (now 0.0003), checking that the data's values lie in [0, 1]; no checkpoint was "
+        "written yet"
+    )
     quiet = loop.NonFinite({"loss": torch.tensor(1.0)}, 1)  # every term finite: the loss is named
     assert "the loss term" in str(loop.diagnose(quiet, 1, 1, config, "gan_lr", RunDir(tmp_path)))
 
@@ -302,8 +341,9 @@ def test_the_vae_step_binarizes_with_the_noise_generator(tmp_path, dataset):
 
 
 def test_the_gaussian_vae_logs_its_squared_error_and_checks_its_options(tmp_path, dataset):
-    trainer = kinds.get("vae").trainer(make(tmp_path, likelihood="gaussian", sigma=0.5, learn_sigma=True), SHAPE,
-                                       torch.device("cpu"), World())  # fmt: skip
+    trainer = kinds.get("vae").trainer(
+        make(tmp_path, likelihood="gaussian", sigma=0.5, learn_sigma=True), SHAPE, torch.device("cpu"), World()
+    )
     assert (
         trainer.model.likelihood == "gaussian"
         and trainer.model.config.sigma == 0.5
@@ -321,8 +361,9 @@ def test_the_vae_test_terms_use_the_seeded_eval_noise(tmp_path, dataset):
     config = make(tmp_path, beta=3.0, warmup_epochs=2.0, binarize=True, seed=5, eval_batch_size=3)
     trainer = kinds.get("vae").trainer(config, SHAPE, torch.device("cpu"), World())
     got = trainer.test_terms(dataset.test.images, None, 1)
-    expected = split_terms(trainer.model, dataset.test.images, beta=1.5, binarize=True, seed=5 + EVAL_SEED_OFFSET,
-                           batch_size=3)  # fmt: skip
+    expected = split_terms(
+        trainer.model, dataset.test.images, beta=1.5, binarize=True, seed=5 + EVAL_SEED_OFFSET, batch_size=3
+    )
     assert got == expected
 
 
@@ -348,12 +389,27 @@ def test_the_bar_counts_images_and_shows_every_tenth_batch_s_terms_per_image(tmp
     forward = trainer.forward
     trainer.forward = lambda *args: seen.append(forward(*args)) or seen[-1]
     bar = Bar()
-    loop.train_epoch(trainer, dataset.train.images, None, config, 1, torch.Generator().manual_seed(3),
-                     torch.Generator().manual_seed(4), World(), torch.device("cpu"), bar)  # fmt: skip
+    loop.train_epoch(
+        trainer,
+        dataset.train.images,
+        None,
+        config,
+        1,
+        torch.Generator().manual_seed(3),
+        torch.Generator().manual_seed(4),
+        World(),
+        torch.device("cpu"),
+        bar,
+    )
     assert bar.updates == [2] * 12
     per_image = 2 if kind == "vae" else 1
-    expected = [((({label: f"{seen[i][0][t].item() / per_image:.3f}" for label, t in trainer.shown.items()}),),
-                 {"refresh": False}) for i in (0, 10)]  # fmt: skip
+    expected = [
+        (
+            (({label: f"{seen[i][0][t].item() / per_image:.3f}" for label, t in trainer.shown.items()}),),
+            {"refresh": False},
+        )
+        for i in (0, 10)
+    ]
     assert bar.postfixes == expected and len(trainer.shown) == (1 if kind == "vae" else 2)
 
 
@@ -408,8 +464,16 @@ def test_a_conditional_run_reads_its_classes_and_trains_and_tests_with_the_label
     assert all(y is not None and y.shape == (8,) for y in seen)
     for a, b in zip(trained.model.parameters(), trainer.model.parameters()):
         assert torch.equal(a, b)
-    expected = conditional_terms(trained.model, dataset.test.images, dataset.test.labels, binarize_images=False,
-                                 seed=2 + EVAL_SEED_OFFSET, batch_size=4, device=cpu, world=World())  # fmt: skip
+    expected = conditional_terms(
+        trained.model,
+        dataset.test.images,
+        dataset.test.labels,
+        binarize_images=False,
+        seed=2 + EVAL_SEED_OFFSET,
+        batch_size=4,
+        device=cpu,
+        world=World(),
+    )
     assert run.read_metrics()[1][-1]["test"] == pytest.approx(expected, rel=1e-6)
 
 
@@ -418,8 +482,13 @@ def test_a_gan_run_saves_its_discriminator_beside_the_generator(tmp_path, datase
 
     trained = train(make(tmp_path, kind="gan", epochs=1), dataset)
     run = RunDir(tmp_path / "run")
-    assert sorted(p.name for p in run.path.iterdir()) == ["config.json", "discriminator.safetensors", "metrics.jsonl",
-                                                          "model.safetensors", "training_state.safetensors"]  # fmt: skip
+    assert sorted(p.name for p in run.path.iterdir()) == [
+        "config.json",
+        "discriminator.safetensors",
+        "metrics.jsonl",
+        "model.safetensors",
+        "training_state.safetensors",
+    ]
     saved, _ = read_safetensors(run.weights_path("discriminator"))
     disc = Discriminator(trained.model.config)
     disc.load_state_dict(saved)

@@ -61,8 +61,12 @@ def mirror(monkeypatch):
 @pytest.fixture(scope="module")
 def dataset():
     images = uint8(35)  # 25 training images: 24 usable by two processes, 12 each
-    return data.Dataset(name="tiny", train=data.Split(images[:25], torch.arange(25) % 2),
-                        test=data.Split(images[25:], torch.arange(10) % 2), classes=["a", "b"])  # fmt: skip
+    return data.Dataset(
+        name="tiny",
+        train=data.Split(images[:25], torch.arange(25) % 2),
+        test=data.Split(images[25:], torch.arange(10) % 2),
+        classes=["a", "b"],
+    )
 
 
 def make(tmp_path, **over):
@@ -96,8 +100,18 @@ def test_rank_1_of_2_trains_on_its_shard_and_its_sums_are_summed_across(tmp_path
         seen.append((x.shape[0], progress)) or forward(x, y, progress, noise)
     )
     bar = Bar()
-    means, _ = loop.train_epoch(trainer, dataset.train.images, None, config, 2, torch.Generator().manual_seed(3),
-                                torch.Generator().manual_seed(4), world, CPU, bar)  # fmt: skip
+    means, _ = loop.train_epoch(
+        trainer,
+        dataset.train.images,
+        None,
+        config,
+        2,
+        torch.Generator().manual_seed(3),
+        torch.Generator().manual_seed(4),
+        world,
+        CPU,
+        bar,
+    )
     assert seen == [(4, 1.0), (4, 1 + 1 / 3), (4, 1 + 2 / 3)]
     assert bar.updates == [8, 8, 8]  # the images of both processes
     order = torch.randperm(25, generator=torch.Generator().manual_seed(3))[1:24:2]
@@ -159,8 +173,10 @@ def test_the_weight_checksums_of_all_processes_must_agree(mirror):
     mirror.gathered = {1: 1000.0 + 2e-6}
     with pytest.raises(RuntimeError) as caught:
         loop._check_in_sync(model, world)
-    assert str(caught.value) == (f"processes ended with different weights (checksums {[1000.0, 1000.0 + 2e-6]}): "
-                                 "data-parallel training is out of sync")  # fmt: skip
+    assert str(caught.value) == (
+        f"processes ended with different weights (checksums {[1000.0, 1000.0 + 2e-6]}): "
+        "data-parallel training is out of sync"
+    )
     with torch.no_grad():
         model.weight.zero_()
         model.bias.zero_()  # checksum 0: the tolerance is absolute, 1e-9
@@ -200,9 +216,12 @@ def test_the_adversarial_test_terms_of_rank_1_use_its_shard_and_seed(tmp_path, m
             x = data.to_float(shard[start : start + 4])
             fake = trainer.model(torch.randn(x.shape[0], 2, generator=generator))
             real_logits, fake_logits = trainer.disc(x)[0], trainer.disc(fake)[0]
-            terms = {"d_loss": discriminator_loss(real_logits, fake_logits, "hinge"),
-                     "g_loss": generator_loss(fake_logits, "hinge"), "d_real": torch.sigmoid(real_logits).mean(),
-                     "d_fake": torch.sigmoid(fake_logits).mean()}  # fmt: skip
+            terms = {
+                "d_loss": discriminator_loss(real_logits, fake_logits, "hinge"),
+                "g_loss": generator_loss(fake_logits, "hinge"),
+                "d_real": torch.sigmoid(real_logits).mean(),
+                "d_fake": torch.sigmoid(fake_logits).mean(),
+            }
             for name, value in terms.items():
                 totals[name] = totals.get(name, 0.0) + float(value) * x.shape[0]
     assert got == pytest.approx({name: 2 * value / 10 for name, value in totals.items()}, rel=1e-5)
@@ -275,8 +294,15 @@ def test_split_means_of_rank_1_is_the_mean_over_its_shard(tmp_path, mirror):
     from vaelab.training.split import split_means, split_terms
 
     images, world = uint8(11, seed=4), World(rank=1, size=2)
-    got = split_means(nn.Identity(), images, lambda x, y, g: {"mean": x.flatten(1).mean(1)}, binarize=True, seed=5,
-                      batch_size=3, world=world)  # fmt: skip
+    got = split_means(
+        nn.Identity(),
+        images,
+        lambda x, y, g: {"mean": x.flatten(1).mean(1)},
+        binarize=True,
+        seed=5,
+        batch_size=3,
+        world=world,
+    )
     generator, values = torch.Generator().manual_seed(5), []
     shard = images[1:10:2]
     for start in (0, 3):

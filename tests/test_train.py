@@ -25,8 +25,16 @@ def test_train_end_to_end_and_reload(cli_process, small_npz, tmp_path):
     out = tmp_path / "run"
     result = cli_process(*train_args(small_npz, out, "--epochs", "3", "--latent-dim", "2"))
     assert result.returncode == 0, result.stderr
-    for name in ("config.json", "model.safetensors", "training_state.safetensors", "metrics.jsonl",
-                 "reconstructions.png", "samples.png", "curves.png", "samples/epoch_003.png"):  # fmt: skip
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "training_state.safetensors",
+        "metrics.jsonl",
+        "reconstructions.png",
+        "samples.png",
+        "curves.png",
+        "samples/epoch_003.png",
+    ):
         assert (out / name).is_file(), name
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert "config" in lines[0] and "torch" in lines[0]["versions"]
@@ -72,11 +80,18 @@ def test_resumed_run_ends_with_the_same_weights(cli, small_npz, tmp_path, monkey
         a, b = load_file(whole / name), load_file(split / name)
         assert a.keys() == b.keys() and [k for k in a if not torch.equal(a[k], b[k])] == [], name
     timing = ("seconds", "images_per_s")
-    lines = [[{k: v for k, v in json.loads(line).items() if k not in timing} for line in (run / "metrics.jsonl").read_text().splitlines()[1:]]
-             for run in (whole, split)]  # fmt: skip
+    lines = [
+        [
+            {k: v for k, v in json.loads(line).items() if k not in timing}
+            for line in (run / "metrics.jsonl").read_text().splitlines()[1:]
+        ]
+        for run in (whole, split)
+    ]
     assert [e["epoch"] for e in lines[1]] == [1, 2, 3] and lines[0] == lines[1]
     assert json.loads((split / "config.json").read_text())["train"] == {
-        **json.loads((whole / "config.json").read_text())["train"], "out": str(split)}  # fmt: skip
+        **json.loads((whole / "config.json").read_text())["train"],
+        "out": str(split),
+    }
     if "--learn-sigma" in extra:  # the case is only a case if sigma did move
         assert load_file(split / "model.safetensors")["log_sigma"] != pytest.approx(math.log(math.sqrt(0.5)))
     if "--warmup-epochs" in extra:

@@ -13,8 +13,17 @@ CPU = torch.device("cpu")
 def make(tmp_path, **over):
     """A TrainConfig of one epoch, batches of 8, an MLP of one hidden layer of 8 and 2 latents, on the CPU, quiet,
     writing to tmp_path/run; `over` sets any option."""
-    values = {"epochs": 1, "batch_size": 8, "hidden": [8], "latent_dim": 2, "quiet": True, "out": str(tmp_path / "run"),
-              "device": "cpu", "eval_batch_size": 4, **over}  # fmt: skip
+    values = {
+        "epochs": 1,
+        "batch_size": 8,
+        "hidden": [8],
+        "latent_dim": 2,
+        "quiet": True,
+        "out": str(tmp_path / "run"),
+        "device": "cpu",
+        "eval_batch_size": 4,
+        **over,
+    }
     return kinds.make_config(values)
 
 

@@ -146,15 +146,21 @@ def load_weights(module: nn.Module, tensors: dict[str, torch.Tensor], origin: st
     unexpected = [k for k in tensors if k not in expected]
     if missing or unexpected:
         what = f"missing key {missing[0]!r}" if missing else f"unexpected key {unexpected[0]!r}"
-        raise RunError(f"{origin}: weights do not fit the configured model ({what}; "
-                       f"{len(missing)} missing, {len(unexpected)} unexpected)")  # fmt: skip
+        raise RunError(
+            f"{origin}: weights do not fit the configured model ({what}; "
+            f"{len(missing)} missing, {len(unexpected)} unexpected)"
+        )
     for key, value in expected.items():
         if tuple(tensors[key].shape) != tuple(value.shape):
-            raise RunError(f"{origin}: weights do not fit the configured model ({key}: the file holds "
-                           f"{list(tensors[key].shape)}, the model needs {list(value.shape)})")  # fmt: skip
+            raise RunError(
+                f"{origin}: weights do not fit the configured model ({key}: the file holds "
+                f"{list(tensors[key].shape)}, the model needs {list(value.shape)})"
+            )
         if tensors[key].is_floating_point() and not torch.isfinite(tensors[key]).all():
-            raise RunError(f"{origin}: {key} holds non-finite values (NaN or inf): the run diverged or the file "
-                           "is damaged; resume from an earlier copy or train again")  # fmt: skip
+            raise RunError(
+                f"{origin}: {key} holds non-finite values (NaN or inf): the run diverged or the file "
+                "is damaged; resume from an earlier copy or train again"
+            )
     module.load_state_dict(tensors)
 
 
@@ -203,8 +209,10 @@ def load_training_state(
     try:
         return _restore_state(tensors, metadata, modules, optimizers, path)
     except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as exc:
-        raise RunError(f"{path}: damaged training state ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                       "train again without --resume") from None  # fmt: skip
+        raise RunError(
+            f"{path}: damaged training state ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            "train again without --resume"
+        ) from None
 
 
 def _restore_state(tensors, metadata, modules, optimizers, path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

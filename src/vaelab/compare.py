@@ -47,8 +47,14 @@ def member_name(kind: str, arch: str, latent_dim: int, beta: float | None, vary_
     return f"{kind}-{name}" if vary_kind else name
 
 
-def plan(base: dict[str, Any], archs: list[str], latent_dims: list[int], betas: list[float], out: Path,
-         kind_names: list[str] | None = None) -> list[Member]:  # fmt: skip
+def plan(
+    base: dict[str, Any],
+    archs: list[str],
+    latent_dims: list[int],
+    betas: list[float],
+    out: Path,
+    kind_names: list[str] | None = None,
+) -> list[Member]:
     """One member per (kind, arch, latent dimension, beta), all sharing every other option of `base`.
     A kind without a KL weight (a GAN) gets one member per (arch, latent dimension) whatever the betas."""
     kind_names = kind_names or ["vae"]
@@ -106,15 +112,31 @@ def train_member(member: Member, evaluate: bool, iwae_k: int, quiet: bool) -> st
     return "finished"
 
 
-def run_study(base: dict[str, Any], archs, latent_dims, betas, out: str | Path = "compare", evaluate: bool = True,
-              iwae_k: int = 100, log=print, kind_names=("vae",)) -> Path:  # fmt: skip
+def run_study(
+    base: dict[str, Any],
+    archs,
+    latent_dims,
+    betas,
+    out: str | Path = "compare",
+    evaluate: bool = True,
+    iwae_k: int = 100,
+    log=print,
+    kind_names=("vae",),
+) -> Path:
     out = Path(out)
     members = plan(base, list(archs), list(latent_dims), list(betas), out, list(kind_names))
     check_writable(out)
     out.mkdir(parents=True, exist_ok=True)
-    study = {"members": [m.name for m in members], "kinds": list(kind_names), "archs": list(archs),
-             "latent_dims": list(latent_dims), "betas": list(betas), "base": base, "evaluate": evaluate,
-             "iwae_k": iwae_k}  # fmt: skip
+    study = {
+        "members": [m.name for m in members],
+        "kinds": list(kind_names),
+        "archs": list(archs),
+        "latent_dims": list(latent_dims),
+        "betas": list(betas),
+        "base": base,
+        "evaluate": evaluate,
+        "iwae_k": iwae_k,
+    }
     atomic_write(out / STUDY_FILE, lambda temp: Path(temp).write_text(json.dumps(study, indent=2)))
     for i, member in enumerate(members, 1):
         log(f"[{i}/{len(members)}] {member.name}: ...")
@@ -151,8 +173,11 @@ def metrics_rows(finals: dict[str, dict]) -> tuple[list[str], list[list[Any]]]:
         if has_eval:
             e, s = f["eval"], f["eval"]["samples"]
             row += [e["iwae"]["nll"], e["iwae"]["k"]] if "iwae" in e else ["n/a", "n/a"]
-            row += ([f"{e['latents']['active_units']}/{e['latents']['latent_dim']}", e["reconstruction"]["mse"]]
-                    if "latents" in e else ["n/a", "n/a"])  # fmt: skip
+            row += (
+                [f"{e['latents']['active_units']}/{e['latents']['latent_dim']}", e["reconstruction"]["mse"]]
+                if "latents" in e
+                else ["n/a", "n/a"]
+            )
             row += [s.get("fd_classifier", "n/a"), s.get("precision", "n/a"), s.get("recall", "n/a")]
         rows.append(row)
     return header, rows
@@ -169,6 +194,8 @@ def study_report(out: Path, members: list[Member]) -> Path:
     finals = {name: final_numbers(run) for name, run in runs.items()}
     drawn = figures.study_figures(out, runs, dataset, cfg.seed)
     header, rows = metrics_rows(finals)
-    intro = (f"<p>{len(members)} members trained on <b>{dataset.name}</b> for {cfg.epochs} epochs each with seed "
-             f"{cfg.seed} (batch {cfg.batch_size}). Likelihood terms are means per test image in nats.</p>")  # fmt: skip
+    intro = (
+        f"<p>{len(members)} members trained on <b>{dataset.name}</b> for {cfg.epochs} epochs each with seed "
+        f"{cfg.seed} (batch {cfg.batch_size}). Likelihood terms are means per test image in nats.</p>"
+    )
     return report.study_report(out, intro, header, rows, answers(members, finals), drawn, [m.name for m in members])

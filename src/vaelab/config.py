@@ -210,8 +210,12 @@ def _check_value(name: str, value: Any, checks: dict[str, Any]) -> None:
         raise ConfigError(f"{name}: expected {checks['length']} values, got {value!r}")
     if checks.get("nonempty") and not items:
         raise ConfigError(f"{name}: expected at least one value, got {value!r}")
-    for key, holds, word in (("min", lambda v, b: v >= b, ">="), ("max", lambda v, b: v <= b, "<="),
-                             ("above", lambda v, b: v > b, ">"), ("below", lambda v, b: v < b, "<")):  # fmt: skip
+    for key, holds, word in (
+        ("min", lambda v, b: v >= b, ">="),
+        ("max", lambda v, b: v <= b, "<="),
+        ("above", lambda v, b: v > b, ">"),
+        ("below", lambda v, b: v < b, "<"),
+    ):
         if key in checks and not all(holds(v, checks[key]) for v in items):
             bound = "a positive number" if key == "above" and checks[key] == 0 else f"{word} {checks[key]}"
             raise ConfigError(f"{name}: must be {bound}, got {value!r}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from vaelab import data, explore, plots, progress, samplers
+from vaelab import data, latent_walks, plots, progress, samplers
 from vaelab.checkpoint import check_writable
 from vaelab.errors import ConfigError
 from vaelab.noise import fixed_generator
@@ -45,7 +45,9 @@ def reconstructions(run: Run, out=None, n: int = 20) -> Path:
     return path
 
 
-def samples(run: Run, out=None, n: int = 64, seed: int | None = None, sampler: str = "prior", label: int | None = None) -> Path:  # fmt: skip
+def samples(
+    run: Run, out=None, n: int = 64, seed: int | None = None, sampler: str = "prior", label: int | None = None
+) -> Path:
     """Decoded from the run's fixed noise drawn from the prior (or with `seed`), or from a fitted `sampler`; a
     conditional kind draws class `label` when given."""
     if label is not None:
@@ -53,7 +55,13 @@ def samples(run: Run, out=None, n: int = 64, seed: int | None = None, sampler: s
             raise ConfigError(f"label: a {run.kind.title} is not conditional; --label needs a kind with labels (cvae)")
         if not 0 <= label < run.model.classes:
             raise ConfigError(f"label: must lie in 0..{run.model.classes - 1}, got {label}")
-    path = _target(run, out, "samples" if sampler == "prior" and label is None else f"samples-{sampler}" + (f"-class{label}" if label is not None else ""))  # fmt: skip
+    path = _target(
+        run,
+        out,
+        "samples"
+        if sampler == "prior" and label is None
+        else f"samples-{sampler}" + (f"-class{label}" if label is not None else ""),
+    )
     seed = run.config.seed if seed is None else seed
     if sampler == "prior":
         z, what = run.model.sample_prior(n, fixed_generator(seed)), "z ~ p(z)"
@@ -63,7 +71,9 @@ def samples(run: Run, out=None, n: int = 64, seed: int | None = None, sampler: s
     conditional = {"labels": label} if label is not None else {}
     if label is not None:
         what = f"{what}, class {label}"
-    plots.plot_image_grid(path, run.model.sample(n, z=z, **conditional), 8, f"samples decoded from {what} (fixed noise, seed {seed})")  # fmt: skip
+    plots.plot_image_grid(
+        path, run.model.sample(n, z=z, **conditional), 8, f"samples decoded from {what} (fixed noise, seed {seed})"
+    )
     return path
 
 
@@ -87,14 +97,16 @@ def interpolation(run: Run, out=None, pairs=None, steps: int = 10, spherical: bo
             raise ConfigError(f"pair: indices must lie in 0..{len(images) - 1} (test images), got {i} {j}")
     if steps < 2:
         raise ConfigError(f"steps: must be >= 2, got {steps}")
-    rows = explore.interpolate(run.model, images, pairs, steps, spherical)
+    rows = latent_walks.interpolate(run.model, images, pairs, steps, spherical)
     plots.plot_interpolations(path, rows, pairs, spherical)
     return path
 
 
-def plane(run: Run, dims=None) -> explore.Plane:
-    """The latent plane a run's manifold is drawn on (see `explore.default_plane`)."""
-    return explore.default_plane(run.model, run.dataset().test.images, tuple(dims) if dims else None, run.kind.encoder)
+def plane(run: Run, dims=None) -> latent_walks.Plane:
+    """The latent plane a run's manifold is drawn on (see `latent_walks.default_plane`)."""
+    return latent_walks.default_plane(
+        run.model, run.dataset().test.images, tuple(dims) if dims else None, run.kind.encoder
+    )
 
 
 def manifold(run: Run, out=None, lo: float = -1.5, hi: float = 1.5, n: int = 15, dims=None) -> Path:
@@ -105,7 +117,7 @@ def manifold(run: Run, out=None, lo: float = -1.5, hi: float = 1.5, n: int = 15,
     path = _target(run, out, "manifold")
     chosen = plane(run, dims)
     with torch.no_grad():
-        grid = explore.manifold(run.model, chosen, lo, hi, n)
+        grid = latent_walks.manifold(run.model, chosen, lo, hi, n)
     plots.plot_manifold(path, grid, n, lo, hi, chosen.labels, chosen.description)
     return path
 
@@ -123,8 +135,12 @@ def latents(run: Run, out=None) -> tuple[Path, Path]:
         coords = torch.stack([means[:, 0], torch.zeros(len(means))], 1)
         labels, description = ("z[0]", "(none)"), "latent dimension 0"
     else:
-        chosen = explore.coordinate_plane(2, (0, 1)) if run.model.latent_dim == 2 else explore.principal_plane(means)
-        coords, labels, description = explore.project(means, chosen), chosen.labels, chosen.description
+        chosen = (
+            latent_walks.coordinate_plane(2, (0, 1))
+            if run.model.latent_dim == 2
+            else latent_walks.principal_plane(means)
+        )
+        coords, labels, description = latent_walks.project(means, chosen), chosen.labels, chosen.description
     plots.plot_latent_scatter(path, coords, split.labels, dataset.classes, labels, description)
     _, activity = active_units(stats["means"])
     kl_path = path.with_name("kl_per_dim.png") if out else run.figure_path("kl_per_dim")
@@ -147,14 +163,14 @@ def classes(run: Run, out=None, n_styles: int = 10, n: int = 9) -> tuple[Path, P
         panels = {}
         with torch.no_grad():
             for c, name in enumerate(names):
-                grid = explore.manifold(_Conditioned(model, c), chosen, -1.5, 1.5, n)
+                grid = latent_walks.manifold(_Conditioned(model, c), chosen, -1.5, 1.5, n)
                 panels[name] = plots.image_grid(grid, n, pad=0)
         plots.plot_side_by_side(manifold_path, panels, f"the manifold of each class ({chosen.description})", cols=5)
     return path, manifold_path
 
 
 class _Conditioned:
-    """A conditional model seen as an unconditional one that always draws class `label` (for `explore`)."""
+    """A conditional model seen as an unconditional one that always draws class `label` (for `latent_walks`)."""
 
     def __init__(self, model, label: int):
         self.model, self.label = model, label
@@ -163,16 +179,27 @@ class _Conditioned:
         return self.model.sample(n, generator, z=z, labels=self.label)
 
 
-DRAW = {"reconstructions": reconstructions, "samples": samples, "curves": curves, "interpolation": interpolation,
-        "manifold": manifold, "latents": latents, "classes": classes}  # fmt: skip
+DRAW = {
+    "reconstructions": reconstructions,
+    "samples": samples,
+    "curves": curves,
+    "interpolation": interpolation,
+    "manifold": manifold,
+    "latents": latents,
+    "classes": classes,
+}
 
 
 def all_figures(run: Run, quiet: bool = True) -> list[Path]:
     """Every figure the run's kind has, with default settings, into the run directory (a progress bar on
     stderr unless `quiet`: on a large test split the latent figures take a while)."""
     paths: list[Path] = []
-    names = [name for name in run.kind.figures if not (name == "manifold" and run.model.latent_dim < 2)
-             and not (name == "interpolation" and len(run.dataset().test) < 2)]  # fmt: skip
+    names = [
+        name
+        for name in run.kind.figures
+        if not (name == "manifold" and run.model.latent_dim < 2)
+        and not (name == "interpolation" and len(run.dataset().test) < 2)
+    ]
     with progress.bar(len(names), f"figures of {run.name}", quiet, "figure") as shown:
         for name in names:
             shown.set_postfix_str(name, refresh=False)
@@ -189,26 +216,40 @@ def study_figures(out: Path, runs: dict[str, Run], dataset: data.Dataset, seed: 
     encoders = {n: r for n, r in runs.items() if r.kind.encoder}  # the others cannot reconstruct or interpolate images
     plots.plot_overlaid_curves(out / "curves.png", {n: r.read_metrics()[1] for n, r in runs.items()}, "test")
     drawn = ["curves"]
-    plots.plot_side_by_side(out / "samples.png",
-                            {n: plots.image_grid(r.model.sample(36, z=r.model.sample_prior(36, fixed_generator(seed))), 6) for n, r in runs.items()},
-                            "samples from each member's prior p(z), the same noise seed for every member")  # fmt: skip
+    plots.plot_side_by_side(
+        out / "samples.png",
+        {
+            n: plots.image_grid(r.model.sample(36, z=r.model.sample_prior(36, fixed_generator(seed))), 6)
+            for n, r in runs.items()
+        },
+        "samples from each member's prior p(z), the same noise seed for every member",
+    )
     drawn.append("samples")
     if encoders:
-        plots.plot_side_by_side(out / "reconstructions.png",
-                                {n: plots.image_grid(torch.cat([x, r.model.reconstruct(x)]), 10) for n, r in encoders.items()},
-                                "the same test images (top) reconstructed by each member (bottom)", cols=2)  # fmt: skip
+        plots.plot_side_by_side(
+            out / "reconstructions.png",
+            {n: plots.image_grid(torch.cat([x, r.model.reconstruct(x)]), 10) for n, r in encoders.items()},
+            "the same test images (top) reconstructed by each member (bottom)",
+            cols=2,
+        )
         drawn.append("reconstructions")
         if len(test_images) >= 2:
-            plots.plot_side_by_side(out / "interpolation.png",
-                                    {n: plots.image_grid(explore.interpolate(r.model, test_images, [(0, 1)], 10)[0], 10) for n, r in encoders.items()},
-                                    "the same pair of test images (0 -> 1) interpolated by each member", cols=2)  # fmt: skip
+            plots.plot_side_by_side(
+                out / "interpolation.png",
+                {
+                    n: plots.image_grid(latent_walks.interpolate(r.model, test_images, [(0, 1)], 10)[0], 10)
+                    for n, r in encoders.items()
+                },
+                "the same pair of test images (0 -> 1) interpolated by each member",
+                cols=2,
+            )
             drawn.append("interpolation")
     manifolds = {}
     for n, r in runs.items():
         if r.model.latent_dim >= 2:
             chosen = plane(r)
             manifolds[f"{n} ({', '.join(chosen.labels)})"] = plots.image_grid(
-                explore.manifold(r.model, chosen), 15, pad=0
+                latent_walks.manifold(r.model, chosen), 15, pad=0
             )
     if manifolds:
         plots.plot_side_by_side(out / "manifold.png", manifolds, "decoded grids over [-1.5, 1.5]^2")

@@ -51,8 +51,10 @@ def conv_sizes(size: int, depth: int) -> list[int]:
     for _ in range(depth):
         sizes.append(sizes[-1] // 2)
     if sizes[-1] < 1:
-        raise ConfigError(f"arch conv: an image side of {size} is too small for {depth} stride-2 convolutions (one per "
-                          f"--channels value; the side must be at least {2**depth}); give fewer --channels, or --arch mlp")  # fmt: skip
+        raise ConfigError(
+            f"arch conv: an image side of {size} is too small for {depth} stride-2 convolutions (one per "
+            f"--channels value; the side must be at least {2**depth}); give fewer --channels, or --arch mlp"
+        )
     return sizes
 
 
@@ -63,9 +65,13 @@ class ConvEncoder(nn.Module):
     """
 
     def __init__(
-        self, shape: Sequence[int], channels: Sequence[int], hidden: Sequence[int], out_features: int,
+        self,
+        shape: Sequence[int],
+        channels: Sequence[int],
+        hidden: Sequence[int],
+        out_features: int,
         activation: str = "relu",
-    ):  # fmt: skip
+    ):
         super().__init__()
         c, h, w = shape
         layers: list[nn.Module] = []
@@ -92,9 +98,13 @@ class ConvDecoder(nn.Module):
     """
 
     def __init__(
-        self, shape: Sequence[int], channels: Sequence[int], hidden: Sequence[int], latent_dim: int,
+        self,
+        shape: Sequence[int],
+        channels: Sequence[int],
+        hidden: Sequence[int],
+        latent_dim: int,
         activation: str = "relu",
-    ):  # fmt: skip
+    ):
         super().__init__()
         c, h, w = shape
         hs, ws = conv_sizes(h, len(channels)), conv_sizes(w, len(channels))

@@ -39,12 +39,19 @@ def check_size(config: TrainConfig, shape: tuple[int, int, int]) -> None:
     n = parameter_count(lambda: VAE(networks(config, shape)))
     need = n * 4 * 4 * 2
     if need > memory_bytes():
-        raise ConfigError(f"the networks would have {n:,} parameters ({need / 2**30:.1f} GiB to train), more than this "
-                          f"machine's {memory_bytes() / 2**30:.1f} GiB; use smaller --hidden, --channels or --latent-dim")  # fmt: skip
+        raise ConfigError(
+            f"the networks would have {n:,} parameters ({need / 2**30:.1f} GiB to train), more than this "
+            f"machine's {memory_bytes() / 2**30:.1f} GiB; use smaller --hidden, --channels or --latent-dim"
+        )
 
 
-def train_run(config: TrainConfig, resume: bool = False, evaluate: bool = False, iwae_k: int = 1000,
-              fit_samplers: tuple[str, ...] = ()) -> Path:  # fmt: skip
+def train_run(
+    config: TrainConfig,
+    resume: bool = False,
+    evaluate: bool = False,
+    iwae_k: int = 1000,
+    fit_samplers: tuple[str, ...] = (),
+) -> Path:
     from vaelab.training.loop import prepare_run_dir, train
 
     kind = kinds.get(config.kind)
@@ -59,8 +66,14 @@ def train_run(config: TrainConfig, resume: bool = False, evaluate: bool = False,
     return run_dir.path
 
 
-def finish_run(run: Run, evaluate: bool = False, iwae_k: int = 1000, device: str = "auto", quiet: bool = True,
-               fit_samplers: tuple[str, ...] = ()) -> None:  # fmt: skip
+def finish_run(
+    run: Run,
+    evaluate: bool = False,
+    iwae_k: int = 1000,
+    device: str = "auto",
+    quiet: bool = True,
+    fit_samplers: tuple[str, ...] = (),
+) -> None:
     """Everything after training: every figure, the samplers to fit (for kinds with an encoder), the evaluation if
     asked (which measures the fitted samplers too), then the report."""
     from vaelab import figures, report, samplers

@@ -147,8 +147,14 @@ def plot_manifold(
     _save(fig, path)
 
 
-def plot_latent_scatter(path: str | Path, coords: torch.Tensor, labels: torch.Tensor | None, names: Sequence[str] | None,
-                        axis_labels: Sequence[str], description: str) -> None:  # fmt: skip
+def plot_latent_scatter(
+    path: str | Path,
+    coords: torch.Tensor,
+    labels: torch.Tensor | None,
+    names: Sequence[str] | None,
+    axis_labels: Sequence[str],
+    description: str,
+) -> None:
     """Test posterior means in a plane, coloured by label."""
     fig = Figure(figsize=(6.5, 5.5), layout="constrained")
     ax = fig.add_subplot()

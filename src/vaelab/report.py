@@ -44,8 +44,10 @@ def embed_png(path: Path) -> str:
 
 
 def figure_html(path: Path, caption: str) -> str:
-    return (f'<figure><img src="{embed_png(path)}" alt="{html.escape(caption)}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")  # fmt: skip
+    return (
+        f'<figure><img src="{embed_png(path)}" alt="{html.escape(caption)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def table_html(header: list[str], rows: list[list[Any]]) -> str:
@@ -64,10 +66,12 @@ def table_html(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def page(title: str, body: str) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>"
-            f"<body><h1>{html.escape(title)}</h1>{body}</body></html>\n")  # fmt: skip
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>\n"
+    )
 
 
 def run_report(run: Run | str | Path) -> Path:
@@ -76,9 +80,11 @@ def run_report(run: Run | str | Path) -> Path:
     meta = run.meta
     _, epochs = run.read_metrics()
     model, dataset = meta["model"], meta.get("data", {})
-    parts = [f"<p>{html.escape(str(model.get('arch')))} {html.escape(run.kind.title)}, latent dimension {model.get('latent_dim')}, "
-             f"{html.escape(str(model.get('likelihood')))} likelihood, trained on <b>{html.escape(str(dataset.get('name')))}</b> "
-             f"({dataset.get('n_train')} train / {dataset.get('n_test')} test images of shape {tuple(dataset.get('shape', ()))}).</p>"]  # fmt: skip
+    parts = [
+        f"<p>{html.escape(str(model.get('arch')))} {html.escape(run.kind.title)}, latent dimension {model.get('latent_dim')}, "
+        f"{html.escape(str(model.get('likelihood')))} likelihood, trained on <b>{html.escape(str(dataset.get('name')))}</b> "
+        f"({dataset.get('n_train')} train / {dataset.get('n_test')} test images of shape {tuple(dataset.get('shape', ()))}).</p>"
+    ]
     if epochs:
         parts += _metrics_html(epochs)
     parts += _eval_html(run)
@@ -117,21 +123,40 @@ def _metrics_html(epochs: list[dict[str, Any]]) -> list[str]:
     speeds = [e.get("images_per_s") for e in epochs if isinstance(e.get("images_per_s"), (int, float))]
     speed = statistics.median(speeds) if speeds else float("nan")
     total = sum(e["seconds"] for e in epochs if isinstance(e.get("seconds"), (int, float)))
-    return ["<h2>Metrics (last epoch, means per image, nats)</h2>",
-            table_html(["split", *terms], [[split, *[last[split].get(t) for t in terms]] for split in ("train", "test")]),
-            f"<p>{len(epochs)} epochs, {total:.1f} s of training, median {speed:,.0f} training images/s.</p>"]  # fmt: skip
+    return [
+        "<h2>Metrics (last epoch, means per image, nats)</h2>",
+        table_html(["split", *terms], [[split, *[last[split].get(t) for t in terms]] for split in ("train", "test")]),
+        f"<p>{len(epochs)} epochs, {total:.1f} s of training, median {speed:,.0f} training images/s.</p>",
+    ]
 
 
-def study_report(out: Path, intro: str, header: list[str], rows: list[list[Any]], answers: list[str],
-                 drawn: list[str], members: list[str]) -> Path:  # fmt: skip
+def study_report(
+    out: Path,
+    intro: str,
+    header: list[str],
+    rows: list[list[Any]],
+    answers: list[str],
+    drawn: list[str],
+    members: list[str],
+) -> Path:
     """Write out/report.html of a comparison study: the metrics table, the answers, the side-by-side figures."""
-    captions = {"curves": ("Test curves", "Test curves of every member, one panel per loss term."),
-                "samples": ("Samples", "Samples from the prior, same noise seed for every member."),
-                "reconstructions": ("Reconstructions", "The same test images reconstructed by each member (members without an encoder are left out)."),
-                "interpolation": ("Interpolation", "The same pair of test images, interpolated by each member."),
-                "manifold": ("Latent manifolds", "Decoded grids over [-1.5, 1.5]^2.")}  # fmt: skip
-    body = [intro, "<h2>Final metrics</h2>", table_html(header, rows), "<h2>What the study shows</h2>",
-            "<ul>" + "".join(f"<li>{a}</li>" for a in answers) + "</ul>"]  # fmt: skip
+    captions = {
+        "curves": ("Test curves", "Test curves of every member, one panel per loss term."),
+        "samples": ("Samples", "Samples from the prior, same noise seed for every member."),
+        "reconstructions": (
+            "Reconstructions",
+            "The same test images reconstructed by each member (members without an encoder are left out).",
+        ),
+        "interpolation": ("Interpolation", "The same pair of test images, interpolated by each member."),
+        "manifold": ("Latent manifolds", "Decoded grids over [-1.5, 1.5]^2."),
+    }
+    body = [
+        intro,
+        "<h2>Final metrics</h2>",
+        table_html(header, rows),
+        "<h2>What the study shows</h2>",
+        "<ul>" + "".join(f"<li>{a}</li>" for a in answers) + "</ul>",
+    ]
     for name, (title, caption) in captions.items():
         if name in drawn:
             body += [f"<h2>{title}</h2>", figure_html(out / f"{name}.png", caption)]

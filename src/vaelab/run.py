@@ -21,8 +21,18 @@ from vaelab.models import parameter_count
 from vaelab.rundir import NO_STATE, RunDir
 
 # What may change when a run is resumed; every other option must match the saved run.
-RESUMABLE = ("epochs", "lr", "gan_lr", "grad_clip", "quiet", "device", "threads", "eval_batch_size", "precision",
-             "compile")  # fmt: skip
+RESUMABLE = (
+    "epochs",
+    "lr",
+    "gan_lr",
+    "grad_clip",
+    "quiet",
+    "device",
+    "threads",
+    "eval_batch_size",
+    "precision",
+    "compile",
+)
 
 
 def load_dataset(config: TrainConfig) -> data.Dataset:
@@ -33,8 +43,14 @@ def load_dataset(config: TrainConfig) -> data.Dataset:
 class Run(RunDir):
     """A run directory with its kind, options, data set and model (the last two loaded on first use)."""
 
-    def __init__(self, path: str | Path, meta: dict[str, Any], device: str | torch.device = "cpu",
-                 model: nn.Module | None = None, dataset: data.Dataset | None = None):  # fmt: skip
+    def __init__(
+        self,
+        path: str | Path,
+        meta: dict[str, Any],
+        device: str | torch.device = "cpu",
+        model: nn.Module | None = None,
+        dataset: data.Dataset | None = None,
+    ):
         super().__init__(path)
         self.meta, self.device = meta, torch.device(device)
         try:

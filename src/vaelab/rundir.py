@@ -25,12 +25,14 @@ from vaelab.checkpoint import (
     read_json,
     read_text,
     write_json,
-)  # fmt: skip
+)
 from vaelab.errors import RunError
 
 EVAL_FILE, REPORT_FILE, SAMPLES_DIR = "eval.json", "report.html", "samples"
-NO_STATE = (f"{STATE_FILE} is missing: the run was stopped before its first epoch ended, or this is not a run "
-            "directory; run the same command without --resume to start it again")  # fmt: skip
+NO_STATE = (
+    f"{STATE_FILE} is missing: the run was stopped before its first epoch ended, or this is not a run "
+    "directory; run the same command without --resume to start it again"
+)
 
 
 class RunDir:
@@ -105,8 +107,10 @@ class RunDir:
             raise RunError(f"{path}: has no header line")
         for number, line in enumerate(lines[1:], 2):
             if not _is_epoch(line):
-                raise RunError(f"{path}: line {number} is not an epoch record (epoch, train and test terms); "
-                               "delete the damaged lines")  # fmt: skip
+                raise RunError(
+                    f"{path}: line {number} is not an epoch record (epoch, train and test terms); "
+                    "delete the damaged lines"
+                )
         return lines[0], lines[1:]
 
     def start_metrics(self, header: dict[str, Any]) -> None:
@@ -140,5 +144,9 @@ class RunDir:
 
 
 def _is_epoch(line: Any) -> bool:
-    return (isinstance(line, dict) and isinstance(line.get("epoch"), int) and isinstance(line.get("train"), dict)
-            and isinstance(line.get("test"), dict))  # fmt: skip
+    return (
+        isinstance(line, dict)
+        and isinstance(line.get("epoch"), int)
+        and isinstance(line.get("train"), dict)
+        and isinstance(line.get("test"), dict)
+    )

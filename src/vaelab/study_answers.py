@@ -54,9 +54,11 @@ def latent_dimension_answers(finals, by_key, archs, dims, beta) -> list[str]:
         if not (a and b):
             continue
         ra, rb = finals[a]["test"]["recon"], finals[b]["test"]["recon"]
-        text = (f"<b>Latent dimension ({arch})</b>: going from {lo} to {hi} dimensions changes the test reconstruction term "
-                f"from {ra:.1f} to {rb:.1f} nats ({'better' if rb < ra else 'worse'} reconstructions) and the KL from "
-                f"{finals[a]['test']['kl']:.1f} to {finals[b]['test']['kl']:.1f} nats")  # fmt: skip
+        text = (
+            f"<b>Latent dimension ({arch})</b>: going from {lo} to {hi} dimensions changes the test reconstruction term "
+            f"from {ra:.1f} to {rb:.1f} nats ({'better' if rb < ra else 'worse'} reconstructions) and the KL from "
+            f"{finals[a]['test']['kl']:.1f} to {finals[b]['test']['kl']:.1f} nats"
+        )
         fa, fb = fd(finals, a), fd(finals, b)
         if fa is not None and fb is not None:
             text += f"; the samples' Frechet distance goes from {fa:.1f} to {fb:.1f} ({'better' if fb < fa else 'worse'} samples)"
@@ -88,8 +90,10 @@ def beta_answers(finals, by_key, archs, dims, betas) -> list[str]:
                 f"beta={b:g}: KL {finals[n]['test']['kl']:.1f}, recon {finals[n]['test']['recon']:.1f}"
                 for b, n in named
             )
-            out.append(f"<b>The KL weight ({arch}, z={z})</b>: {desc}. A larger beta pushes q(z|x) towards the prior "
-                       "(smaller KL, fewer active units, blurrier reconstructions); a smaller one spends more nats on the code.")  # fmt: skip
+            out.append(
+                f"<b>The KL weight ({arch}, z={z})</b>: {desc}. A larger beta pushes q(z|x) towards the prior "
+                "(smaller KL, fewer active units, blurrier reconstructions); a smaller one spends more nats on the code."
+            )
     return out
 
 
@@ -103,9 +107,11 @@ def kinds_answer(members: list, finals: dict[str, dict]) -> str:
     best = (
         f" The lowest Frechet distance (sharpest, most data-like samples) is {min(measured)[1]}'s." if measured else ""
     )
-    return (f"<b>VAE against adversarial models</b>: {'; '.join(parts)}.{best} A VAE decoder trained on a pixel likelihood "
-            "averages over plausible images (blur); a discriminator penalises images that do not look real, so GAN and "
-            "VAE-GAN samples are sharper, at the cost of mode coverage (compare precision and recall) and, for the GAN, of an encoder.")  # fmt: skip
+    return (
+        f"<b>VAE against adversarial models</b>: {'; '.join(parts)}.{best} A VAE decoder trained on a pixel likelihood "
+        "averages over plausible images (blur); a discriminator penalises images that do not look real, so GAN and "
+        "VAE-GAN samples are sharper, at the cost of mode coverage (compare precision and recall) and, for the GAN, of an encoder."
+    )
 
 
 def nll(finals: dict[str, dict], name: str) -> float | None:
@@ -126,11 +132,16 @@ def likelihood_kinds_answers(members: list, finals: dict[str, dict]) -> list[str
         parts = "; ".join(f"{kinds.get(m.config.kind).title}: {nll(finals, m.name):.1f}" for m in group)
         best = min(group, key=lambda m: nll(finals, m.name))
         conditional = [kinds.get(m.config.kind).title for m in group if kinds.get(m.config.kind).labels]
-        note = (f" ({', '.join(conditional)}: with the label hidden, the label-free mode its label dropout trains)"
-                if conditional else "")  # fmt: skip
-        out.append(f"<b>Test log-likelihood ({arch}, z={z})</b>: NLL by importance sampling (k={k}, nats, lower is "
-                   f"better): {parts}{note}. The lowest is {kinds.get(best.config.kind).title}'s. A tighter training "
-                   "bound (IWAE) or a learned prior (VampPrior) is expected to lower it; with few epochs it may not.")  # fmt: skip
+        note = (
+            f" ({', '.join(conditional)}: with the label hidden, the label-free mode its label dropout trains)"
+            if conditional
+            else ""
+        )
+        out.append(
+            f"<b>Test log-likelihood ({arch}, z={z})</b>: NLL by importance sampling (k={k}, nats, lower is "
+            f"better): {parts}{note}. The lowest is {kinds.get(best.config.kind).title}'s. A tighter training "
+            "bound (IWAE) or a learned prior (VampPrior) is expected to lower it; with few epochs it may not."
+        )
     return out
 
 
@@ -143,14 +154,18 @@ def prior_answers(members: list, finals: dict[str, dict]) -> list[str]:
         if not mismatch:
             continue
         prior = mismatch["prior"]
-        text = (f"<b>Prior against aggregate posterior ({m.name})</b>: the prior's draws are {prior['kl_to_aggregate']:.2f} "
-                f"nats (Gaussian KL) from where the encoder puts the training images, and {prior['holes']:.1%} of them "
-                "land where no training image's posterior has mass")  # fmt: skip
+        text = (
+            f"<b>Prior against aggregate posterior ({m.name})</b>: the prior's draws are {prior['kl_to_aggregate']:.2f} "
+            f"nats (Gaussian KL) from where the encoder puts the training images, and {prior['holes']:.1%} of them "
+            "land where no training image's posterior has mass"
+        )
         for name, s in e.get("samplers", {}).items():
             fitted, prior_fd = mismatch.get(name), e.get("samples", {}).get("fd_classifier")
             if fitted and s.get("available") and prior_fd is not None:
-                text += (f"; the fitted {name} sampler: {fitted['kl_to_aggregate']:.2f} nats, {fitted['holes']:.1%} in "
-                         f"holes, FD {s['fd_classifier']:.1f} against the prior's {prior_fd:.1f} "
-                         f"({'better' if s['fd_classifier'] < prior_fd else 'not better'} samples)")  # fmt: skip
+                text += (
+                    f"; the fitted {name} sampler: {fitted['kl_to_aggregate']:.2f} nats, {fitted['holes']:.1%} in "
+                    f"holes, FD {s['fd_classifier']:.1f} against the prior's {prior_fd:.1f} "
+                    f"({'better' if s['fd_classifier'] < prior_fd else 'not better'} samples)"
+                )
         out.append(text + ".")
     return out

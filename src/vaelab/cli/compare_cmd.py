@@ -23,11 +23,20 @@ def _list(kind):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("compare", help="train a grid of configurations and write a side-by-side report",
-                            description="Train every combination of --archs x --latent-dims x --betas on the same data, epochs "
-                            "and seed; each member is a run directory under --out; then write OUT/report.html.")  # fmt: skip
-    parser.add_argument("--kinds", "--models", dest="kinds", type=_list(str), default=["vae"],
-                        help="comma-separated model kinds, e.g. vae,vaegan,gan (default vae; old name --models)")  # fmt: skip
+    parser = sub.add_parser(
+        "compare",
+        help="train a grid of configurations and write a side-by-side report",
+        description="Train every combination of --archs x --latent-dims x --betas on the same data, epochs "
+        "and seed; each member is a run directory under --out; then write OUT/report.html.",
+    )
+    parser.add_argument(
+        "--kinds",
+        "--models",
+        dest="kinds",
+        type=_list(str),
+        default=["vae"],
+        help="comma-separated model kinds, e.g. vae,vaegan,gan (default vae; old name --models)",
+    )
     parser.add_argument("--archs", type=_list(str), default=["mlp", "conv"], help="comma-separated (default mlp,conv)")
     parser.add_argument("--latent-dims", type=_list(int), default=[2, 10], help="comma-separated (default 2,10)")
     parser.add_argument("--betas", type=_list(float), default=[1.0], help="comma-separated KL weights (default 1)")

@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     from vaelab.evaluate import evaluate_run, format_table
 
-    result = evaluate_run(args.run_dir, args.split, args.iwae_k, args.seed, args.precision, args.device, args.cache_dir,
-                          quiet=args.quiet)  # fmt: skip
+    result = evaluate_run(
+        args.run_dir, args.split, args.iwae_k, args.seed, args.precision, args.device, args.cache_dir, quiet=args.quiet
+    )
     print(json.dumps(result, indent=2) if args.json else format_table(result))

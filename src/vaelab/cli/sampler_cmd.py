@@ -6,9 +6,12 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("fit-sampler", help="fit a Gaussian mixture to the training posterior means (ex-post sampler)",
-                       description="Fit a sampler to the posterior means of RUN's training split and save it as "
-                       "RUN/sampler-<name>.safetensors; `vaelab sample RUN --sampler gmm` and `vaelab eval RUN` use it.")  # fmt: skip
+    p = sub.add_parser(
+        "fit-sampler",
+        help="fit a Gaussian mixture to the training posterior means (ex-post sampler)",
+        description="Fit a sampler to the posterior means of RUN's training split and save it as "
+        "RUN/sampler-<name>.safetensors; `vaelab sample RUN --sampler gmm` and `vaelab eval RUN` use it.",
+    )
     p.add_argument("run_dir", metavar="RUN")
     p.add_argument("--sampler", default="gmm", help="which sampler (default gmm)")
     p.add_argument("--components", type=int, default=10, help="mixture components (default 10)")

@@ -43,8 +43,11 @@ def given_options(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> dict:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("train", help="train a VAE (or another kind: --kind)",
-                            description="Train a model of any kind; options override --config FILE.toml.")  # fmt: skip
+    parser = sub.add_parser(
+        "train",
+        help="train a VAE (or another kind: --kind)",
+        description="Train a model of any kind; options override --config FILE.toml.",
+    )
     parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file (options given here win)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--eval", action="store_true", help="run `vaelab eval` on the test split at the end")

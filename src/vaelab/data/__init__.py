@@ -59,8 +59,12 @@ def load(
     """Load a named data set or a path. `size` (H, W) resizes an image folder; `cache_dir` overrides the cache."""
     size = check_size(size)
     key = str(name_or_path)
-    if size is not None and (key in EMBEDDED or key in REMOTE_SETS or not files.is_folder(Path(key).expanduser())
-                             or is_idx_directory(Path(key).expanduser())):  # fmt: skip
+    if size is not None and (
+        key in EMBEDDED
+        or key in REMOTE_SETS
+        or not files.is_folder(Path(key).expanduser())
+        or is_idx_directory(Path(key).expanduser())
+    ):
         raise DataError(f"--size resizes the images of an image folder; {shown(key)} is not one (leave --size out)")
     if key == "mnist-mini":
         return load_mnist_mini()

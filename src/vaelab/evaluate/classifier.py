@@ -33,11 +33,15 @@ class FeatureClassifier(nn.Module):
     def __init__(self, channels: int, num_classes: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, 16, 5, stride=2, padding=2), nn.ReLU(),  # 16 x H/2 x W/2
-            nn.Conv2d(16, 32, 5, stride=2, padding=2), nn.ReLU(),  # 32 x H/4 x W/4
-            nn.AdaptiveAvgPool2d(7), nn.Flatten(),  # 32 x 7 x 7 = 1568
-            nn.Linear(32 * 49, FEATURES), nn.ReLU(),
-        )  # fmt: skip
+            nn.Conv2d(channels, 16, 5, stride=2, padding=2),
+            nn.ReLU(),  # 16 x H/2 x W/2
+            nn.Conv2d(16, 32, 5, stride=2, padding=2),
+            nn.ReLU(),  # 32 x H/4 x W/4
+            nn.AdaptiveAvgPool2d(7),
+            nn.Flatten(),  # 32 x 7 x 7 = 1568
+            nn.Linear(32 * 49, FEATURES),
+            nn.ReLU(),
+        )
         self.head = nn.Linear(FEATURES, num_classes)
 
     # channels-last: oneDNN's fast layout; with a contiguous one-channel input the first convolution's backward pass
@@ -80,13 +84,19 @@ def _train(dataset: data.Dataset, epochs: int, seed: int, device, quiet: bool) -
     model = FeatureClassifier(dataset.shape[0], n_classes).to(device)
     optimizer = fused_adam(model, 2e-3, (0.9, 0.999))  # the per-parameter loop was a third of the training time
     generator = torch.Generator().manual_seed(seed)
-    shown = progress.bar(epochs * len(dataset.train), f"training the feature classifier of {dataset.name} (once, cached)",
-                         quiet, "img", unit_scale=True)  # fmt: skip
+    shown = progress.bar(
+        epochs * len(dataset.train),
+        f"training the feature classifier of {dataset.name} (once, cached)",
+        quiet,
+        "img",
+        unit_scale=True,
+    )
     with shown:
         for _ in range(epochs):
             model.train()
-            for x, y in data.batches(dataset.train.images, 128, labels=dataset.train.labels, shuffle=True,
-                                     generator=generator, device=device):  # fmt: skip
+            for x, y in data.batches(
+                dataset.train.images, 128, labels=dataset.train.labels, shuffle=True, generator=generator, device=device
+            ):
                 loss = nn.functional.cross_entropy(model(x), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -132,8 +142,13 @@ def load_or_train(
     if cached is not None:
         return cached
     model, test_accuracy = train_classifier(dataset, device=device, quiet=quiet)
-    info = {"data": dataset.name, "key": key, "num_classes": int(dataset.num_classes), "test_accuracy": test_accuracy,
-            "features": FEATURES}  # fmt: skip
+    info = {
+        "data": dataset.name,
+        "key": key,
+        "num_classes": int(dataset.num_classes),
+        "test_accuracy": test_accuracy,
+        "features": FEATURES,
+    }
     folder.mkdir(parents=True, exist_ok=True)
     save_weights(weights, {"": model})
     atomic_write(meta, lambda temp: Path(temp).write_text(json.dumps(info, indent=2)))

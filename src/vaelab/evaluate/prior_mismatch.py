@@ -65,19 +65,26 @@ def prior_mismatch(model, images: torch.Tensor, samplers: dict, seed: int = 0, n
     means, logvars = aggregate_posterior(model, images[: 2 * half], device)
     ref_means, ref_logvars = means[:half], logvars[:half]  # the aggregate posterior's components
     generator = torch.Generator().manual_seed(seed)
-    held_out = means[half:] + torch.exp(0.5 * logvars[half:]) * torch.randn(means[half:].shape, generator=generator, dtype=torch.float64)  # fmt: skip
+    held_out = means[half:] + torch.exp(0.5 * logvars[half:]) * torch.randn(
+        means[half:].shape, generator=generator, dtype=torch.float64
+    )
     level = float(torch.quantile(mixture_log_density(held_out, ref_means, ref_logvars), LEVEL))
     agg_mean = ref_means.mean(0)
     agg_cov = torch.cov(ref_means.T).reshape(agg_mean.shape[0], -1) + torch.diag(ref_logvars.exp().mean(0))
     draws = {"prior": model.sample_prior(half, torch.Generator().manual_seed(seed + 1)).cpu()}
     for name, sampler in samplers.items():
         draws[name] = sampler.sample(half, torch.Generator().manual_seed(seed + 1)).cpu()
-    result = {"n_images": int(2 * half), "level": LEVEL,
-              "definition": f"holes: share of draws whose aggregate-posterior log-density lies below the level {LEVEL:.0%} "
-                            "of the aggregate posterior's own held-out samples fall under; kl: KL(Gaussian fit of the draws || "
-                            "Gaussian fit of the aggregate posterior)"}  # fmt: skip
+    result = {
+        "n_images": int(2 * half),
+        "level": LEVEL,
+        "definition": f"holes: share of draws whose aggregate-posterior log-density lies below the level {LEVEL:.0%} "
+        "of the aggregate posterior's own held-out samples fall under; kl: KL(Gaussian fit of the draws || "
+        "Gaussian fit of the aggregate posterior)",
+    }
     for name, z in draws.items():
         m, s = moments(z)
-        result[name] = {"kl_to_aggregate": gaussian_kl(m, s, agg_mean, agg_cov),
-                        "holes": float((mixture_log_density(z, ref_means, ref_logvars) < level).double().mean())}  # fmt: skip
+        result[name] = {
+            "kl_to_aggregate": gaussian_kl(m, s, agg_mean, agg_cov),
+            "holes": float((mixture_log_density(z, ref_means, ref_logvars) < level).double().mean()),
+        }
     return result

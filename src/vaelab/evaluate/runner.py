@@ -43,8 +43,9 @@ def reconstruction_error(model, images: torch.Tensor, device) -> dict[str, float
     return {"mse": mse, "psnr_db": 10 * math.log10(1.0 / mse) if mse > 0 else math.inf}
 
 
-def sample_quality(model, dataset: data.Dataset, images: torch.Tensor, seed: int, cache_dir, device,
-                   quiet: bool = True) -> dict[str, Any]:  # fmt: skip
+def sample_quality(
+    model, dataset: data.Dataset, images: torch.Tensor, seed: int, cache_dir, device, quiet: bool = True
+) -> dict[str, Any]:
     if dataset.train.labels is None:
         return {"available": False, "why": "the data set has no labels to train the feature classifier on"}
     if images.shape[0] < 2 or dataset.num_classes is None or dataset.num_classes < 2:
@@ -57,13 +58,28 @@ def sample_quality(model, dataset: data.Dataset, images: torch.Tensor, seed: int
     )
     fake = feature_net.features(net, samples, device=device)
     precision, recall = precision_recall(real, fake)
-    return {"available": True, "fd_classifier": frechet_distance(real, fake), "precision": precision, "recall": recall,
-            "n_samples": int(samples.shape[0]), "classifier_test_accuracy": info["test_accuracy"],
-            "feature_space": f"penultimate layer ({info['features']} units) of a CNN trained on {dataset.name}'s training split"}  # fmt: skip
+    return {
+        "available": True,
+        "fd_classifier": frechet_distance(real, fake),
+        "precision": precision,
+        "recall": recall,
+        "n_samples": int(samples.shape[0]),
+        "classifier_test_accuracy": info["test_accuracy"],
+        "feature_space": f"penultimate layer ({info['features']} units) of a CNN trained on {dataset.name}'s training split",
+    }
 
 
-def likelihood_sections(model, images: torch.Tensor, binarize: bool, split: str, k: int, seed: int, precision: str,
-                        device, quiet: bool = True) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
+def likelihood_sections(
+    model,
+    images: torch.Tensor,
+    binarize: bool,
+    split: str,
+    k: int,
+    seed: int,
+    precision: str,
+    device,
+    quiet: bool = True,
+) -> tuple[dict[str, Any], list[str]]:
     """The exact ELBO and the IWAE log-likelihood (on a seeded binarization for a run trained binarized)."""
     dims = images[0].numel()
     lik_images = binarized(images, seed) if binarize else images
@@ -74,13 +90,20 @@ def likelihood_sections(model, images: torch.Tensor, binarize: bool, split: str,
         elbo["sq_error"] = terms["sq_error"]
     started = time.perf_counter()
     nll = -iwae_log_likelihood(model, lik_images, k, seed=seed, device=device, precision=precision, quiet=quiet)
-    iwae = {"k": k, "nll": float(nll.mean()), "nll_se": float(nll.std() / math.sqrt(len(nll))) if len(nll) > 1 else 0.0,
-            "bits_per_dim": bits_per_dim(float(nll.mean()), dims), "precision": precision,
-            "seconds": time.perf_counter() - started}  # fmt: skip
+    iwae = {
+        "k": k,
+        "nll": float(nll.mean()),
+        "nll_se": float(nll.std() / math.sqrt(len(nll))) if len(nll) > 1 else 0.0,
+        "bits_per_dim": bits_per_dim(float(nll.mean()), dims),
+        "precision": precision,
+        "seconds": time.perf_counter() - started,
+    }
     notes = []
     if model.likelihood == "bernoulli" and not binarize:
-        notes.append("Bernoulli likelihood on grey-level pixels: the ELBO and NLL are cross-entropies, not a normalized "
-                     "likelihood of the data (train with --binarize for the standard binarized-MNIST protocol)")  # fmt: skip
+        notes.append(
+            "Bernoulli likelihood on grey-level pixels: the ELBO and NLL are cross-entropies, not a normalized "
+            "likelihood of the data (train with --binarize for the standard binarized-MNIST protocol)"
+        )
     if binarize:
         notes.append(f"likelihoods on a seeded binarization (seed {seed}) of the {split} split, the standard protocol")
     return {"elbo": elbo, "iwae": iwae}, notes
@@ -91,8 +114,13 @@ def latent_sections(model, images: torch.Tensor, device) -> tuple[dict[str, Any]
     stats = posterior_stats(model, images, device=device)
     n_active, activity = active_units(stats["means"])
     warning = collapse_warning(n_active, model.latent_dim, stats["kl_per_dim"])
-    latents = {"latent_dim": model.latent_dim, "active_units": n_active, "kl_per_dim": stats["kl_per_dim"].tolist(),
-               "activity": activity.tolist(), "warning": warning}  # fmt: skip
+    latents = {
+        "latent_dim": model.latent_dim,
+        "active_units": n_active,
+        "kl_per_dim": stats["kl_per_dim"].tolist(),
+        "activity": activity.tolist(),
+        "warning": warning,
+    }
     return {"latents": latents, "reconstruction": reconstruction_error(model, images, device)}, [
         warning
     ] if warning else []
@@ -108,8 +136,9 @@ class SamplerModel:
         return self.model.sample(n, z=self.sampler.sample(n, generator))
 
 
-def sampler_sections(run: Run, model, dataset: data.Dataset, images: torch.Tensor, seed: int, cache_dir,
-                     device, quiet: bool = True) -> dict[str, Any]:  # fmt: skip
+def sampler_sections(
+    run: Run, model, dataset: data.Dataset, images: torch.Tensor, seed: int, cache_dir, device, quiet: bool = True
+) -> dict[str, Any]:
     """Sample quality of every sampler fitted to the run (`vaelab fit-sampler`), and the prior's mismatch with
     the aggregate posterior of the training split (for kinds with an encoder)."""
     from vaelab import samplers
@@ -118,9 +147,14 @@ def sampler_sections(run: Run, model, dataset: data.Dataset, images: torch.Tenso
     fitted = samplers.fitted(run.path)
     found: dict[str, Any] = {}
     if fitted:
-        found["samplers"] = {name: {"description": sampler.description, **sampler.info,
-                                    **sample_quality(SamplerModel(model, sampler), dataset, images, seed, cache_dir, device, quiet)}
-                             for name, sampler in fitted.items()}  # fmt: skip
+        found["samplers"] = {
+            name: {
+                "description": sampler.description,
+                **sampler.info,
+                **sample_quality(SamplerModel(model, sampler), dataset, images, seed, cache_dir, device, quiet),
+            }
+            for name, sampler in fitted.items()
+        }
     if run.kind.encoder:
         found["prior_mismatch"] = prior_mismatch(model, dataset.train.images, fitted, seed=seed, device=device)
     return found
@@ -135,9 +169,17 @@ def check_options(split: str, iwae_k: int, precision: str) -> None:
         raise ConfigError(f"precision: must be fp32 or bf16, got {precision!r}")
 
 
-def evaluate_run(run: Run | str | Path, split: str = "test", iwae_k: int = 1000, seed: int = 0,
-                 precision: str = "fp32", device: str = "auto", cache_dir: str | Path | None = None,
-                 write: bool = True, quiet: bool = True) -> dict[str, Any]:  # fmt: skip
+def evaluate_run(
+    run: Run | str | Path,
+    split: str = "test",
+    iwae_k: int = 1000,
+    seed: int = 0,
+    precision: str = "fp32",
+    device: str = "auto",
+    cache_dir: str | Path | None = None,
+    write: bool = True,
+    quiet: bool = True,
+) -> dict[str, Any]:
     """Every number of `vaelab eval` that the run's kind has; written to RUN/eval.json when `write` (checked
     to be writable before the work starts). Progress bars on stderr unless `quiet`."""
     check_options(split, iwae_k, precision)
@@ -150,8 +192,15 @@ def evaluate_run(run: Run | str | Path, split: str = "test", iwae_k: int = 1000,
     sections = run.kind.eval_sections
     binarize = bool(getattr(run.config.options, "binarize", False))
     started = time.perf_counter()
-    result: dict[str, Any] = {"run": str(run.path), "split": split, "n_images": int(images.shape[0]), "seed": seed,
-                              "likelihood": model.likelihood, "binarized": binarize, "kind": run.kind.name}  # fmt: skip
+    result: dict[str, Any] = {
+        "run": str(run.path),
+        "split": split,
+        "n_images": int(images.shape[0]),
+        "seed": seed,
+        "likelihood": model.likelihood,
+        "binarized": binarize,
+        "kind": run.kind.name,
+    }
     notes = []
     if "elbo" in sections:
         found, said = likelihood_sections(model, images, binarize, split, iwae_k, seed, precision, dev, quiet)

@@ -14,19 +14,26 @@ def eval_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
         rows += [("ELBO (nats/image)", f"{e['elbo']:.2f}  (recon {e['recon']:.2f}, KL {e['kl']:.2f})")]
         if "sq_error" in e:
             rows.append(("squared error ||x - x_hat||^2", f"{e['sq_error']:.2f}"))
-        rows += [("-ELBO (bits/dim)", f"{e['bits_per_dim']:.4f}"),
-                 (f"NLL, IWAE k={i['k']} (nats/image)", f"{i['nll']:.2f} +- {i['nll_se']:.2f} (s.e.)"),
-                 ("NLL (bits/dim)", f"{i['bits_per_dim']:.4f}")]  # fmt: skip
+        rows += [
+            ("-ELBO (bits/dim)", f"{e['bits_per_dim']:.4f}"),
+            (f"NLL, IWAE k={i['k']} (nats/image)", f"{i['nll']:.2f} +- {i['nll_se']:.2f} (s.e.)"),
+            ("NLL (bits/dim)", f"{i['bits_per_dim']:.4f}"),
+        ]
     if "latents" in result:
         lat, rec = result["latents"], result["reconstruction"]
         kl = " ".join(f"{v:.2f}" for v in lat["kl_per_dim"][:16]) + (" ..." if lat["latent_dim"] > 16 else "")
-        rows += [("active units", f"{lat['active_units']} of {lat['latent_dim']}"), ("KL per dimension", kl),
-                 ("reconstruction MSE / PSNR", f"{rec['mse']:.5f} / {rec['psnr_db']:.2f} dB")]  # fmt: skip
+        rows += [
+            ("active units", f"{lat['active_units']} of {lat['latent_dim']}"),
+            ("KL per dimension", kl),
+            ("reconstruction MSE / PSNR", f"{rec['mse']:.5f} / {rec['psnr_db']:.2f} dB"),
+        ]
     s = result["samples"]
     if s.get("available"):
-        rows += [("FD (classifier features)", f"{s['fd_classifier']:.3f}"),
-                 ("precision / recall", f"{s['precision']:.3f} / {s['recall']:.3f}"),
-                 ("feature classifier accuracy", f"{s['classifier_test_accuracy']:.4f}")]  # fmt: skip
+        rows += [
+            ("FD (classifier features)", f"{s['fd_classifier']:.3f}"),
+            ("precision / recall", f"{s['precision']:.3f} / {s['recall']:.3f}"),
+            ("feature classifier accuracy", f"{s['classifier_test_accuracy']:.4f}"),
+        ]
     else:
         rows.append(("sample quality", f"unavailable: {s['why']}"))
     return rows + sampler_rows(result)
@@ -37,12 +44,22 @@ def sampler_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     for name, s in result.get("samplers", {}).items():
         if s.get("available"):
-            rows.append((f"sampler {name}: FD / precision / recall", f"{s['fd_classifier']:.3f} / {s['precision']:.3f} / {s['recall']:.3f}"))  # fmt: skip
+            rows.append(
+                (
+                    f"sampler {name}: FD / precision / recall",
+                    f"{s['fd_classifier']:.3f} / {s['precision']:.3f} / {s['recall']:.3f}",
+                )
+            )
     mismatch = result.get("prior_mismatch")
     if mismatch:
         for name in ["prior", *result.get("samplers", {})]:
             m = mismatch[name]
-            rows.append((f"{name} vs aggregate posterior", f"KL {m['kl_to_aggregate']:.2f} nats, {m['holes']:.1%} of draws in holes"))  # fmt: skip
+            rows.append(
+                (
+                    f"{name} vs aggregate posterior",
+                    f"KL {m['kl_to_aggregate']:.2f} nats, {m['holes']:.1%} of draws in holes",
+                )
+            )
     return rows
 
 

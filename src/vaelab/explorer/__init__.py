@@ -33,8 +33,9 @@ def require_extra() -> None:
         ) from None
 
 
-def explore(runs: list[str | Path], host: str = "127.0.0.1", port: int = 0, open_browser: bool = True,
-            quiet: bool = False) -> None:  # fmt: skip
+def explore(
+    runs: list[str | Path], host: str = "127.0.0.1", port: int = 0, open_browser: bool = True, quiet: bool = False
+) -> None:
     """Open every run (one-line error if one cannot be), then serve the page until Ctrl+C."""
     require_extra()
     from vaelab.explorer.server import LOOPBACK, bind, serve
@@ -42,8 +43,11 @@ def explore(runs: list[str | Path], host: str = "127.0.0.1", port: int = 0, open
 
     sock = bind(host, port)  # a taken port is an error before minutes are spent loading runs
     if host not in LOOPBACK:
-        print(f"vaelab explore: warning: serving on {host}: anyone who can reach this machine on port "
-              f"{sock.getsockname()[1]} can use the explorer (there is no authentication)", file=sys.stderr)  # fmt: skip
+        print(
+            f"vaelab explore: warning: serving on {host}: anyone who can reach this machine on port "
+            f"{sock.getsockname()[1]} can use the explorer (there is no authentication)",
+            file=sys.stderr,
+        )
     log = None if quiet else lambda path: print(f"vaelab explore: loading {path}", file=sys.stderr, flush=True)
     try:
         sessions = open_sessions(list(runs), progress=log)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaelab import data, explore, losses
+from vaelab import data, latent_walks, losses
 from vaelab.errors import RunError, VaelabError
 from vaelab.evaluate.latents import active_units, posterior_stats
 from vaelab.run import Run
@@ -160,13 +160,13 @@ class Session:
         planes = []
         if d > 2 and self.means is not None:
             planes.append(self.principal_plane())
-        plane = explore.coordinate_plane(d, (0, 1))
+        plane = latent_walks.coordinate_plane(d, (0, 1))
         planes.append(Plane(plane.origin.tolist(), plane.axes.tolist(), plane.labels, plane.description))
         return planes
 
     def principal_plane(self) -> Plane:
-        plane = explore.principal_plane(self.means)
-        coords = explore.project(self.means, plane)
+        plane = latent_walks.principal_plane(self.means)
+        coords = latent_walks.project(self.means, plane)
         total = float(self.means.var(0, unbiased=False).sum())
         share = [float(v) / total if total > 0 else 0.0 for v in coords.var(0, unbiased=False)]
         description = (
@@ -210,7 +210,7 @@ class Session:
     def interpolate(self, a: list[float], b: list[float], steps: int, spherical: bool) -> tuple[list, np.ndarray]:
         """The path from a to b (`steps` points, ends included) and its decoded images."""
         t = torch.linspace(0, 1, steps)
-        path = (explore.slerp if spherical else explore.lerp)(torch.tensor(a), torch.tensor(b), t)
+        path = (latent_walks.slerp if spherical else latent_walks.lerp)(torch.tensor(a), torch.tensor(b), t)
         return path.tolist(), self.decode(path)
 
     def sample(self, n: int, seed: int | None = None, sampler: str = "N(0, I)") -> tuple[list, np.ndarray]:

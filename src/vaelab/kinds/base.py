@@ -37,7 +37,9 @@ class Trainer(Protocol):
     shown: dict[str, str]  # progress-bar label -> term
 
     def train_mode(self) -> None: ...
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None, progress: float, noise: torch.Generator) -> tuple[dict[str, torch.Tensor], Any]: ...  # fmt: skip
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor | None, progress: float, noise: torch.Generator
+    ) -> tuple[dict[str, torch.Tensor], Any]: ...
     def update(self, pending: Any) -> dict[str, torch.Tensor]: ...
     def test_terms(self, images: torch.Tensor, labels: torch.Tensor | None, epoch: int) -> dict[str, float]: ...
     def record(self, epoch: int) -> dict[str, Any]: ...
@@ -85,13 +87,22 @@ class Kind:
 
 def networks(config: TrainConfig, shape: tuple[int, int, int], **likelihood: Any) -> VAEConfig:
     """The encoder/decoder architecture of the shared options (+ a likelihood's settings)."""
-    return VAEConfig(shape=shape, arch=config.arch, latent_dim=config.latent_dim,
-                     hidden=config.hidden and tuple(config.hidden), channels=tuple(config.channels),
-                     activation=config.activation, **likelihood)  # fmt: skip
+    return VAEConfig(
+        shape=shape,
+        arch=config.arch,
+        latent_dim=config.latent_dim,
+        hidden=config.hidden and tuple(config.hidden),
+        channels=tuple(config.channels),
+        activation=config.activation,
+        **likelihood,
+    )
 
 
-def plain_precision_only(kind_name: str, check: Callable[[TrainConfig], None] | None = None,
-                         refused: tuple[str, ...] = ("precision", "compile")):  # fmt: skip
+def plain_precision_only(
+    kind_name: str,
+    check: Callable[[TrainConfig], None] | None = None,
+    refused: tuple[str, ...] = ("precision", "compile"),
+):
     """A `Kind.check` for kinds whose trainer has no bf16 or compiled path yet: refuse those options (`refused`)
     by name rather than ignore them (then run `check`, the kind's own rules)."""
 

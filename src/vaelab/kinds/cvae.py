@@ -44,7 +44,12 @@ class CVAEConfig(VAEConfig):
 @dataclass
 class CVAEOptions(VAEOptions):
     classes: int = option(0, "CVAE: number of classes (0: the data set's)", min=0, max=MAX_CLASSES)
-    label_dropout: float = option(0.1, "CVAE: share of training images whose label is hidden, so the model also learns p(x) without one", min=0, below=1)  # fmt: skip
+    label_dropout: float = option(
+        0.1,
+        "CVAE: share of training images whose label is hidden, so the model also learns p(x) without one",
+        min=0,
+        below=1,
+    )
 
 
 class CVAE(VAE):
@@ -52,7 +57,9 @@ class CVAE(VAE):
 
     def __init__(self, config: CVAEConfig):
         super().__init__(config)
-        self.decoder = build_decoder(replace(VAEConfig(**_base_fields(config)), latent_dim=config.latent_dim + config.classes))  # fmt: skip
+        self.decoder = build_decoder(
+            replace(VAEConfig(**_base_fields(config)), latent_dim=config.latent_dim + config.classes)
+        )
         # the label enters the encoder's first dense layer: [features, one-hot] -> hidden, written as a sum
         self.first_dense = next(m for m in self.encoder.modules() if isinstance(m, nn.Linear))
         self.label_embedding = nn.Linear(config.classes, self.first_dense.out_features, bias=False)
@@ -86,14 +93,21 @@ class CVAE(VAE):
         out = self.decoder(torch.cat([flat, self.one_hot(labels, flat.shape[0], flat.device)], dim=1))
         return out.view(*lead, *out.shape[1:]) if len(lead) > 1 else out
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, y: torch.Tensor | None = None) -> VAEOutput:  # fmt: skip
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, y: torch.Tensor | None = None
+    ) -> VAEOutput:
         posterior = self.encode(x, y)
         z = posterior.sample(generator)
         return VAEOutput(posterior, z, self.decode(z, y))
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, z: torch.Tensor | None = None,
-               labels: torch.Tensor | int | None = None) -> torch.Tensor:  # fmt: skip
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        z: torch.Tensor | None = None,
+        labels: torch.Tensor | int | None = None,
+    ) -> torch.Tensor:
         """Images decoded from z ~ N(0, I) (or the given `z`) with the given labels (an int: that class for every
         image), in [0, 1]. Without labels: with z drawn here, labels drawn uniformly too (the CVAE's generative
         model p(y) p(z) p(x | z, y), which eval's sample quality measures); with a given z, the label hidden."""
@@ -124,9 +138,11 @@ def build(config: VAEConfig) -> CVAE:
 def prepare(config: TrainConfig, dataset: data.Dataset) -> None:
     """Labels are required; `classes` is read from the data set (or checked against it)."""
     if dataset.train.labels is None or dataset.test.labels is None:
-        raise DataError(f"{dataset.name}: has no labels, and a conditional VAE (--kind cvae) needs one per image; "
-                        "use a labelled data set (mnist-mini, an .npz with train_labels and test_labels, or an "
-                        "image folder with one subfolder per class)")  # fmt: skip
+        raise DataError(
+            f"{dataset.name}: has no labels, and a conditional VAE (--kind cvae) needs one per image; "
+            "use a labelled data set (mnist-mini, an .npz with train_labels and test_labels, or an "
+            "image folder with one subfolder per class)"
+        )
     found = int(dataset.num_classes)
     if config.options.classes == 0:
         config.options.classes = found
@@ -134,8 +150,18 @@ def prepare(config: TrainConfig, dataset: data.Dataset) -> None:
         raise ConfigError(f"classes: the data set has {found} classes, more than --classes {config.options.classes}")
 
 
-def conditional_terms(model: CVAE, images: torch.Tensor, labels: torch.Tensor, *, binarize_images: bool, seed: int,
-                      batch_size: int, device: torch.device, world, beta: float = 1.0) -> dict[str, float]:  # fmt: skip
+def conditional_terms(
+    model: CVAE,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    binarize_images: bool,
+    seed: int,
+    batch_size: int,
+    device: torch.device,
+    world,
+    beta: float = 1.0,
+) -> dict[str, float]:
     """Means per image of the conditional ELBO's terms over a split (seeded, like `training.split`); `loss` weighs
     the KL by `beta`, as the training loss does."""
 
@@ -143,8 +169,17 @@ def conditional_terms(model: CVAE, images: torch.Tensor, labels: torch.Tensor, *
         out = model(x, generator, y)
         return vae_terms(model.likelihood, out.output, x, out.posterior, model.log_sigma, beta)
 
-    return split_means(model, images, terms_of, labels=labels, binarize=binarize_images, seed=seed,
-                       batch_size=batch_size, device=device, world=world)  # fmt: skip
+    return split_means(
+        model,
+        images,
+        terms_of,
+        labels=labels,
+        binarize=binarize_images,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        world=world,
+    )
 
 
 class CVAETrainer(VAETrainer):
@@ -167,7 +202,9 @@ class CVAETrainer(VAETrainer):
         posterior = self.model.encode(x, y)
         free = self.model.encode(x)  # the label hidden: q(z|x) without the embedding
         keep = (~hidden)[:, None]
-        posterior = DiagonalGaussian(torch.where(keep, posterior.mean, free.mean), torch.where(keep, posterior.logvar, free.logvar))  # fmt: skip
+        posterior = DiagonalGaussian(
+            torch.where(keep, posterior.mean, free.mean), torch.where(keep, posterior.logvar, free.logvar)
+        )
         z = posterior.sample(noise)
         onehot = self.model.one_hot(y, x.shape[0], x.device) * keep
         output = self.model.decoder(torch.cat([z, onehot], dim=1))
@@ -177,10 +214,17 @@ class CVAETrainer(VAETrainer):
 
     def test_terms(self, images: torch.Tensor, labels, epoch: int) -> dict[str, float]:
         o, cfg = self.options, self.config
-        return conditional_terms(self.model, images, labels, binarize_images=o.binarize,
-                                 seed=cfg.seed + EVAL_SEED_OFFSET, batch_size=cfg.eval_batch_size,
-                                 device=self.device, world=self.world,
-                                 beta=kl_weight(o.beta, epoch, o.warmup_epochs))  # fmt: skip
+        return conditional_terms(
+            self.model,
+            images,
+            labels,
+            binarize_images=o.binarize,
+            seed=cfg.seed + EVAL_SEED_OFFSET,
+            batch_size=cfg.eval_batch_size,
+            device=self.device,
+            world=self.world,
+            beta=kl_weight(o.beta, epoch, o.warmup_epochs),
+        )
 
 
 KIND = Kind(

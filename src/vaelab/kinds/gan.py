@@ -32,7 +32,9 @@ class AdversarialOptions:
     """The Adam of every network of an adversarial kind (Radford et al. 2016's settings for a GAN)."""
 
     gan_lr: float = option(2e-4, "Adam learning rate of every network of a GAN (2e-4) / VAE-GAN (1e-3)", above=0)
-    gan_betas: list[float] = option([0.5, 0.999], "Adam betas of a GAN / VAE-GAN (default 0.5,0.999)", length=2, min=0, below=1)  # fmt: skip
+    gan_betas: list[float] = option(
+        [0.5, 0.999], "Adam betas of a GAN / VAE-GAN (default 0.5,0.999)", length=2, min=0, below=1
+    )
 
 
 @dataclass
@@ -60,8 +62,10 @@ def generator_networks(config: TrainConfig, shape: tuple[int, int, int]) -> VAEC
     except (TypeError, KeyError, ValueError) as exc:
         raise RunError(f"{config.options.init_from}/{CONFIG_FILE}: the model section is invalid ({exc})") from None
     if tuple(source.shape) != tuple(shape):
-        raise ConfigError(f"init_from: {config.options.init_from} was trained on images {list(source.shape)}, "
-                          f"this data is {list(shape)}")  # fmt: skip
+        raise ConfigError(
+            f"init_from: {config.options.init_from} was trained on images {list(source.shape)}, "
+            f"this data is {list(shape)}"
+        )
     if source.likelihood != "bernoulli":
         raise ConfigError("init_from: only a Bernoulli VAE's decoder (logits) can start a GAN generator")
     return source
@@ -103,8 +107,9 @@ class AdversarialTrainer:
         self.disc.eval()
         totals: dict[str, torch.Tensor] = {}
         with torch.inference_mode():
-            for x, _ in data.batches(images, cfg.eval_batch_size, rank=world.rank, world_size=world.size,
-                                     device=self.device):  # fmt: skip
+            for x, _ in data.batches(
+                images, cfg.eval_batch_size, rank=world.rank, world_size=world.size, device=self.device
+            ):
                 for name, value in terms_of(x, generator).items():
                     zero = torch.zeros((), dtype=torch.float64, device=value.device)
                     totals[name] = totals.get(name, zero) + value.double() * x.shape[0]
@@ -137,8 +142,12 @@ class GANTrainer(AdversarialTrainer):
         logits, _ = self.disc(torch.cat([x, fake.detach()]))  # D: real and generated images in one pass
         real_logits, fake_logits = logits[:b], logits[b:]
         g_logits, _ = self.disc(fake)
-        terms = {"d_loss": discriminator_loss(real_logits, fake_logits, loss), "g_loss": generator_loss(g_logits, loss),
-                 "d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean()}  # fmt: skip
+        terms = {
+            "d_loss": discriminator_loss(real_logits, fake_logits, loss),
+            "g_loss": generator_loss(g_logits, loss),
+            "d_real": torch.sigmoid(real_logits).mean(),
+            "d_fake": torch.sigmoid(fake_logits).mean(),
+        }
         return terms, terms
 
     def update(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -161,9 +170,12 @@ class GANTrainer(AdversarialTrainer):
         fake = self.model(torch.randn(b, self.model.latent_dim, generator=generator, device=self.device))
         logits, _ = self.disc(torch.cat([x, fake]))
         real_logits, fake_logits = logits[:b], logits[b:]
-        return {"d_loss": discriminator_loss(real_logits, fake_logits, self.options.gan_loss),
-                "g_loss": generator_loss(fake_logits, self.options.gan_loss),
-                "d_real": torch.sigmoid(real_logits).mean(), "d_fake": torch.sigmoid(fake_logits).mean()}  # fmt: skip
+        return {
+            "d_loss": discriminator_loss(real_logits, fake_logits, self.options.gan_loss),
+            "g_loss": generator_loss(fake_logits, self.options.gan_loss),
+            "d_real": torch.sigmoid(real_logits).mean(),
+            "d_fake": torch.sigmoid(fake_logits).mean(),
+        }
 
 
 KIND = Kind(

@@ -37,11 +37,14 @@ class IWAEOptions:
     binarize: bool = VAEOptions.__dataclass_fields__["binarize"]
     lr: float = VAEOptions.__dataclass_fields__["lr"]
     adam_betas: list[float] = VAEOptions.__dataclass_fields__["adam_betas"]
-    k: int = option(5, "IWAE: importance samples per image in the training bound (k = 1: the VAE's ELBO)", min=1, max=10_000)  # fmt: skip
+    k: int = option(
+        5, "IWAE: importance samples per image in the training bound (k = 1: the VAE's ELBO)", min=1, max=10_000
+    )
 
 
-def iwae_terms(model: VAE, x: torch.Tensor, k: int, generator: torch.Generator | None,
-               posterior: DiagonalGaussian | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
+def iwae_terms(
+    model: VAE, x: torch.Tensor, k: int, generator: torch.Generator | None, posterior: DiagonalGaussian | None = None
+) -> dict[str, torch.Tensor]:
     """Per-image `[B]` terms of the k-sample bound on images `x` `[B, C, H, W]`: `bound` (L_k), `ess`, and the
     k samples' mean `recon` (-log p(x|z)) and `kl` (log q(z|x) - log p(z), a Monte-Carlo KL).
 
@@ -65,16 +68,33 @@ def _sample_k(posterior: DiagonalGaussian, k: int, generator: torch.Generator | 
     return mean + posterior.std * eps
 
 
-def split_bound(model: VAE, images: torch.Tensor, k: int, *, binarize_images: bool, seed: int, batch_size: int,
-                device: torch.device, world: World) -> dict[str, float]:  # fmt: skip
+def split_bound(
+    model: VAE,
+    images: torch.Tensor,
+    k: int,
+    *,
+    binarize_images: bool,
+    seed: int,
+    batch_size: int,
+    device: torch.device,
+    world: World,
+) -> dict[str, float]:
     """Means per image over a split of `bound` and `ess` (seeded, like `split_terms`)."""
 
     def terms_of(x: torch.Tensor, y, generator: torch.Generator) -> dict[str, torch.Tensor]:
         terms = iwae_terms(model, x, k, generator)
         return {"bound": terms["bound"], "ess": terms["ess"]}
 
-    return split_means(model, images, terms_of, binarize=binarize_images, seed=seed, batch_size=max(1, batch_size // k),
-                       device=device, world=world)  # fmt: skip
+    return split_means(
+        model,
+        images,
+        terms_of,
+        binarize=binarize_images,
+        seed=seed,
+        batch_size=max(1, batch_size // k),
+        device=device,
+        world=world,
+    )
 
 
 class IWAETrainer(VAETrainer):
@@ -99,10 +119,25 @@ class IWAETrainer(VAETrainer):
     def test_terms(self, images: torch.Tensor, labels, epoch: int) -> dict[str, float]:
         o, cfg = self.options, self.config
         seed = cfg.seed + EVAL_SEED_OFFSET
-        terms = split_terms(self.model, images, binarize=o.binarize, seed=seed, batch_size=cfg.eval_batch_size,
-                            device=self.device, world=self.world)  # fmt: skip
-        bound = split_bound(self.model, images, o.k, binarize_images=o.binarize, seed=seed,
-                            batch_size=cfg.eval_batch_size, device=self.device, world=self.world)  # fmt: skip
+        terms = split_terms(
+            self.model,
+            images,
+            binarize=o.binarize,
+            seed=seed,
+            batch_size=cfg.eval_batch_size,
+            device=self.device,
+            world=self.world,
+        )
+        bound = split_bound(
+            self.model,
+            images,
+            o.k,
+            binarize_images=o.binarize,
+            seed=seed,
+            batch_size=cfg.eval_batch_size,
+            device=self.device,
+            world=self.world,
+        )
         return {"loss": -bound["bound"], "recon": terms["recon"], "kl": terms["kl"], **bound}
 
     def record(self, epoch: int) -> dict[str, Any]:

@@ -33,8 +33,16 @@ class KLWeight:
 
 @dataclass
 class VAEOptions(KLWeight):
-    likelihood: str = option("bernoulli", "reconstruction likelihood: bernoulli (cross-entropy) or gaussian (squared error); old name --recon", choices=LIKELIHOODS)  # fmt: skip
-    sigma: float = option(math.sqrt(0.5), "Gaussian likelihood's fixed standard deviation (default sqrt(1/2): -log p = ||x - x_hat||^2 + const)", above=0)  # fmt: skip
+    likelihood: str = option(
+        "bernoulli",
+        "reconstruction likelihood: bernoulli (cross-entropy) or gaussian (squared error); old name --recon",
+        choices=LIKELIHOODS,
+    )
+    sigma: float = option(
+        math.sqrt(0.5),
+        "Gaussian likelihood's fixed standard deviation (default sqrt(1/2): -log p = ||x - x_hat||^2 + const)",
+        above=0,
+    )
     learn_sigma: bool = option(False, "learn the Gaussian likelihood's standard deviation")
     binarize: bool = option(False, "dynamic binarization of the inputs, resampled every batch")
     lr: float = option(1e-3, "Adam learning rate", above=0)
@@ -103,13 +111,22 @@ class VAETrainer:
 
     def test_terms(self, images: torch.Tensor, labels, epoch: int) -> dict[str, float]:
         o, cfg = self.options, self.config
-        return split_terms(self.model, images, beta=kl_weight(o.beta, epoch, o.warmup_epochs), binarize=o.binarize,
-                           seed=cfg.seed + EVAL_SEED_OFFSET, batch_size=cfg.eval_batch_size, device=self.device,
-                           world=self.world)  # fmt: skip
+        return split_terms(
+            self.model,
+            images,
+            beta=kl_weight(o.beta, epoch, o.warmup_epochs),
+            binarize=o.binarize,
+            seed=cfg.seed + EVAL_SEED_OFFSET,
+            batch_size=cfg.eval_batch_size,
+            device=self.device,
+            world=self.world,
+        )
 
     def record(self, epoch: int) -> dict[str, Any]:
-        return {"beta": kl_weight(self.options.beta, epoch, self.options.warmup_epochs),
-                "lr": self.optimizers["adam"].param_groups[0]["lr"]}  # fmt: skip
+        return {
+            "beta": kl_weight(self.options.beta, epoch, self.options.warmup_epochs),
+            "lr": self.optimizers["adam"].param_groups[0]["lr"],
+        }
 
     def set_lr(self, config: TrainConfig) -> None:
         set_lr(self.optimizers, config.options.lr)

@@ -35,10 +35,18 @@ from vaelab.training.common import average_scalars
 @dataclass
 class VAEGANOptions(KLWeight, AdversarialOptions):
     gan_lr: float = option(1e-3, "Adam learning rate of every network of a GAN (2e-4) / VAE-GAN (1e-3)", above=0)
-    gamma: float = option(0.1, "VAE-GAN: weight of the feature-space reconstruction in the decoder's loss (default 0.1)", min=0)  # fmt: skip
-    pixel_weight: float = option(0.1, "VAE-GAN: weight of the pixel reconstruction term (0: the paper's pure feature-space form; default 0.1)", min=0)  # fmt: skip
+    gamma: float = option(
+        0.1, "VAE-GAN: weight of the feature-space reconstruction in the decoder's loss (default 0.1)", min=0
+    )
+    pixel_weight: float = option(
+        0.1,
+        "VAE-GAN: weight of the pixel reconstruction term (0: the paper's pure feature-space form; default 0.1)",
+        min=0,
+    )
     disc_layer: int = option(-1, "VAE-GAN: hidden layer of the discriminator used as feature space (-1: the last)")
-    equilibrium: float = option(0.68, "VAE-GAN: target discriminator BCE for update gating (default 0.68)", above=0, below=10)  # fmt: skip
+    equilibrium: float = option(
+        0.68, "VAE-GAN: target discriminator BCE for update gating (default 0.68)", above=0, below=10
+    )
     margin: float = option(0.35, "VAE-GAN: gating margin around the equilibrium (default 0.35)", min=0)
 
 
@@ -51,8 +59,11 @@ class VAEGANTrainer(AdversarialTrainer):
         self.model = VAE(vae_config).to(device)
         self.disc = Discriminator(vae_config, config.options.disc_layer).to(device)
         self.modules = {"vae": self.model, "discriminator": self.disc}
-        self.optimizers = {"encoder": adam(self.model.encoder, config), "decoder": adam(self.model.decoder, config),
-                           "discriminator": adam(self.disc, config)}  # fmt: skip
+        self.optimizers = {
+            "encoder": adam(self.model.encoder, config),
+            "decoder": adam(self.model.decoder, config),
+            "discriminator": adam(self.disc, config),
+        }
 
     def _pass(
         self, x: torch.Tensor, noise: torch.Generator, beta: float
@@ -69,12 +80,23 @@ class VAEGANTrainer(AdversarialTrainer):
         kl = posterior.kl().mean()
         bce_real, bce_rec, bce_prior = F.softplus(-real).mean(), F.softplus(rec).mean(), F.softplus(prior_logits).mean()
         g_adv = generator_loss(rec) + generator_loss(prior_logits)
-        terms = {"recon": -bernoulli_log_likelihood(rec_logits, x).mean(), "kl": kl, "feature_recon": llike,
-                 "d_loss": bce_real + bce_rec + bce_prior, "g_loss": g_adv, "d_real": torch.sigmoid(real).mean(),
-                 "d_fake": torch.sigmoid(torch.cat([rec, prior_logits])).mean()}  # fmt: skip
+        terms = {
+            "recon": -bernoulli_log_likelihood(rec_logits, x).mean(),
+            "kl": kl,
+            "feature_recon": llike,
+            "d_loss": bce_real + bce_rec + bce_prior,
+            "g_loss": g_adv,
+            "d_real": torch.sigmoid(real).mean(),
+            "d_fake": torch.sigmoid(torch.cat([rec, prior_logits])).mean(),
+        }
         pixel = o.pixel_weight * terms["recon"]
-        losses = {"encoder": beta * kl + llike + pixel, "decoder_llike": o.gamma * llike + pixel, "decoder_adv": g_adv,
-                  "discriminator": terms["d_loss"], "bce": torch.stack([bce_real, (bce_rec + bce_prior) / 2])}  # fmt: skip
+        losses = {
+            "encoder": beta * kl + llike + pixel,
+            "decoder_llike": o.gamma * llike + pixel,
+            "decoder_adv": g_adv,
+            "discriminator": terms["d_loss"],
+            "bce": torch.stack([bce_real, (bce_rec + bce_prior) / 2]),
+        }
         return terms, losses
 
     def forward(self, x, y, progress: float, noise: torch.Generator) -> tuple[dict[str, torch.Tensor], Any]:
@@ -121,6 +143,6 @@ KIND = Kind(
         "gan_loss": "the VAE-GAN's equilibrium gating is defined for ns only",
         "lr": "use gan_lr / gan_betas",
         "adam_betas": "use gan_lr / gan_betas",
-    },  # fmt: skip
+    },
     check=plain_precision_only("vaegan"),  # its trainer has no autocast and no torch.compile
 )

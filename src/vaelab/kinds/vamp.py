@@ -38,7 +38,9 @@ class VampConfig(VAEConfig):
 
 @dataclass
 class VampOptions(VAEOptions):
-    pseudo_inputs: int = option(500, "VampPrior: number of learned pseudo-inputs K (components of the prior)", min=1, max=100_000)  # fmt: skip
+    pseudo_inputs: int = option(
+        500, "VampPrior: number of learned pseudo-inputs K (components of the prior)", min=1, max=100_000
+    )
 
 
 def mixture_log_prob(z: torch.Tensor, means: torch.Tensor, logvars: torch.Tensor) -> torch.Tensor:
@@ -54,8 +56,9 @@ def mixture_log_prob(z: torch.Tensor, means: torch.Tensor, logvars: torch.Tensor
     return (torch.logsumexp(log_components, dim=1) - math.log(means.shape[0])).view(z.shape[:-1])
 
 
-def monte_carlo_kl(posterior: DiagonalGaussian, log_prior, samples: int, generator: torch.Generator | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def monte_carlo_kl(
+    posterior: DiagonalGaussian, log_prior, samples: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """KL(q(z|x) || p(z)) per image estimated with `samples` draws of z ~ q: (mean `[N]`, standard error `[N]`)."""
     eps = torch.randn((samples, *posterior.mean.shape), generator=generator, device=posterior.mean.device)
     z = posterior.mean + posterior.std * eps
@@ -160,7 +163,7 @@ class VampTrainer(VAETrainer):
 
 KIND = Kind(
     name="vamp",
-    help="a VAE with the VampPrior (Tomczak & Welling 2018): a learned prior, the mixture of the posteriors of --pseudo-inputs learned images",  # fmt: skip
+    help="a VAE with the VampPrior (Tomczak & Welling 2018): a learned prior, the mixture of the posteriors of --pseudo-inputs learned images",
     title="VampPrior VAE",
     options=VampOptions,
     trainer=VampTrainer,

@@ -40,8 +40,9 @@ class VAEConfig:
         """Checks every value, so that a damaged config.json is an error, not a traceback (ValueError)."""
 
         def ints(name, values, low, high):
-            ok = isinstance(values, (list, tuple)) and all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                                                          and low <= v <= high for v in values)  # fmt: skip
+            ok = isinstance(values, (list, tuple)) and all(
+                isinstance(v, numbers.Integral) and not isinstance(v, bool) and low <= v <= high for v in values
+            )
             if not ok:
                 raise ValueError(f"{name}: expected integers in {low}..{high}, got {values!r}")
             return tuple(int(v) for v in values)
@@ -49,8 +50,11 @@ class VAEConfig:
         self.shape = ints("shape", self.shape, 1, MAX_SIDE)  # type: ignore[assignment]
         if len(self.shape) != 3 or self.shape[0] > MAX_CHANNELS:
             raise ValueError(f"shape: expected (C, H, W) with C <= {MAX_CHANNELS}, got {list(self.shape)}")
-        for name, value, choices in (("arch", self.arch, ARCHS), ("activation", self.activation, ACTIVATIONS),
-                                     ("likelihood", self.likelihood, LIKELIHOODS)):  # fmt: skip
+        for name, value, choices in (
+            ("arch", self.arch, ARCHS),
+            ("activation", self.activation, ACTIVATIONS),
+            ("likelihood", self.likelihood, LIKELIHOODS),
+        ):
             if value not in choices:
                 raise ValueError(f"{name}: must be one of {', '.join(choices)}, got {value!r}")
         ints("latent_dim", [self.latent_dim], 1, MAX_WIDTH)

@@ -31,7 +31,9 @@ def load(run_path: str | Path, name: str):
     module = get(name)
     path = sampler_path(run_path, name)
     if not path.exists():
-        raise ConfigError(f"{path}: no {name} sampler fitted to this run; run `vaelab fit-sampler {run_path} --sampler {name}` first")  # fmt: skip
+        raise ConfigError(
+            f"{path}: no {name} sampler fitted to this run; run `vaelab fit-sampler {run_path} --sampler {name}` first"
+        )
     return module.load(path)
 
 

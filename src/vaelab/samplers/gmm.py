@@ -71,16 +71,29 @@ def fit(means: torch.Tensor, components: int = 10, seed: int = 0) -> GMMSampler:
     array = means.double().cpu().numpy()
     mixture = GaussianMixture(components, covariance_type="full", reg_covar=1e-6, random_state=seed, max_iter=200)
     mixture.fit(array)
-    info = {"sampler": "gmm", "components": components, "seed": seed, "n_fitted": int(array.shape[0]),
-            "converged": bool(mixture.converged_), "iterations": int(mixture.n_iter_),
-            "mean_log_likelihood": float(mixture.score(array))}  # fmt: skip
-    return GMMSampler(torch.from_numpy(mixture.weights_), torch.from_numpy(mixture.means_),
-                      torch.from_numpy(mixture.covariances_), info)  # fmt: skip
+    info = {
+        "sampler": "gmm",
+        "components": components,
+        "seed": seed,
+        "n_fitted": int(array.shape[0]),
+        "converged": bool(mixture.converged_),
+        "iterations": int(mixture.n_iter_),
+        "mean_log_likelihood": float(mixture.score(array)),
+    }
+    return GMMSampler(
+        torch.from_numpy(mixture.weights_),
+        torch.from_numpy(mixture.means_),
+        torch.from_numpy(mixture.covariances_),
+        info,
+    )
 
 
 def save(sampler: GMMSampler, path: str | Path) -> None:
-    tensors = {"weights": sampler.weights.contiguous(), "means": sampler.means.contiguous(),
-               "covariances": sampler.covariances.contiguous()}  # fmt: skip
+    tensors = {
+        "weights": sampler.weights.contiguous(),
+        "means": sampler.means.contiguous(),
+        "covariances": sampler.covariances.contiguous(),
+    }
     atomic_write(Path(path), lambda temp: save_file(tensors, temp, metadata={"info": json.dumps(sampler.info)}))
 
 

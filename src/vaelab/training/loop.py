@@ -40,8 +40,12 @@ class Trained:
 
 
 def versions() -> dict[str, str]:
-    return {"vaelab": vaelab.__version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}  # fmt: skip
+    return {
+        "vaelab": vaelab.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def default_run_dir(config: TrainConfig, root: str = "runs") -> RunDir:
@@ -88,12 +92,21 @@ def diagnose(
     if not config.grad_clip:
         hints.append("gradient clipping (--grad-clip 1.0)")
     hints.append("checking that the data's values lie in [0, 1]")
-    return DivergenceError(f"training diverged: the {names[0]} term became non-finite at step {step} (epoch {epoch}); "
-                           f"try {', '.join(hints)}; {kept}")  # fmt: skip
+    return DivergenceError(
+        f"training diverged: the {names[0]} term became non-finite at step {step} (epoch {epoch}); "
+        f"try {', '.join(hints)}; {kept}"
+    )
 
 
-def train(config: TrainConfig, kind, dataset: data.Dataset, run_dir: RunDir, resume: bool = False,
-          world: World | None = None, on_epoch: EpochCallback | None = None) -> Trained:  # fmt: skip
+def train(
+    config: TrainConfig,
+    kind,
+    dataset: data.Dataset,
+    run_dir: RunDir,
+    resume: bool = False,
+    world: World | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> Trained:
     """Train `kind` on `dataset` into `run_dir` (from `prepare_run_dir`) as `config` says. With `resume`,
     `config` comes from `run.resume_config` and training continues from the checkpoint in `run_dir`."""
     world = world or World.from_env()
@@ -118,8 +131,16 @@ def train(config: TrainConfig, kind, dataset: data.Dataset, run_dir: RunDir, res
             dist.destroy_process_group()
 
 
-def _train(config: TrainConfig, kind, dataset: data.Dataset, resume: bool, world: World, run_dir: RunDir,
-           device: torch.device, on_epoch: EpochCallback | None) -> Trained:  # fmt: skip
+def _train(
+    config: TrainConfig,
+    kind,
+    dataset: data.Dataset,
+    resume: bool,
+    world: World,
+    run_dir: RunDir,
+    device: torch.device,
+    on_epoch: EpochCallback | None,
+) -> Trained:
     if kind.prepare:
         kind.prepare(config, dataset)  # e.g. a conditional kind reads the classes (before config.json is written)
     torch.manual_seed(config.seed)  # model initialisation: identical on every process
@@ -140,8 +161,14 @@ def _train(config: TrainConfig, kind, dataset: data.Dataset, resume: bool, world
     steps_per_epoch = math.ceil(n_train // world.size / (config.batch_size // world.size))
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch + 1, config.epochs + 1):
-        bar = progress.bar(n_train, f"epoch {epoch}/{config.epochs}", config.quiet or not world.is_main, "img",
-                           unit_scale=True, leave=True)  # fmt: skip
+        bar = progress.bar(
+            n_train,
+            f"epoch {epoch}/{config.epochs}",
+            config.quiet or not world.is_main,
+            "img",
+            unit_scale=True,
+            leave=True,
+        )
         try:
             train_means, seconds = train_epoch(
                 trainer, images, labels, config, epoch, order_gen, noise_gen, world, device, bar
@@ -160,9 +187,18 @@ def _train(config: TrainConfig, kind, dataset: data.Dataset, resume: bool, world
                 # only now, with a good epoch behind it, does a resumed run change its files: a run that diverges
                 # again right away leaves config.json and metrics.jsonl exactly as they were
                 run_dir.write_config({**run_dir.read_config(), "train": config.to_dict()})
-            run_dir.append_metrics({"epoch": epoch, "step": step, "train": train_means, "test": test_means,
-                                    **trainer.record(epoch), "seconds": seconds, "images_per_s": n_train / seconds},
-                                   after_epoch=start_epoch if resume and epoch == start_epoch + 1 else None)  # fmt: skip
+            run_dir.append_metrics(
+                {
+                    "epoch": epoch,
+                    "step": step,
+                    "train": train_means,
+                    "test": test_means,
+                    **trainer.record(epoch),
+                    "seconds": seconds,
+                    "images_per_s": n_train / seconds,
+                },
+                after_epoch=start_epoch if resume and epoch == start_epoch + 1 else None,
+            )
             trainer.model.eval()
             if on_epoch:
                 on_epoch(run_dir, epoch, trainer.model)
@@ -178,9 +214,18 @@ def _train(config: TrainConfig, kind, dataset: data.Dataset, resume: bool, world
     return Trained(run_dir, trainer.model)
 
 
-def train_epoch(trainer, images: torch.Tensor, labels: torch.Tensor | None, config: TrainConfig, epoch: int,
-           order_gen: torch.Generator, noise_gen: torch.Generator, world: World, device: torch.device,
-           bar=None) -> tuple[dict[str, float], float]:  # fmt: skip
+def train_epoch(
+    trainer,
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    config: TrainConfig,
+    epoch: int,
+    order_gen: torch.Generator,
+    noise_gen: torch.Generator,
+    world: World,
+    device: torch.device,
+    bar=None,
+) -> tuple[dict[str, float], float]:
     """One pass over `images` (uint8; this process's shard is drawn by `data.batches`); returns the exact means
     per image of every term over the epoch (reduced across processes) and the seconds it took.
 
@@ -191,8 +236,18 @@ def train_epoch(trainer, images: torch.Tensor, labels: torch.Tensor | None, conf
     steps = math.ceil(n_images // world.size / local_batch)
     totals: dict[str, torch.Tensor] = {}
     started = time.perf_counter()
-    for i, (x, y) in enumerate(data.batches(images, local_batch, labels=labels, shuffle=True, generator=order_gen,
-                                            rank=world.rank, world_size=world.size, device=device)):  # fmt: skip
+    for i, (x, y) in enumerate(
+        data.batches(
+            images,
+            local_batch,
+            labels=labels,
+            shuffle=True,
+            generator=order_gen,
+            rank=world.rank,
+            world_size=world.size,
+            device=device,
+        )
+    ):
         b = x.shape[0]
         terms, pending = trainer.forward(x, y, epoch - 1 + i / steps, noise_gen)
         finite = torch.stack([v.detach().float() for v in terms.values()]).isfinite().all()
@@ -219,8 +274,10 @@ def _restore(trainer, run_dir: RunDir, order_gen, noise_gen, world: World, confi
     saved = run_dir.read_config()["model"]
     if saved != trainer.model.config.to_dict():
         changed = sorted(k for k, v in trainer.model.config.to_dict().items() if saved.get(k) != v)
-        raise RunError(f"{run_dir.config_path}: the model section does not match the run's options ({', '.join(changed)}); "
-                       "it was edited: restore it, or train a new run")  # fmt: skip
+        raise RunError(
+            f"{run_dir.config_path}: the model section does not match the run's options ({', '.join(changed)}); "
+            "it was edited: restore it, or train a new run"
+        )
     rng, info = load_training_state(run_dir.state_path, trainer.modules, trainer.optimizers)
     epoch = info.get("epoch")
     if (
@@ -242,8 +299,15 @@ def _restore(trainer, run_dir: RunDir, order_gen, noise_gen, world: World, confi
 
 
 def _start_files(run_dir: RunDir, config: TrainConfig, trainer, dataset: data.Dataset) -> None:
-    run_dir.write_config({"kind": config.kind, "model": trainer.model.config.to_dict(), "train": config.to_dict(),
-                          "data": _data_info(dataset), "versions": versions()})  # fmt: skip
+    run_dir.write_config(
+        {
+            "kind": config.kind,
+            "model": trainer.model.config.to_dict(),
+            "train": config.to_dict(),
+            "data": _data_info(dataset),
+            "versions": versions(),
+        }
+    )
     run_dir.start_metrics({"config": config.to_dict(), "versions": versions()})
 
 
@@ -276,5 +340,11 @@ def _other_noise_states(noise_gen: torch.Generator, world: World) -> dict[str, t
 
 
 def _data_info(dataset: data.Dataset) -> dict[str, Any]:
-    return {"name": dataset.name, "source": dataset.source, "shape": list(dataset.shape), "classes": dataset.classes,
-            "n_train": len(dataset.train), "n_test": len(dataset.test)}  # fmt: skip
+    return {
+        "name": dataset.name,
+        "source": dataset.source,
+        "shape": list(dataset.shape),
+        "classes": dataset.classes,
+        "n_train": len(dataset.train),
+        "n_test": len(dataset.test),
+    }

@@ -40,8 +40,9 @@ def split_means(
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        for x, y in data.batches(images, batch_size, labels=labels, rank=world.rank, world_size=world.size,
-                                 device=device):  # fmt: skip
+        for x, y in data.batches(
+            images, batch_size, labels=labels, rank=world.rank, world_size=world.size, device=device
+        ):
             if binarize:
                 x = binarize_images(x, generator)
             for name, value in terms_of(x, y, generator).items():
@@ -70,5 +71,6 @@ def split_terms(
         out = model(x, generator)
         return vae_terms(model.likelihood, out.output, x, out.posterior, model.log_sigma, beta)
 
-    return split_means(model, images, terms_of, binarize=binarize, seed=seed, batch_size=batch_size, device=device,
-                       world=world)  # fmt: skip
+    return split_means(
+        model, images, terms_of, binarize=binarize, seed=seed, batch_size=batch_size, device=device, world=world
+    )

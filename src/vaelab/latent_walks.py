@@ -69,8 +69,12 @@ def principal_plane(means: torch.Tensor) -> Plane:
     centre = means.mean(0)
     _, singular, vh = torch.linalg.svd(means - centre, full_matrices=False)
     share = (singular[:2] ** 2).sum() / (singular**2).sum()
-    return Plane(centre, vh[:2], ("PC1", "PC2"),
-                 f"principal plane (PC1, PC2) of the test posterior means, {share:.0%} of their variance")  # fmt: skip
+    return Plane(
+        centre,
+        vh[:2],
+        ("PC1", "PC2"),
+        f"principal plane (PC1, PC2) of the test posterior means, {share:.0%} of their variance",
+    )
 
 
 def posterior_means(model: VAE, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
