@@ -20,6 +20,8 @@ if not os.environ.get("CI"):  # CI installs the explore extra: there, its absenc
     pytest.importorskip("starlette")
     pytest.importorskip("uvicorn")
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def runs(digits_npz, tmp_path_factory):

@@ -2,7 +2,7 @@
 `vaelab explore` command for tiny runs trained here. Screenshots go to the test's temporary folder.
 
 The same code makes the README's screenshot from real runs:
-    python tests/test_explore_browser.py runs/mnist-mini-mlp-z2 runs/mnist-mini-conv-z10 --out docs/explorer.png
+    python tests/explorer/test_page.py runs/mnist-mini-mlp-z2 runs/mnist-mini-conv-z10 --out docs/explorer.png
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 MAP = '.run[data-run="{}"] .map-overlay'
+
+pytestmark = pytest.mark.e2e
 
 
 def chromium_path() -> str | None:
