@@ -14,8 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN")
     p.add_argument("--sampler", default="gmm", help="which sampler (default gmm)")
-    p.add_argument("--components", type=int, default=10, help="mixture components (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the fit (default 0)")
+    p.add_argument(
+        "--components", type=int, default=10, help="mixture components, at most the training images (default 10)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the fit, 0..2**32-1 (default 0)")
     p.set_defaults(run=run)
 
 
@@ -23,5 +25,5 @@ def run(args: argparse.Namespace) -> None:
     from vaelab import samplers
     from vaelab.run import Run
 
-    samplers.get(args.sampler)
+    samplers.get(args.sampler, others=()).check_options(args.components, args.seed)  # before the run is opened
     print(samplers.fit_run(Run.open(args.run_dir), args.sampler, args.components, args.seed))

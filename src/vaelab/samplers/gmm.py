@@ -3,7 +3,8 @@
 
 Fitted with scikit-learn's `GaussianMixture` (EM, full covariances; the optional extra `vaelab[samplers]`);
 its weights, means and covariances are saved in safetensors and sampled with torch, so loading and sampling
-need no scikit-learn."""
+need no scikit-learn. A file is checked on load as a model's weights are (`mixture_fault`): a mixture that loads
+samples finite latents, and any other file is a one-line error naming it."""
 
 from __future__ import annotations
 
@@ -19,10 +20,28 @@ from vaelab.checkpoint import atomic_write, read_safetensors
 from vaelab.errors import ConfigError, RunError
 
 MAX_COMPONENTS = 1000
+SEED_MAX = 2**32 - 1  # numpy's RandomState, which scikit-learn's random_state becomes, takes 0..2**32-1
+# Posterior means of a trained VAE are O(1) (O(100) with a KL weight near 0). Bounding every mean and standard
+# deviation keeps a draw mean + L eps below ~1e8, far from float32's overflow, and the decoder's input sane.
+MAX_MAGNITUDE = 1e6
+WEIGHT_TOLERANCE = 1e-6  # |sum of weights - 1|: float32 rounding of 1000 weights stays well below it
+SYMMETRY_TOLERANCE = 1e-6  # |C - C^T|, relative to the largest variance of the component
+TENSORS = ("weights", "means", "covariances")
+DTYPES = (torch.float32, torch.float64)
+HEADER_BYTES = 1 << 20  # a generous allowance for the safetensors header and the JSON metadata
+INFO_TYPES: dict[str, type | tuple[type, ...]] = {
+    "sampler": str,
+    "components": int,
+    "seed": int,
+    "n_fitted": int,
+    "converged": bool,
+    "iterations": int,
+    "mean_log_likelihood": (int, float),
+}
 
 
 class GMMSampler:
-    """A fitted mixture: `weights` `[K]`, `means` `[K, D]`, `covariances` `[K, D, D]`."""
+    """A fitted mixture: `weights` `[K]`, `means` `[K, D]`, `covariances` `[K, D, D]` (checked: `mixture_fault`)."""
 
     name = "gmm"
 
@@ -58,12 +77,24 @@ class GMMSampler:
         return mixture.log_prob(z.double().cpu())
 
 
-def fit(means: torch.Tensor, components: int = 10, seed: int = 0) -> GMMSampler:
-    """Fit a `components`-Gaussian mixture (full covariances) to posterior means `[N, D]`."""
+def check_options(components: int, seed: int, n_points: int | None = None) -> None:
+    """The options of a fit against their real bounds, before any work (`n_points`: the training images)."""
     if not 1 <= components <= MAX_COMPONENTS:
         raise ConfigError(f"components: must lie in 1..{MAX_COMPONENTS}, got {components}")
-    if components > means.shape[0]:
-        raise ConfigError(f"components: {components} is more than the {means.shape[0]} training images")
+    if not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"seed: must lie in 0..{SEED_MAX} (the range scikit-learn's fit takes), got {seed}")
+    if n_points is not None and components > n_points:
+        raise ConfigError(f"components: {components} is more than the {n_points} training images")
+
+
+def fit(means: torch.Tensor, components: int = 10, seed: int = 0) -> GMMSampler:
+    """Fit a `components`-Gaussian mixture (full covariances) to posterior means `[N, D]`."""
+    check_options(components, seed, means.shape[0])
+    if not torch.isfinite(means).all() or means.abs().max() > MAX_MAGNITUDE:
+        raise RunError(
+            f"the posterior means of the training images are not finite or exceed {MAX_MAGNITUDE:g} in magnitude "
+            "(a damaged model); train the run again"
+        )
     try:
         from sklearn.mixture import GaussianMixture
     except ImportError:
@@ -80,12 +111,15 @@ def fit(means: torch.Tensor, components: int = 10, seed: int = 0) -> GMMSampler:
         "iterations": int(mixture.n_iter_),
         "mean_log_likelihood": float(mixture.score(array)),
     }
-    return GMMSampler(
-        torch.from_numpy(mixture.weights_),
-        torch.from_numpy(mixture.means_),
-        torch.from_numpy(mixture.covariances_),
-        info,
+    weights, centres, covariances = (
+        torch.from_numpy(a) for a in (mixture.weights_, mixture.means_, mixture.covariances_)
     )
+    fault = mixture_fault(weights, centres, covariances)
+    if fault:  # the means were checked above, so this is a failure of EM, not of the user's data
+        raise RunError(
+            f"fit-sampler: the fitted mixture is not usable ({fault}); try another --seed or fewer --components"
+        )
+    return GMMSampler(weights, centres, covariances, info)
 
 
 def save(sampler: GMMSampler, path: str | Path) -> None:
@@ -97,20 +131,103 @@ def save(sampler: GMMSampler, path: str | Path) -> None:
     atomic_write(Path(path), lambda temp: save_file(tensors, temp, metadata={"info": json.dumps(sampler.info)}))
 
 
-def load(path: str | Path) -> GMMSampler:
-    tensors, metadata = read_safetensors(Path(path))
-    try:
-        weights, means, covariances = tensors["weights"], tensors["means"], tensors["covariances"]
-        info = json.loads(metadata.get("info", "{}"))
-        k, d = means.shape
-        if (
-            weights.shape != (k,)
-            or covariances.shape != (k, d, d)
-            or not math.isclose(float(weights.sum()), 1.0, abs_tol=1e-6)
-        ):
-            raise ValueError("shapes or weights do not make a mixture")
-        return GMMSampler(weights, means, covariances, info)
-    except (KeyError, ValueError, json.JSONDecodeError, torch.linalg.LinAlgError) as exc:
+def max_file_bytes(latent_dim: int) -> int:
+    """The size of the largest valid file in `latent_dim` dimensions (float64, MAX_COMPONENTS components)."""
+    return 8 * MAX_COMPONENTS * (1 + latent_dim + latent_dim**2) + HEADER_BYTES
+
+
+def load(path: str | Path, latent_dim: int | None = None) -> GMMSampler:
+    """The mixture saved at `path`, checked (for a run's latent space of `latent_dim` dimensions, when given);
+    any fault is a one-line RunError naming the file, the fault and how to fit it again."""
+    path = Path(path)
+    again = f"fit it again with `vaelab fit-sampler {path.parent}`"
+    if latent_dim is not None and path.is_file() and path.stat().st_size > max_file_bytes(latent_dim):
         raise RunError(
-            f"{path}: not a vaelab Gaussian-mixture sampler ({exc}); fit it again with `vaelab fit-sampler`"
-        ) from None
+            f"{path}: {path.stat().st_size:,} bytes, more than a mixture of at most {MAX_COMPONENTS} components "
+            f"in {latent_dim} dimensions holds; {again}"
+        )
+    try:
+        tensors, metadata = read_safetensors(path)
+    except RunError as exc:
+        raise RunError(f"{exc}; {again}") from None
+    fault = tensors_fault(tensors, latent_dim)
+    if fault:
+        raise RunError(f"{path}: {fault}; {again}")
+    weights, means, covariances = (tensors[key].double() for key in TENSORS)
+    info, info_fault = read_info(metadata, len(weights))
+    fault = mixture_fault(weights, means, covariances) or info_fault
+    if fault:
+        raise RunError(f"{path}: {fault}; {again}")
+    return GMMSampler(weights, means, covariances, info)
+
+
+def tensors_fault(tensors: dict[str, torch.Tensor], latent_dim: int | None) -> str | None:
+    """What keeps `tensors` from being a mixture's in `latent_dim` dimensions (keys, dtypes, shapes), or None."""
+    missing = [k for k in TENSORS if k not in tensors]
+    unexpected = [k for k in tensors if k not in TENSORS]
+    if missing or unexpected:
+        what = f"no tensor {missing[0]!r}" if missing else f"an unexpected tensor {unexpected[0]!r}"
+        return f"holds {what} (a Gaussian-mixture sampler holds exactly {', '.join(TENSORS)})"
+    for key in TENSORS:
+        if tensors[key].dtype not in DTYPES:
+            return f"{key} are {str(tensors[key].dtype).removeprefix('torch.')}, not float32 or float64"
+    means = tensors["means"]
+    if means.dim() != 2 or not 1 <= means.shape[0] <= MAX_COMPONENTS or means.shape[1] < 1:
+        return f"means have shape {list(means.shape)}, not [components (1..{MAX_COMPONENTS}), latent dimensions]"
+    k, d = means.shape
+    if latent_dim is not None and d != latent_dim:
+        return f"means are {d}-dimensional, but the run's latent space has {latent_dim} dimensions"
+    for key, shape in (("weights", [k]), ("covariances", [k, d, d])):
+        if list(tensors[key].shape) != shape:
+            return f"{key} have shape {list(tensors[key].shape)}, but {k} components of {d} dimensions need {shape}"
+    return None
+
+
+def mixture_fault(weights: torch.Tensor, means: torch.Tensor, covariances: torch.Tensor) -> str | None:
+    """What keeps float64 `weights` `[K]`, `means` `[K, D]`, `covariances` `[K, D, D]` from being a mixture that
+    samples finite latents (finite and bounded values, weights summing to 1, covariances symmetric positive-definite),
+    or None."""
+    for key, value in zip(TENSORS, (weights, means, covariances), strict=True):
+        if not torch.isfinite(value).all():
+            return f"{key} hold non-finite values (NaN or inf)"
+    total = float(weights.sum())
+    if float(weights.min()) < 0 or not math.isclose(total, 1.0, rel_tol=0, abs_tol=WEIGHT_TOLERANCE):
+        low = f"; weight {int(weights.argmin())} is {float(weights.min()):g}" if float(weights.min()) < 0 else ""
+        return f"weights must be >= 0 and sum to 1 (sum {total:.6g}{low})"
+    largest = float(means.abs().max())
+    if largest > MAX_MAGNITUDE:
+        return f"means reach {largest:.3g}, beyond the {MAX_MAGNITUDE:g} a latent space holds"
+    variances = covariances.diagonal(dim1=1, dim2=2)  # [K, D]
+    if float(variances.max()) > MAX_MAGNITUDE**2:
+        return f"covariances hold a variance of {float(variances.max()):.3g}, beyond {MAX_MAGNITUDE**2:g}"
+    asymmetry = (covariances - covariances.mT).abs().amax(dim=(1, 2))  # [K]
+    scale = variances.abs().amax(dim=1)
+    if (asymmetry > SYMMETRY_TOLERANCE * scale).any():
+        return f"covariance {int((asymmetry - SYMMETRY_TOLERANCE * scale).argmax())} is not symmetric"
+    cholesky, failed = torch.linalg.cholesky_ex(covariances)
+    if bool(failed.any()) or not torch.isfinite(cholesky).all():
+        return f"covariance {int(failed.nonzero()[0]) if failed.any() else 0} is not positive-definite"
+    return None
+
+
+def read_info(metadata: dict[str, str], components: int) -> tuple[dict[str, Any], str | None]:
+    """(the fit's description from the file's metadata, the fault that keeps it from being one or None);
+    keys other than INFO_TYPES' are dropped, so that nothing else reaches eval.json."""
+    try:
+        raw = json.loads(metadata.get("info", "{}"))
+    except json.JSONDecodeError:
+        return {}, "its metadata 'info' is not valid JSON"
+    if not isinstance(raw, dict):
+        return {}, "its metadata 'info' is not a JSON object"
+    info = {key: raw[key] for key in INFO_TYPES if key in raw}
+    for key, value in info.items():
+        wanted = INFO_TYPES[key]
+        if not isinstance(value, wanted) or (isinstance(value, bool) and wanted is not bool):
+            return {}, f"its metadata 'info' holds {key} = {str(value)[:40]!r}, not a {key} of a fit"
+        if isinstance(value, float) and not math.isfinite(value):
+            return {}, f"its metadata 'info' holds {key} = {value}, not a finite number"
+    if info.get("sampler", "gmm") != "gmm":
+        return {}, f"its metadata describes a {str(info['sampler'])[:40]!r} sampler, not a Gaussian mixture"
+    if info.get("components", components) != components:
+        return {}, f"its metadata says {info['components']} components, but it holds {components}"
+    return info, None
