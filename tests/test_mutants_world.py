@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from tests import tiny
-from tests.tiny import CPU, SHAPE, uint8
+from tests.helpers import tiny
+from tests.helpers.tiny import CPU, SHAPE, uint8
 from vaelab import data, kinds
 from vaelab.checkpoint import read_safetensors
 from vaelab.device import World

@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 
-from tests.tiny import CPU, SHAPE, batch, make, trainer_of, uint8
+from tests.helpers.tiny import CPU, SHAPE, batch, make, trainer_of, uint8
 from vaelab import data
 from vaelab.device import World
 from vaelab.kinds.iwae import iwae_terms, split_bound

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.test_claims_report import Tables
+from tests.test_report import Tables
 
 
 @pytest.fixture(scope="module")

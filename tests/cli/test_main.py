@@ -253,7 +253,7 @@ def test_a_tiny_image_folder_trains_evaluates_and_reports(cli, tmp_path):
 
 def test_sigterm_stops_with_a_message_and_the_checkpoint_intact(digits, tmp_path, cli_process):
     out = tmp_path / "run"
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = str(Path(__file__).resolve().parents[2] / "src")
     process = subprocess.Popen(
         [
             sys.executable,

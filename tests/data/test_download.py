@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from tests.test_data import write_idx
+from tests.data.test_folder import write_idx
 from vaelab import data
 from vaelab.data import download
 from vaelab.errors import DataError

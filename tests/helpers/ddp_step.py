@@ -1,8 +1,8 @@
 """One training step of a kind's trainer through the real loop (`training.loop.train_epoch`), with plain SGD
 (lr 1, no momentum) in place of Adam, so that the change of every weight is exactly the step's gradient.
 
-Run by tests/test_distributed.py as `python tests/ddp_step.py OUT DATA KIND...` (one process) and under
-`torchrun --nproc-per-node 2` (two): on the same global batch, averaged gradients give the same change as one
+Run by tests/training/test_distributed.py as `python tests/helpers/ddp_step.py OUT DATA KIND...` (one process)
+and under `torchrun --nproc-per-node 2` (two): on the same global batch, averaged gradients give the same change as one
 process, summed ones twice it. Adam cannot tell them apart (its step is invariant to the gradient's scale).
 
 The reparameterization noise is the one thing that differs between one and two processes (each process has

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from tests.tiny import SHAPE, batch, make, trainer_of
+from tests.helpers.tiny import SHAPE, batch, make, trainer_of
 from vaelab.device import World
 from vaelab.kinds.iwae import iwae_terms
 from vaelab.kinds.vamp import mixture_log_prob, monte_carlo_kl

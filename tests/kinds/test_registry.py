@@ -21,7 +21,7 @@ from vaelab.models import VAE
 from vaelab.run import Run
 from vaelab.training.common import fused_adam, set_lr
 
-OLD_RUN = Path(__file__).parent / "data" / "run-0.1.0"
+OLD_RUN = Path(__file__).resolve().parents[1] / "fixtures" / "run-0.1.0"
 
 
 # --- a toy kind, written as a user adding one would: a deterministic autoencoder (no KL, no likelihood) -----
@@ -223,7 +223,7 @@ def test_subpackages_are_reachable_after_import_vaelab_without_importing_torch_u
         "d = vaelab.data.load('mnist-mini'); print(len(d.train), vaelab.kinds.names(), vaelab.models.VAE.__name__, "
         "vaelab.evaluate.evaluate_run.__name__)"
     )
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = str(Path(__file__).resolve().parents[2] / "src")
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": src}, timeout=120
     )

@@ -292,7 +292,7 @@ def test_a_sampler_that_was_not_fitted_is_a_one_line_error(cli, tmp_path, digits
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["iwae", "vamp", "cvae"])
 def test_new_kinds_train_on_two_processes(digits_npz, tmp_path, kind):
-    from tests.test_distributed import torchrun
+    from tests.training.test_distributed import torchrun
 
     out = tmp_path / kind
     result = torchrun(

@@ -10,9 +10,9 @@ import time
 import pytest
 import torch
 
-from tests import tiny
+from tests.helpers import tiny
+from tests.helpers.tiny import SHAPE
 from tests.test_mutants_world import Bar
-from tests.tiny import SHAPE
 from vaelab import data, kinds
 from vaelab.checkpoint import read_safetensors, read_state_info
 from vaelab.device import World

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def environment() -> dict[str, str]:
@@ -78,7 +78,7 @@ def test_two_processes_average_the_gradients_of_the_global_batch(digits, tmp_pat
     twice as large), not reduced at all (each process follows its own half), or divided by the global batch
     twice; for the kind that goes through DistributedDataParallel (vae) and one that averages by hand (iwae).
     Adam's step does not depend on the gradient's scale, so comparing Adam-trained runs cannot see this."""
-    script = Path(__file__).with_name("ddp_step.py")
+    script = Path(__file__).resolve().parents[1] / "helpers" / "ddp_step.py"
     one = subprocess.run(
         [sys.executable, script, tmp_path, digits, "vae", "iwae"],
         capture_output=True,

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests import tiny
-from tests.tiny import CPU, SHAPE, batch, trainer_of
+from tests.helpers import tiny
+from tests.helpers.tiny import CPU, SHAPE, batch, trainer_of
 from vaelab import data
 from vaelab.device import World
 from vaelab.losses import bernoulli_log_likelihood, kl_weight
