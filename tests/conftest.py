@@ -1,10 +1,12 @@
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from tests.helpers.processes import run_cli
+from tests.helpers.world import Mirror
 
 torch.set_num_threads(2)
 
@@ -13,15 +15,6 @@ torch.set_num_threads(2)
 def private_cache(tmp_path_factory):
     """Keep downloads and feature classifiers the tests make out of the user's cache."""
     os.environ["VAELAB_DATA_DIR"] = str(tmp_path_factory.mktemp("vaelab-cache"))
-
-
-def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `python -m vaelab ARGS` as a user would; returns the finished process (text output)."""
-    src = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's code, whatever is installed
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run(
-        [sys.executable, "-m", "vaelab", *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env
-    )
 
 
 @pytest.fixture
@@ -72,3 +65,9 @@ def digits_npz(tmp_path_factory):
         return made[(n_train, n_test)]
 
     return make
+
+
+@pytest.fixture
+def mirror(monkeypatch):
+    """torch.distributed's collectives replaced, for one test, by those of a mirrored world of two processes."""
+    return Mirror(2).install(monkeypatch)

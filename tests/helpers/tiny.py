@@ -1,5 +1,5 @@
 """What the in-process tests of the loop and the kinds share: 1 x 4 x 4 images, a small configuration of any kind,
-a trainer built from a fixed seed, and seeded batches."""
+a trainer built from a fixed seed, seeded batches, and a progress bar that records what the loop shows."""
 
 import torch
 
@@ -39,3 +39,16 @@ def uint8(n: int, seed: int = 0) -> torch.Tensor:
 def batch(n: int = 6, seed: int = 0) -> torch.Tensor:
     """The same images as `uint8(n, seed)`, as floats in [0, 1]."""
     return uint8(n, seed).float() / 255
+
+
+class Bar:
+    """What train_epoch asks of its progress bar, recorded."""
+
+    def __init__(self):
+        self.updates, self.postfixes = [], []
+
+    def update(self, n):
+        self.updates.append(n)
+
+    def set_postfix(self, *args, **kwargs):
+        self.postfixes.append((args, kwargs))

@@ -7,10 +7,14 @@ import torch
 from safetensors.torch import load_file
 
 import vaelab
+from tests.helpers.tiny import CPU, SHAPE, make, uint8
 from vaelab import data
+from vaelab.device import World
+from vaelab.kinds.gan import GANTrainer
 from vaelab.losses import discriminator_loss, feature_reconstruction, generator_loss
 from vaelab.models import VAEConfig
 from vaelab.models.gan import Discriminator, Generator
+from vaelab.noise import EVAL_SEED_OFFSET
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +185,48 @@ def test_compare_models_side_by_side(cli, digits, tmp_path):
     assert "VAE against adversarial models" in report and "FD" in report
     gan_eval = json.loads((study / "gan-mlp-z4" / "eval.json").read_text())
     assert gan_eval["kind"] == "gan" and gan_eval["samples"]["fd_classifier"] > 0
+
+
+def test_the_adversarial_test_terms_of_rank_1_use_its_shard_and_seed(tmp_path, mirror):
+    """Each process scores its shard of the test images with noise seeded seed + offset + rank; the means are
+    over the images both processes cover (10 of 11), as a hinge GAN's losses when asked for."""
+    world = World(rank=1, size=2)
+    torch.manual_seed(0)
+    trainer = GANTrainer(make(tmp_path, epochs=2, kind="gan", gan_loss="hinge", seed=3), SHAPE, CPU, world)
+    images = uint8(11, seed=2)
+    got = trainer.test_terms(images, None, 1)
+    generator, totals = torch.Generator().manual_seed(3 + EVAL_SEED_OFFSET + 1), {}
+    shard = images[1:10:2]
+    with torch.no_grad():
+        for start in (0, 4):
+            x = data.to_float(shard[start : start + 4])
+            fake = trainer.model(torch.randn(x.shape[0], 2, generator=generator))
+            real_logits, fake_logits = trainer.disc(x)[0], trainer.disc(fake)[0]
+            terms = {
+                "d_loss": discriminator_loss(real_logits, fake_logits, "hinge"),
+                "g_loss": generator_loss(fake_logits, "hinge"),
+                "d_real": torch.sigmoid(real_logits).mean(),
+                "d_fake": torch.sigmoid(fake_logits).mean(),
+            }
+            for name, value in terms.items():
+                totals[name] = totals.get(name, 0.0) + float(value) * x.shape[0]
+    assert got == pytest.approx({name: 2 * value / 10 for name, value in totals.items()}, rel=1e-5)
+
+
+def test_the_gan_averages_each_network_s_gradients_across_processes(tmp_path, mirror):
+    """Two mirrored processes: every gradient is summed (one all-reduce per parameter) and divided by 2, so the
+    step is the one-process step."""
+    one, two = (
+        GANTrainer(make(tmp_path, epochs=2, kind="gan", grad_clip=0.1), SHAPE, CPU, world)
+        for world in (World(), World(0, 2))
+    )
+    two.model.load_state_dict(one.model.state_dict())
+    two.disc.load_state_dict(one.disc.state_dict())
+    x = data.to_float(uint8(6))
+    for trainer in (one, two):
+        trainer.update(trainer.forward(x, None, 0.0, torch.Generator().manual_seed(1))[1])
+    assert mirror.reduced == len(list(one.model.parameters())) + len(list(one.disc.parameters()))
+    for a, b in zip(
+        [*one.model.parameters(), *one.disc.parameters()], [*two.model.parameters(), *two.disc.parameters()]
+    ):
+        torch.testing.assert_close(a, b)

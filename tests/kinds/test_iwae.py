@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from vaelab import data, samplers
+from tests.helpers.tiny import CPU, SHAPE, make, uint8
+from vaelab import data, kinds, samplers
 from vaelab.device import World
 from vaelab.evaluate import classifier
 from vaelab.kinds.cvae import CVAE, CVAEConfig
@@ -17,10 +18,11 @@ from vaelab.kinds.vamp import VampConfig, VampVAE, mixture_log_prob, monte_carlo
 from vaelab.losses import log_likelihood
 from vaelab.models import VAE, VAEConfig, standard_normal_log_prob
 from vaelab.models.posterior import DiagonalGaussian
+from vaelab.noise import EVAL_SEED_OFFSET
 from vaelab.run import Run
 from vaelab.samplers import gmm
 
-SHAPE = (1, 28, 28)
+DIGIT_SHAPE = (1, 28, 28)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,7 @@ def images():
 # --- IWAE (Burda et al. 2016) -------------------------------------------------------------------------------
 def test_iwae_with_one_sample_is_the_vae_elbo_estimate(images):
     torch.manual_seed(0)
-    model = VAE(VAEConfig(SHAPE, latent_dim=4, hidden=(64,))).eval()
+    model = VAE(VAEConfig(DIGIT_SHAPE, latent_dim=4, hidden=(64,))).eval()
     x = data.to_float(images[:32])
     with torch.no_grad():
         terms = iwae_terms(model, x, 1, torch.Generator().manual_seed(3))
@@ -68,7 +70,7 @@ def test_iwae_with_one_sample_is_the_vae_elbo_estimate(images):
 
 def test_the_iwae_bound_increases_with_k_on_a_fixed_model(images):
     torch.manual_seed(0)
-    model = VAE(VAEConfig(SHAPE, latent_dim=4, hidden=(64,))).eval()
+    model = VAE(VAEConfig(DIGIT_SHAPE, latent_dim=4, hidden=(64,))).eval()
     bounds = [
         split_bound(
             model, images, k, binarize_images=False, seed=0, batch_size=1000, device=torch.device("cpu"), world=World()
@@ -100,7 +102,7 @@ def test_the_mixture_log_density_matches_torch_distributions():
 
 def test_the_vamp_prior_is_the_mixture_of_its_pseudo_inputs_posteriors_and_sampling_follows_it():
     torch.manual_seed(0)
-    model = VampVAE(VampConfig(SHAPE, latent_dim=2, hidden=(32,), pseudo_inputs=1)).eval()
+    model = VampVAE(VampConfig(DIGIT_SHAPE, latent_dim=2, hidden=(32,), pseudo_inputs=1)).eval()
     with torch.no_grad():
         component = model.prior_components()
         z = model.sample_prior(20000, torch.Generator().manual_seed(0))
@@ -125,11 +127,11 @@ def test_cvae_on_data_without_labels_is_a_one_line_error(cli, tmp_path):
 
 def test_cvae_labels_change_the_decoded_class_and_not_the_hidden_label_path():
     torch.manual_seed(0)
-    model = CVAE(CVAEConfig(SHAPE, latent_dim=2, hidden=(32,), classes=10)).eval()
+    model = CVAE(CVAEConfig(DIGIT_SHAPE, latent_dim=2, hidden=(32,), classes=10)).eval()
     z = torch.randn(3, 2)
-    assert model.sample(3, z=z, labels=1).shape == (3, *SHAPE)
+    assert model.sample(3, z=z, labels=1).shape == (3, *DIGIT_SHAPE)
     assert not torch.allclose(model.sample(3, z=z, labels=1), model.sample(3, z=z, labels=7))
-    x = torch.rand(3, *SHAPE)
+    x = torch.rand(3, *DIGIT_SHAPE)
     assert not torch.allclose(
         model.encode(x, torch.tensor([0, 0, 0])).mean, model.encode(x, torch.tensor([5, 5, 5])).mean
     )
@@ -312,3 +314,24 @@ def test_new_kinds_train_on_two_processes(digits_npz, tmp_path, kind):
     assert result.returncode == 0, result.stderr[-3000:]  # includes the check that all processes hold the same weights
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()[1:]]
     assert [e["epoch"] for e in lines] == [1, 2] and math.isfinite(lines[-1]["test"]["loss"])
+
+
+def test_the_iwae_test_terms_of_rank_1_cover_its_shard(tmp_path, mirror):
+    from vaelab.kinds.iwae import split_bound
+    from vaelab.training.split import split_terms
+
+    world = World(rank=1, size=2)
+    trainer = kinds.get("iwae").trainer(make(tmp_path, epochs=2, kind="iwae", k=2, seed=1), SHAPE, CPU, world)
+    images, seed = uint8(11, seed=3), 1 + EVAL_SEED_OFFSET
+    got = trainer.test_terms(images, None, 1)
+    terms = split_terms(trainer.model, images, seed=seed, batch_size=4, world=world)
+    bound = split_bound(
+        trainer.model, images, 2, binarize_images=False, seed=seed, batch_size=4, device=CPU, world=world
+    )
+    assert got == {"loss": -bound["bound"], "recon": terms["recon"], "kl": terms["kl"], **bound}
+    alone = split_terms(trainer.model, images, seed=seed, batch_size=4)
+    assert alone["recon"] != terms["recon"]  # rank 1's shard, not the whole split
+    whole = split_bound(
+        trainer.model, images, 2, binarize_images=False, seed=seed, batch_size=4, device=CPU, world=World()
+    )
+    assert whole["bound"] != bound["bound"]

@@ -1,18 +1,19 @@
 """training.common: fused Adam (and its fallback), the learning-rate change, DistributedDataParallel and
 torch.compile wrapping, and the hand-made gradient and scalar averages of the kinds that take several losses
-from one forward pass, against a mirrored world (tests/test_mutants_world.py). For scripts/mutate.py."""
+from one forward pass, against a mirrored world (tests/helpers/world.py)."""
 
 import pytest
 import torch
 from torch import nn
 
-from tests.test_mutants_world import Mirror
+from tests.helpers.world import Mirror
 from vaelab.device import World
 from vaelab.training import common
 
 
 @pytest.fixture
-def mirror(monkeypatch):
+def mirror3(monkeypatch):
+    """A mirrored world of three processes (the conftest's `mirror` has two)."""
     return Mirror(3).install(monkeypatch)
 
 
@@ -70,23 +71,23 @@ def test_wrap_is_ddp_across_processes_then_compile_if_asked(monkeypatch):
     assert kind == "compiled" and isinstance(net, FakeDDP)  # compile over DDP, not DDP over compile
 
 
-def test_gradients_are_averaged_over_the_processes(mirror):
+def test_gradients_are_averaged_over_the_processes(mirror3):
     module = nn.Linear(2, 1)
     module.weight.grad = torch.tensor([[3.0, -6.0]])  # the bias has no gradient: nothing to reduce
     common.average_gradients(module, World(rank=0, size=3))
     assert (
-        mirror.reduced == 1
+        mirror3.reduced == 1
         and torch.equal(module.weight.grad, torch.tensor([[3.0, -6.0]]))
         and module.bias.grad is None
     )
     common.average_gradients(module, World())
-    assert mirror.reduced == 1  # one process: no collective
+    assert mirror3.reduced == 1  # one process: no collective
 
 
-def test_scalars_are_averaged_over_the_processes_on_a_detached_copy(mirror):
+def test_scalars_are_averaged_over_the_processes_on_a_detached_copy(mirror3):
     values = torch.tensor([0.5, 1.5], requires_grad=True) * 1
     averaged = common.average_scalars(values, World(rank=2, size=3))
     assert torch.equal(averaged, torch.tensor([0.5, 1.5])) and not averaged.requires_grad
     assert torch.equal(values.detach(), torch.tensor([0.5, 1.5]))  # left as it was
     alone = common.average_scalars(values, World())
-    assert torch.equal(alone, values.detach()) and not alone.requires_grad and mirror.reduced == 1
+    assert torch.equal(alone, values.detach()) and not alone.requires_grad and mirror3.reduced == 1

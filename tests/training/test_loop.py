@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from tests.helpers import tiny
-from tests.helpers.tiny import SHAPE
-from tests.test_mutants_world import Bar
+from tests.helpers.tiny import SHAPE, Bar
 from vaelab import data, kinds
 from vaelab.checkpoint import read_safetensors, read_state_info
 from vaelab.device import World

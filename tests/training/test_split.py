@@ -5,8 +5,12 @@ import math
 
 import pytest
 import torch
+from torch import nn
 from torch.distributions import Bernoulli, Independent, Normal
 
+from tests.helpers.tiny import CPU, SHAPE, make, uint8
+from vaelab import data, kinds
+from vaelab.device import World
 from vaelab.evaluate import frechet
 from vaelab.evaluate.frechet import frechet_distance, precision_recall
 from vaelab.evaluate.iwae import BLOCK_FLOATS, decoded_width, iwae_log_likelihood
@@ -285,3 +289,30 @@ def test_split_terms_batch_a_thousand_images_by_default():
     data = images(1001, seed=3)
     assert split_terms(model, data, seed=4) == split_terms(model, data, seed=4, batch_size=1000)
     assert split_terms(model, data, seed=4) != split_terms(model, data, seed=4, batch_size=1001)
+
+
+def test_split_means_of_rank_1_is_the_mean_over_its_shard(tmp_path, mirror):
+    """Every second image of the split from rank 1 on (10 of 11 images shared out), binarized and scored with the
+    seeded generator; sums and counts are summed across the processes, so the mean is the shard's."""
+    from vaelab.losses import binarize
+    from vaelab.training.split import split_means, split_terms
+
+    images, world = uint8(11, seed=4), World(rank=1, size=2)
+    got = split_means(
+        nn.Identity(),
+        images,
+        lambda x, y, g: {"mean": x.flatten(1).mean(1)},
+        binarize=True,
+        seed=5,
+        batch_size=3,
+        world=world,
+    )
+    generator, values = torch.Generator().manual_seed(5), []
+    shard = images[1:10:2]
+    for start in (0, 3):
+        values += binarize(data.to_float(shard[start : start + 3]), generator).flatten(1).mean(1).tolist()
+    assert got == pytest.approx({"mean": sum(values) / 5}, rel=1e-6)
+    model = kinds.get("vae").trainer(make(tmp_path, epochs=2), SHAPE, CPU, World()).model
+    assert split_terms(model, images, seed=2, batch_size=3, world=world) != split_terms(
+        model, images, seed=2, batch_size=3
+    )
