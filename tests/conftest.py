@@ -71,3 +71,10 @@ def digits_npz(tmp_path_factory):
 def mirror(monkeypatch):
     """torch.distributed's collectives replaced, for one test, by those of a mirrored world of two processes."""
     return Mirror(2).install(monkeypatch)
+
+
+@pytest.fixture
+def no_figures(monkeypatch):
+    """Skip what follows training (figures, report: about 0.9 s of a 1 s run; tested in their own files), so that
+    runs of tiny networks take a second. Training, checkpoints, metrics and the epoch sample grids still run."""
+    monkeypatch.setattr("vaelab.pipeline.finish_run", lambda *args, **kwargs: None)

@@ -14,8 +14,15 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import vaelab
+from tests.helpers.runs import (
+    epochs_of,
+    ok,
+    one_line_error,
+    tensors,
+    train,
+)
 from vaelab import data, kinds
-from vaelab.config import option
+from vaelab.config import option, option_fields
 from vaelab.kinds.base import Kind, networks
 from vaelab.models import VAE
 from vaelab.run import Run
@@ -264,3 +271,61 @@ def test_options_a_kind_cannot_honour_are_refused_not_ignored(cli, tmp_path, kin
         result = cli("train", "--kind", kind, *flags, "--out", tmp_path / "never", "--quiet")
         assert result.returncode == 2 and f"not available for --kind {kind}" in result.stderr, result.stderr
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.usefixtures("no_figures")
+@pytest.mark.parametrize("kind", kinds.names())
+def test_every_kind_honours_or_refuses_bf16_and_compile(cli, digits_npz, tmp_path, monkeypatch, kind):
+    """`--precision bf16` and `--compile` either change how the kind trains or are refused in one line, never
+    accepted and ignored. Catches: the GAN and VAE-GAN trainers (no autocast, no torch.compile) and the IWAE
+    trainer (its forward pass bypasses the compiled module) taking these options and training plain fp32."""
+    digits = digits_npz(256, 64)
+    ok(train(cli, digits, tmp_path / "fp32", kind))
+    result = train(cli, digits, tmp_path / "bf16", kind, "--precision", "bf16")
+    if result.returncode:
+        assert one_line_error(result).startswith(f"vaelab: error: precision: not available for --kind {kind}")
+        assert not (tmp_path / "bf16").exists()
+    else:
+        assert tensors(tmp_path / "fp32").keys() == tensors(tmp_path / "bf16").keys()
+        a, b = load_file(tmp_path / "fp32" / "model.safetensors"), load_file(tmp_path / "bf16" / "model.safetensors")
+        assert any(not torch.equal(a[k], b[k]) for k in a), "--precision bf16 was accepted and ignored"
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module, *args, **kwargs: compiled.append(module) or module)
+    result = train(cli, digits, tmp_path / "compiled", kind, "--compile")
+    if result.returncode:
+        assert one_line_error(result).startswith(f"vaelab: error: compile: not available for --kind {kind}")
+        assert not (tmp_path / "compiled").exists()
+    else:
+        assert compiled, "--compile was accepted and ignored"
+
+
+def _kl_weighted_kinds() -> list[str]:
+    return [name for name in kinds.names() if "beta" in option_fields(kinds.get(name).options)]
+
+
+@pytest.mark.usefixtures("no_figures")
+@pytest.mark.parametrize("kind", _kl_weighted_kinds())
+def test_every_kind_with_a_kl_weight_trains_with_it(cli, digits_npz, tmp_path, kind):
+    """For every kind with --beta: the logged KL weight is --beta (and follows --warmup-epochs), the logged loss (where
+    the kind logs one) is recon + beta * KL on the training and the test split, and the weight changes what is
+    learned: --beta 0 leaves a larger KL than the default, --beta 8 a smaller one, and a warm-up different weights.
+    Catches --beta or the warm-up being dropped from a kind's loss, or from its test loss only."""
+    digits = digits_npz(256, 64)
+    kl = {}
+    for beta in ("0", "1", "8"):
+        out = tmp_path / f"beta{beta}"
+        ok(train(cli, digits, out, kind, "--beta", beta, epochs=2))
+        records = epochs_of(out)
+        kl[beta] = records[-1]["train"]["kl"]
+        for r in records:
+            assert r["beta"] == float(beta)
+            for split in ("train", "test"):
+                if "loss" in r[split]:
+                    terms = r[split]
+                    expected = terms["recon"] + float(beta) * terms["kl"]
+                    assert terms["loss"] == pytest.approx(expected, rel=1e-5, abs=1e-3), (split, beta, terms)
+    assert kl["0"] > kl["1"] > kl["8"], kl
+    ok(train(cli, digits, tmp_path / "warm", kind, "--warmup-epochs", "2", epochs=2))
+    assert [r["beta"] for r in epochs_of(tmp_path / "warm")] == [0.5, 1.0]
+    a, b = load_file(tmp_path / "warm" / "model.safetensors"), load_file(tmp_path / "beta1" / "model.safetensors")
+    assert any(not torch.equal(a[k], b[k]) for k in a), "--warmup-epochs changed nothing"

@@ -4,12 +4,23 @@ terms, the test terms and the networks' names and optimizers; and the adversaria
 Written for the mutation run of scripts/mutate.py (docs/mutation.md)."""
 
 import copy
+import json
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
 from tests.helpers import tiny
+from tests.helpers.runs import (
+    epochs_of,
+    initial_trainer,
+    ok,
+    one_line_error,
+    tensors,
+    train,
+)
 from tests.helpers.tiny import CPU, SHAPE, batch, trainer_of
 from vaelab import data
 from vaelab.device import World
@@ -188,3 +199,79 @@ def test_a_gan_started_from_a_vae_run_takes_its_architecture_and_its_decoder(tmp
         f"{run.model_path}: weights do not fit the configured model (0.weight: the file holds "
         "[5, 3], the model needs [7, 3])"
     )
+
+
+@pytest.fixture(scope="module")
+def digits(digits_npz):
+    return digits_npz(256, 64)
+
+
+def _parts(out: Path) -> dict[str, dict[str, torch.Tensor]]:
+    model = load_file(out / "model.safetensors")
+    return {
+        "discriminator": load_file(out / "discriminator.safetensors"),
+        "encoder": {k: v for k, v in model.items() if k.startswith("encoder.")},
+        "decoder": {k: v for k, v in model.items() if k.startswith("decoder.")},
+    }
+
+
+def _unchanged(out: Path) -> dict[str, bool]:
+    """Which networks of a VAE-GAN run still hold their initial weights."""
+    trainer = initial_trainer(out)
+    start = {**trainer.model.state_dict(), **{f"d.{k}": v for k, v in trainer.disc.state_dict().items()}}
+    prefix = {"discriminator": "d.", "encoder": "", "decoder": ""}
+    return {name: all(torch.equal(w[k], start[prefix[name] + k]) for k in w) for name, w in _parts(out).items()}
+
+
+@pytest.mark.usefixtures("no_figures")
+def test_vaegan_equilibrium_gating_skips_exactly_the_updates_it_logs(cli, digits, tmp_path):
+    """The gate on D's mean BCE decides each step: an equilibrium D's BCE never reaches (9.9, margin 0) leaves the
+    discriminator at its initial weights and logs d_updated = 0; one it always exceeds (0.05, margin 0) keeps D
+    learning but drops the decoder's adversarial term (with --gamma 0 --pixel-weight 0 that is the decoder's
+    whole loss, so the decoder stays at its initial weights) and logs dec_adv_updated = 0; the converse settings
+    update what the first ones froze. Catches a discriminator updated every step whatever the gate says (the past
+    bug), and a gate that is logged but not applied."""
+    pure = ["--gamma", "0", "--pixel-weight", "0", "--hidden", "32,16"]  # the decoder's loss: its GAN term alone
+    runs = {
+        "d_frozen": ["--equilibrium", "9.9", "--margin", "0"],
+        "adv_dropped": ["--equilibrium", "0.05", "--margin", "0"],
+        "open": ["--margin", "9"],
+    }
+    for name, gate in runs.items():
+        ok(train(cli, digits, tmp_path / name, "vaegan", *pure, *gate))
+    shares = {name: epochs_of(tmp_path / name)[0]["train"] for name in runs}
+    assert shares["d_frozen"]["d_updated"] == 0 and shares["d_frozen"]["dec_adv_updated"] == 1
+    assert shares["adv_dropped"]["d_updated"] == 1 and shares["adv_dropped"]["dec_adv_updated"] == 0
+    assert shares["open"]["d_updated"] == 1 and shares["open"]["dec_adv_updated"] == 1
+    assert _unchanged(tmp_path / "d_frozen") == {"discriminator": True, "encoder": False, "decoder": False}
+    assert _unchanged(tmp_path / "adv_dropped") == {"discriminator": False, "encoder": False, "decoder": True}
+    assert _unchanged(tmp_path / "open") == {"discriminator": False, "encoder": False, "decoder": False}
+
+
+@pytest.mark.usefixtures("no_figures")
+def test_vaegan_pixel_weight_gamma_and_disc_layer_change_training_and_bad_values_are_refused(cli, digits, tmp_path):
+    """Each of --pixel-weight, --gamma and --disc-layer changes the weights a VAE-GAN ends with (--disc-layer also the
+    logged feature_recon, measured in another layer), and each refuses a bad value in one line before anything is
+    written. Catches an option parsed, saved in config.json and never passed to the loss or the discriminator."""
+    net = ["--hidden", "32,16"]  # two hidden layers, so that --disc-layer has a choice (overrides TINY's 32)
+    ok(train(cli, digits, tmp_path / "default", "vaegan", *net))
+    base = tensors(tmp_path / "default")
+    for flag, value in (("--pixel-weight", "0.5"), ("--gamma", "1"), ("--disc-layer", "0")):
+        out = tmp_path / flag.strip("-")
+        ok(train(cli, digits, out, "vaegan", *net, flag, value))
+        assert json.loads((out / "config.json").read_text())["train"][flag[2:].replace("-", "_")] == float(value)
+        changed = tensors(out)
+        assert any(not torch.equal(base[k], changed[k]) for k in base if "model.safetensors" in k), flag
+    default, layer0 = epochs_of(tmp_path / "default")[0], epochs_of(tmp_path / "disc-layer")[0]
+    assert layer0["train"]["feature_recon"] != pytest.approx(default["train"]["feature_recon"], rel=0.05)
+    for args, message in [
+        (["--pixel-weight", "-0.1"], "pixel_weight: must be >= 0"),
+        (["--gamma", "-1"], "gamma: must be >= 0"),
+        (["--disc-layer", "2"], "disc_layer: the discriminator has 2 hidden layers, got 2"),
+        (["--disc-layer", "-3"], "disc_layer: the discriminator has 2 hidden layers, got -3"),
+        (["--disc-layer", "last"], "disc_layer: expected an integer"),
+        (["--equilibrium", "0"], "equilibrium: must be a positive number"),
+        (["--margin", "-1"], "margin: must be >= 0"),
+    ]:
+        assert message in one_line_error(train(cli, digits, tmp_path / "never", "vaegan", *net, *args)), args
+        assert not (tmp_path / "never").exists(), args
