@@ -2,7 +2,7 @@
 
 Each member is an ordinary run directory under the study folder, named after what varies
 (`mlp-z2`, `conv-z10-beta4`, `gan-mlp-z10`); an interrupted study resumes each member from its last
-checkpoint. This module only orchestrates: the figures are `figures.study_figures`, the page
+checkpoint. This module only orchestrates: the figures are `study_figures`, the page
 `report.study_report`, the prose `study_answers`.
 """
 
@@ -18,6 +18,8 @@ from vaelab import kinds
 from vaelab.checkpoint import atomic_write, check_writable, read_state_info
 from vaelab.config import TrainConfig, option_fields
 from vaelab.errors import ConfigError
+from vaelab.evaluate import metrics, read_eval
+from vaelab.evaluate.result import EvalResult
 from vaelab.run import Run, load_dataset, resume_config
 from vaelab.rundir import RunDir
 
@@ -145,54 +147,65 @@ def run_study(
     return study_report(out, members)
 
 
-def final_numbers(run: Run) -> dict[str, Any]:
+@dataclass
+class Finals:
+    """A member's numbers for the study: its last epoch's terms, its training seconds, its evaluation if any."""
+
+    test: dict[str, float]
+    train: dict[str, float]
+    seconds: float
+    eval: EvalResult | None = None
+
+    @property
+    def neg_elbo(self) -> float | None:
+        """The last epoch's test -ELBO, for kinds with a likelihood."""
+        return self.test["recon"] + self.test["kl"] if "recon" in self.test and "kl" in self.test else None
+
+    def section(self, name: str):
+        """The member's evaluation section `name`, or None (not evaluated, or not a section its kind has)."""
+        return None if self.eval is None else self.eval.get(name)
+
+
+def final_numbers(run: Run) -> Finals:
     """A member's last epoch's terms, its training seconds and its evaluation (when it has one)."""
     _, epochs = run.read_metrics()
     if not epochs:
         raise ConfigError(f"{run.metrics_path}: holds no epoch yet; train the member first")
-    row = {"test": epochs[-1]["test"], "train": epochs[-1]["train"], "seconds": sum(e["seconds"] for e in epochs)}
-    result = run.read_eval()
-    if result is not None:
-        row["eval"] = result
-    return row
+    return Finals(epochs[-1]["test"], epochs[-1]["train"], sum(e["seconds"] for e in epochs), read_eval(run))
 
 
-def metrics_rows(finals: dict[str, dict]) -> tuple[list[str], list[list[Any]]]:
-    """The study's table: likelihood terms where a member has them, evaluation columns when all were evaluated."""
+def metrics_rows(finals: dict[str, Finals]) -> tuple[list[str], list[list[Any]]]:
+    """The study's table: likelihood terms where a member has them, and when every member was evaluated, the
+    columns of every registered metric (`Metric.columns`)."""
     header = ["member", "test -ELBO", "test recon", "test KL", "train -ELBO", "train s"]
-    has_eval = all("eval" in f for f in finals.values())
+    has_eval = all(f.eval is not None for f in finals.values())
     if has_eval:
-        header += ["NLL (IWAE)", "k", "active units", "MSE", "FD (classifier)", "precision", "recall"]
+        header += metrics.study_columns()
     rows = []
     for name, f in finals.items():
-        te, tr = f["test"], f["train"]
-        if "recon" in te and "kl" in te:
-            row = [name, te["recon"] + te["kl"], te["recon"], te["kl"], tr["recon"] + tr["kl"], f["seconds"]]
+        te, tr = f.test, f.train
+        if f.neg_elbo is not None:
+            row = [name, f.neg_elbo, te["recon"], te["kl"], tr["recon"] + tr["kl"], f.seconds]
         else:  # no likelihood terms (a GAN)
-            row = [name, "n/a", "n/a", "n/a", "n/a", f["seconds"]]
+            row = [name, "n/a", "n/a", "n/a", "n/a", f.seconds]
         if has_eval:
-            e, s = f["eval"], f["eval"]["samples"]
-            row += [e["iwae"]["nll"], e["iwae"]["k"]] if "iwae" in e else ["n/a", "n/a"]
-            row += (
-                [f"{e['latents']['active_units']}/{e['latents']['latent_dim']}", e["reconstruction"]["mse"]]
-                if "latents" in e
-                else ["n/a", "n/a"]
-            )
-            row += [s.get("fd_classifier", "n/a"), s.get("precision", "n/a"), s.get("recall", "n/a")]
+            for metric in metrics.KNOWN.values():
+                row += metric.study_cells(f.section(metric.name))
         rows.append(row)
     return header, rows
 
 
 def study_report(out: Path, members: list[Member]) -> Path:
     """Write out/report.html: overlaid curves, the metrics table, side-by-side figures, the course's answers."""
-    from vaelab import figures, report
+    from vaelab import report
     from vaelab.study_answers import answers
+    from vaelab.study_figures import study_figures
 
     cfg = members[0].config
     dataset = load_dataset(cfg)
     runs = {m.name: Run.open(m.path, dataset=dataset) for m in members}
     finals = {name: final_numbers(run) for name, run in runs.items()}
-    drawn = figures.study_figures(out, runs, dataset, cfg.seed)
+    drawn = study_figures(out, runs, dataset, cfg.seed)
     header, rows = metrics_rows(finals)
     intro = (
         f"<p>{len(members)} members trained on <b>{dataset.name}</b> for {cfg.epochs} epochs each with seed "

@@ -1,6 +1,8 @@
-"""The figures of a run (and of a comparison study): each function computes from a `Run` and writes one PNG.
-
-Which figures a run has is its kind's to say (`Kind.figures`); `plots` draws what these compute.
+"""The figures of a run: each draw function computes from a `Run` and writes one PNG (or two), and each figure is
+one declaration (`figure.Figure`) in `FIGURES` below: its name, caption, what the kind and data must offer, its
+draw function and its command. The report, the `vaelab` figure commands and the figures of every run are derived
+from these declarations; `plots` draws what the functions compute. A comparison study's figures are in
+`study_figures`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import torch
 from vaelab import data, latent_walks, plots, progress, samplers
 from vaelab.checkpoint import check_writable
 from vaelab.errors import ConfigError
+from vaelab.figure import Figure, argument
 from vaelab.noise import fixed_generator
 from vaelab.run import Run
 
@@ -89,7 +92,7 @@ def curves(run: Run, out=None) -> Path:
 def interpolation(run: Run, out=None, pairs=None, steps: int = 10, spherical: bool = False) -> Path:
     path = _target(run, out, "interpolation")
     images = run.dataset().test.images
-    pairs = pairs or default_pairs(len(images))
+    pairs = [tuple(p) for p in pairs] if pairs else default_pairs(len(images))
     if not pairs:
         raise ConfigError(f"interpolation: needs at least 2 test images, the data set has {len(images)}")
     for i, j in pairs:
@@ -109,7 +112,9 @@ def plane(run: Run, dims=None) -> latent_walks.Plane:
     )
 
 
-def manifold(run: Run, out=None, lo: float = -1.5, hi: float = 1.5, n: int = 15, dims=None) -> Path:
+def manifold(run: Run, out=None, span: tuple[float, float] = (-1.5, 1.5), n: int = 15, dims=None) -> Path:
+    """The decoded grid of `n` x `n` points over `span`^2 of the plane of `plane` (`dims`, or the default)."""
+    lo, hi = span
     if not lo < hi:
         raise ConfigError(f"range: LO must be below HI, got {lo} {hi}")
     if not 2 <= n <= 60:
@@ -179,79 +184,149 @@ class _Conditioned:
         return self.model.sample(n, generator, z=z, labels=self.label)
 
 
-DRAW = {
-    "reconstructions": reconstructions,
-    "samples": samples,
-    "curves": curves,
-    "interpolation": interpolation,
-    "manifold": manifold,
-    "latents": latents,
-    "classes": classes,
-}
+FIGURES: dict[str, Figure] = {}
+
+
+def register(figure: Figure) -> Figure:
+    """Add a figure (after those registered before it: the report shows them in this order)."""
+    FIGURES[figure.name] = figure
+    return figure
+
+
+def unregister(name: str) -> None:
+    FIGURES.pop(name, None)
+
+
+def for_kind(kind) -> list[Figure]:
+    """The figures a run of `kind` can have, in the report's order."""
+    return [f for f in FIGURES.values() if f.applies(kind)]
+
+
+def names(kind) -> tuple[str, ...]:
+    """The names of the figures drawn for every run of `kind` (those its model and data allow)."""
+    return tuple(f.name for f in for_kind(kind) if f.default)
+
+
+def captions() -> list[tuple[str, str]]:
+    """(file name, caption) of every file a figure can write, in the report's order."""
+    return [item for f in FIGURES.values() for item in f.files()]
 
 
 def all_figures(run: Run, quiet: bool = True) -> list[Path]:
-    """Every figure the run's kind has, with default settings, into the run directory (a progress bar on
-    stderr unless `quiet`: on a large test split the latent figures take a while)."""
+    """Every figure of the run's kind that its model and data allow, with default settings, into the run
+    directory (a progress bar on stderr unless `quiet`: on a large test split the latent figures take a while)."""
     paths: list[Path] = []
-    names = [
-        name
-        for name in run.kind.figures
-        if not (name == "manifold" and run.model.latent_dim < 2)
-        and not (name == "interpolation" and len(run.dataset().test) < 2)
-    ]
-    with progress.bar(len(names), f"figures of {run.name}", quiet, "figure") as shown:
-        for name in names:
-            shown.set_postfix_str(name, refresh=False)
-            drawn = DRAW[name](run)
+    chosen = [f for f in for_kind(run.kind) if f.default and (f.when is None or f.when(run))]
+    with progress.bar(len(chosen), f"figures of {run.name}", quiet, "figure") as shown:
+        for figure in chosen:
+            shown.set_postfix_str(figure.name, refresh=False)
+            drawn = figure.draw(run)
             paths += list(drawn) if isinstance(drawn, tuple) else [drawn]
             shown.update(1)
     return paths
 
 
-def study_figures(out: Path, runs: dict[str, Run], dataset: data.Dataset, seed: int) -> list[str]:
-    """The side-by-side figures of a comparison study into `out`; returns the names of those drawn."""
-    test_images = dataset.test.images
-    x = data.to_float(test_images[:10])
-    encoders = {n: r for n, r in runs.items() if r.kind.encoder}  # the others cannot reconstruct or interpolate images
-    plots.plot_overlaid_curves(out / "curves.png", {n: r.read_metrics()[1] for n, r in runs.items()}, "test")
-    drawn = ["curves"]
-    plots.plot_side_by_side(
-        out / "samples.png",
-        {
-            n: plots.image_grid(r.model.sample(36, z=r.model.sample_prior(36, fixed_generator(seed))), 6)
-            for n, r in runs.items()
-        },
-        "samples from each member's prior p(z), the same noise seed for every member",
-    )
-    drawn.append("samples")
-    if encoders:
-        plots.plot_side_by_side(
-            out / "reconstructions.png",
-            {n: plots.image_grid(torch.cat([x, r.model.reconstruct(x)]), 10) for n, r in encoders.items()},
-            "the same test images (top) reconstructed by each member (bottom)",
-            cols=2,
-        )
-        drawn.append("reconstructions")
-        if len(test_images) >= 2:
-            plots.plot_side_by_side(
-                out / "interpolation.png",
-                {
-                    n: plots.image_grid(latent_walks.interpolate(r.model, test_images, [(0, 1)], 10)[0], 10)
-                    for n, r in encoders.items()
-                },
-                "the same pair of test images (0 -> 1) interpolated by each member",
-                cols=2,
-            )
-            drawn.append("interpolation")
-    manifolds = {}
-    for n, r in runs.items():
-        if r.model.latent_dim >= 2:
-            chosen = plane(r)
-            manifolds[f"{n} ({', '.join(chosen.labels)})"] = plots.image_grid(
-                latent_walks.manifold(r.model, chosen), 15, pad=0
-            )
-    if manifolds:
-        plots.plot_side_by_side(out / "manifold.png", manifolds, "decoded grids over [-1.5, 1.5]^2")
-        drawn.append("manifold")
-    return drawn
+def _two_test_images(run: Run) -> bool:
+    return len(run.dataset().test) >= 2
+
+
+def _a_plane(run: Run) -> bool:
+    return run.model.latent_dim >= 2
+
+
+for _figure in (
+    Figure(
+        "curves",
+        "Training curves: every loss term, train (solid) against test (dashed), per epoch.",
+        curves,
+    ),
+    Figure(
+        "reconstructions",
+        "Test images (odd rows) above their reconstructions from the posterior mean (even rows).",
+        reconstructions,
+        needs=("encoder",),
+        command="reconstruct",
+        help="test images above their reconstructions",
+        arguments=(argument("--n", type=int, default=20, bounds=(1, 200)),),
+    ),
+    Figure(
+        "samples",
+        "Samples decoded from a fixed batch of z ~ N(0, I): comparable across epochs and runs.",
+        samples,
+        command="sample",
+        help="grid of images decoded from a fixed batch of z ~ N(0, I)",
+        arguments=(
+            argument("--n", type=int, default=64, help="number of samples (default 64)", bounds=(1, 1024)),
+            argument("--seed", type=int, help="noise seed (default: the run's seed, as in its training figures)"),
+            argument(
+                "--sampler", default="prior", help="prior (default), or a fitted sampler (gmm: vaelab fit-sampler)"
+            ),
+            argument("--label", type=int, help="a conditional kind (cvae): draw this class"),
+        ),
+    ),
+    Figure(
+        "interpolation",
+        "Interpolation between the posterior means of pairs of test images.",
+        interpolation,
+        needs=("encoder",),
+        when=_two_test_images,
+        command="interpolate",
+        help="interpolations between test images through the latent space",
+        arguments=(
+            argument(
+                "--pair",
+                dest="pairs",
+                type=int,
+                nargs=2,
+                action="append",
+                metavar=("I", "J"),
+                help="test image indices; repeat for several pairs",
+            ),
+            argument("--steps", type=int, default=10, bounds=(2, 100)),
+            argument("--spherical", action="store_true", help="spherical (slerp) instead of linear interpolation"),
+        ),
+    ),
+    Figure(
+        "manifold",
+        "The latent manifold: decoded points of a regular grid over [-1.5, 1.5]^2.",
+        manifold,
+        when=_a_plane,
+        command="manifold",
+        help="decode a regular grid of latent points",
+        arguments=(
+            argument("--range", dest="span", type=float, nargs=2, default=(-1.5, 1.5), metavar=("LO", "HI")),
+            argument("--n", type=int, default=15, help="grid side (default 15)"),
+            argument(
+                "--dims",
+                type=int,
+                nargs=2,
+                metavar=("I", "J"),
+                help="latent dimensions of the plane (others at 0); default: the principal plane",
+            ),
+        ),
+    ),
+    Figure(
+        "latents",
+        "Test posterior means, coloured by label.",
+        latents,
+        needs=("encoder",),
+        also=(("kl_per_dim", "Mean KL per latent dimension: the dimensions the model actually uses."),),
+        command="latents",
+        help="test posterior means by label, and KL per dimension",
+    ),
+    Figure(
+        "samples-gmm",
+        "Samples decoded from the Gaussian mixture fitted to the training posterior means (vaelab fit-sampler).",
+        lambda run, out=None: samples(run, out, sampler="gmm"),
+        needs=("encoder",),
+        default=False,
+    ),
+    Figure(
+        "classes",
+        "A conditional model: one row per class, one column per z: the same style written as every class.",
+        classes,
+        needs=("labels",),
+        also=(("class_manifolds", "A conditional model: the latent manifold of each class."),),
+    ),
+):
+    register(_figure)

@@ -9,23 +9,12 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from vaelab import figures
 from vaelab.checkpoint import atomic_write
 from vaelab.errors import RunError
-from vaelab.evaluate.summary import eval_rows
+from vaelab.evaluate import eval_rows, read_eval
+from vaelab.figure import StudyFigure
 from vaelab.run import Run
-
-CAPTIONS = {
-    "curves": "Training curves: every loss term, train (solid) against test (dashed), per epoch.",
-    "reconstructions": "Test images (odd rows) above their reconstructions from the posterior mean (even rows).",
-    "samples": "Samples decoded from a fixed batch of z ~ N(0, I): comparable across epochs and runs.",
-    "interpolation": "Interpolation between the posterior means of pairs of test images.",
-    "manifold": "The latent manifold: decoded points of a regular grid over [-1.5, 1.5]^2.",
-    "latents": "Test posterior means, coloured by label.",
-    "kl_per_dim": "Mean KL per latent dimension: the dimensions the model actually uses.",
-    "samples-gmm": "Samples decoded from the Gaussian mixture fitted to the training posterior means (vaelab fit-sampler).",
-    "classes": "A conditional model: one row per class, one column per z: the same style written as every class.",
-    "class_manifolds": "A conditional model: the latent manifold of each class.",
-}
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:12px;color:#222;line-height:1.45}
@@ -89,7 +78,7 @@ def run_report(run: Run | str | Path) -> Path:
         parts += _metrics_html(epochs)
     parts += _eval_html(run)
     parts.append("<h2>Figures</h2>")
-    for name, caption in CAPTIONS.items():
+    for name, caption in figures.captions():
         if run.figure_path(name).exists():
             parts.append(figure_html(run.figure_path(name), caption))
     parts.append("<h2>Configuration</h2>")
@@ -102,13 +91,13 @@ def run_report(run: Run | str | Path) -> Path:
 def _eval_html(run: Run) -> list[str]:
     """The evaluation section; a damaged eval.json becomes a note saying so, not a failed report."""
     try:
-        result = run.read_eval()
+        result = read_eval(run)
         if result is None:
             return []
-        head = f"<h2>Evaluation ({html.escape(str(result['split']))} split, {int(result['n_images'])} images)</h2>"
+        head = f"<h2>Evaluation ({html.escape(str(result.split))} split, {int(result.n_images)} images)</h2>"
         rows = [list(row) for row in eval_rows(result)]
-        notes = [f'<p class="note">{html.escape(str(n))}</p>' for n in result.get("notes", [])]
-    except (RunError, KeyError, TypeError, ValueError, IndexError) as exc:
+        notes = [f'<p class="note">{html.escape(str(n))}</p>' for n in result.notes]
+    except (RunError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         why = str(exc) if isinstance(exc, RunError) else f"{run.eval_path}: damaged ({type(exc).__name__}: {exc})"
         return [
             "<h2>Evaluation</h2>",
@@ -136,20 +125,10 @@ def study_report(
     header: list[str],
     rows: list[list[Any]],
     answers: list[str],
-    drawn: list[str],
+    drawn: list[StudyFigure],
     members: list[str],
 ) -> Path:
     """Write out/report.html of a comparison study: the metrics table, the answers, the side-by-side figures."""
-    captions = {
-        "curves": ("Test curves", "Test curves of every member, one panel per loss term."),
-        "samples": ("Samples", "Samples from the prior, same noise seed for every member."),
-        "reconstructions": (
-            "Reconstructions",
-            "The same test images reconstructed by each member (members without an encoder are left out).",
-        ),
-        "interpolation": ("Interpolation", "The same pair of test images, interpolated by each member."),
-        "manifold": ("Latent manifolds", "Decoded grids over [-1.5, 1.5]^2."),
-    }
     body = [
         intro,
         "<h2>Final metrics</h2>",
@@ -157,9 +136,8 @@ def study_report(
         "<h2>What the study shows</h2>",
         "<ul>" + "".join(f"<li>{a}</li>" for a in answers) + "</ul>",
     ]
-    for name, (title, caption) in captions.items():
-        if name in drawn:
-            body += [f"<h2>{title}</h2>", figure_html(out / f"{name}.png", caption)]
+    for figure in drawn:
+        body += [f"<h2>{figure.title}</h2>", figure_html(out / f"{figure.name}.png", figure.caption)]
     body.append(
         "<p>Member runs: " + ", ".join(f'<a href="{m}/report.html">{html.escape(m)}</a>' for m in members) + "</p>"
     )

@@ -1,6 +1,7 @@
 """The course's questions, answered in prose with a comparison study's own numbers (only those it can answer).
 
-`finals[name]` holds a member's last-epoch `test` / `train` terms and, when evaluated, its `eval` result.
+`finals[name]` is a member's `compare.Finals`: its last-epoch `test` / `train` terms and, when evaluated, its
+typed evaluation sections (`finals[name].section("iwae")`).
 """
 
 from __future__ import annotations
@@ -8,15 +9,16 @@ from __future__ import annotations
 from vaelab import kinds
 
 
-def neg_elbo(finals: dict[str, dict], name: str) -> float:
-    return finals[name]["test"]["recon"] + finals[name]["test"]["kl"]
+def neg_elbo(finals: dict, name: str) -> float:
+    return finals[name].neg_elbo
 
 
-def fd(finals: dict[str, dict], name: str) -> float | None:
-    return finals[name].get("eval", {}).get("samples", {}).get("fd_classifier")
+def fd(finals: dict, name: str) -> float | None:
+    samples = finals[name].section("samples")
+    return samples.fd_classifier if samples is not None else None
 
 
-def answers(members: list, finals: dict[str, dict]) -> list[str]:
+def answers(members: list, finals: dict) -> list[str]:
     out = []
     kind_names = [k for k in kinds.names() if any(m.config.kind == k for m in members)]
     if len(kind_names) > 1:
@@ -53,11 +55,11 @@ def latent_dimension_answers(finals, by_key, archs, dims, beta) -> list[str]:
         a, b = by_key.get((arch, lo, beta)), by_key.get((arch, hi, beta))
         if not (a and b):
             continue
-        ra, rb = finals[a]["test"]["recon"], finals[b]["test"]["recon"]
+        ra, rb = finals[a].test["recon"], finals[b].test["recon"]
         text = (
             f"<b>Latent dimension ({arch})</b>: going from {lo} to {hi} dimensions changes the test reconstruction term "
             f"from {ra:.1f} to {rb:.1f} nats ({'better' if rb < ra else 'worse'} reconstructions) and the KL from "
-            f"{finals[a]['test']['kl']:.1f} to {finals[b]['test']['kl']:.1f} nats"
+            f"{finals[a].test['kl']:.1f} to {finals[b].test['kl']:.1f} nats"
         )
         fa, fb = fd(finals, a), fd(finals, b)
         if fa is not None and fb is not None:
@@ -87,8 +89,7 @@ def beta_answers(finals, by_key, archs, dims, betas) -> list[str]:
         for z in dims:
             named = [(b, by_key[(arch, z, b)]) for b in betas if (arch, z, b) in by_key]
             desc = "; ".join(
-                f"beta={b:g}: KL {finals[n]['test']['kl']:.1f}, recon {finals[n]['test']['recon']:.1f}"
-                for b, n in named
+                f"beta={b:g}: KL {finals[n].test['kl']:.1f}, recon {finals[n].test['recon']:.1f}" for b, n in named
             )
             out.append(
                 f"<b>The KL weight ({arch}, z={z})</b>: {desc}. A larger beta pushes q(z|x) towards the prior "
@@ -97,7 +98,7 @@ def beta_answers(finals, by_key, archs, dims, betas) -> list[str]:
     return out
 
 
-def kinds_answer(members: list, finals: dict[str, dict]) -> str:
+def kinds_answer(members: list, finals: dict) -> str:
     """The VAE's blur against the adversarial models' sharpness, in the study's sample-quality numbers."""
     parts = []
     for m in members:
@@ -114,11 +115,12 @@ def kinds_answer(members: list, finals: dict[str, dict]) -> str:
     )
 
 
-def nll(finals: dict[str, dict], name: str) -> float | None:
-    return finals[name].get("eval", {}).get("iwae", {}).get("nll")
+def nll(finals: dict, name: str) -> float | None:
+    iwae = finals[name].section("iwae")
+    return iwae.nll if iwae is not None else None
 
 
-def likelihood_kinds_answers(members: list, finals: dict[str, dict]) -> list[str]:
+def likelihood_kinds_answers(members: list, finals: dict) -> list[str]:
     """The kinds' test log-likelihoods (IWAE NLL) side by side, per architecture and latent dimension."""
     out = []
     groups: dict[tuple, list] = {}
@@ -128,7 +130,7 @@ def likelihood_kinds_answers(members: list, finals: dict[str, dict]) -> list[str
     for (arch, z), group in groups.items():
         if len(group) < 2:
             continue
-        k = finals[group[0].name]["eval"]["iwae"]["k"]
+        k = finals[group[0].name].section("iwae").k
         parts = "; ".join(f"{kinds.get(m.config.kind).title}: {nll(finals, m.name):.1f}" for m in group)
         best = min(group, key=lambda m: nll(finals, m.name))
         conditional = [kinds.get(m.config.kind).title for m in group if kinds.get(m.config.kind).labels]
@@ -145,27 +147,27 @@ def likelihood_kinds_answers(members: list, finals: dict[str, dict]) -> list[str
     return out
 
 
-def prior_answers(members: list, finals: dict[str, dict]) -> list[str]:
+def prior_answers(members: list, finals: dict) -> list[str]:
     """The prior's mismatch with the aggregate posterior, and what a sampler fitted after training does about it."""
     out = []
     for m in members:
-        e = finals[m.name].get("eval", {})
-        mismatch = e.get("prior_mismatch")
+        mismatch = finals[m.name].section("prior_mismatch")
         if not mismatch:
             continue
-        prior = mismatch["prior"]
+        prior = mismatch.distances["prior"]
         text = (
-            f"<b>Prior against aggregate posterior ({m.name})</b>: the prior's draws are {prior['kl_to_aggregate']:.2f} "
-            f"nats (Gaussian KL) from where the encoder puts the training images, and {prior['holes']:.1%} of them "
+            f"<b>Prior against aggregate posterior ({m.name})</b>: the prior's draws are {prior.kl_to_aggregate:.2f} "
+            f"nats (Gaussian KL) from where the encoder puts the training images, and {prior.holes:.1%} of them "
             "land where no training image's posterior has mass"
         )
-        for name, s in e.get("samplers", {}).items():
-            fitted, prior_fd = mismatch.get(name), e.get("samples", {}).get("fd_classifier")
-            if fitted and s.get("available") and prior_fd is not None:
+        fitted_samplers = finals[m.name].section("samplers")
+        for name, s in fitted_samplers.samplers.items() if fitted_samplers else ():
+            fitted, prior_fd = mismatch.distances.get(name), fd(finals, m.name)
+            if fitted and s.quality.available and prior_fd is not None:
                 text += (
-                    f"; the fitted {name} sampler: {fitted['kl_to_aggregate']:.2f} nats, {fitted['holes']:.1%} in "
-                    f"holes, FD {s['fd_classifier']:.1f} against the prior's {prior_fd:.1f} "
-                    f"({'better' if s['fd_classifier'] < prior_fd else 'not better'} samples)"
+                    f"; the fitted {name} sampler: {fitted.kl_to_aggregate:.2f} nats, {fitted.holes:.1%} in "
+                    f"holes, FD {s.quality.fd_classifier:.1f} against the prior's {prior_fd:.1f} "
+                    f"({'better' if s.quality.fd_classifier < prior_fd else 'not better'} samples)"
                 )
         out.append(text + ".")
     return out

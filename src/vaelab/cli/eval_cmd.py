@@ -30,4 +30,4 @@ def run(args: argparse.Namespace) -> None:
     result = evaluate_run(
         args.run_dir, args.split, args.iwae_k, args.seed, args.precision, args.device, args.cache_dir, quiet=args.quiet
     )
-    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    print(json.dumps(result.to_dict(), indent=2) if args.json else format_table(result))

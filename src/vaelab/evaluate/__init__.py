@@ -1,9 +1,12 @@
-"""Evaluation of a trained run: ELBO, IWAE log-likelihood, latent usage, reconstruction error and sample
-quality (Frechet distance, precision, recall in a trained classifier's feature space).
+"""Evaluation of a trained run: one section per registered metric (`metrics`): the ELBO and the IWAE
+log-likelihood, latent usage, reconstruction error, sample quality (Frechet distance, precision, recall in a trained
+classifier's feature space) and the prior's mismatch with the aggregate posterior.
 
-`runner.evaluate_run` computes the sections the run's kind has; `summary` turns a result into rows."""
+`runner.evaluate_run` measures the metrics the run's kind has into an `EvalResult`; `summary` turns it into rows."""
 
-from vaelab.evaluate.runner import evaluate_run, sample_quality
+from vaelab.evaluate.result import EvalResult
+from vaelab.evaluate.runner import evaluate_run, read_eval
+from vaelab.evaluate.sample_quality import sample_quality
 from vaelab.evaluate.summary import eval_rows, format_table
 
-__all__ = ["eval_rows", "evaluate_run", "format_table", "sample_quality"]
+__all__ = ["EvalResult", "eval_rows", "evaluate_run", "format_table", "read_eval", "sample_quality"]

@@ -12,11 +12,15 @@ dimensions the samples do not improve with the reconstructions, measured.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from vaelab import data
+from vaelab.evaluate.metric import Context, Metric, Section
 
 LOG_2PI = math.log(2 * math.pi)
 LEVEL = 0.01  # the share of the aggregate posterior's own samples below the "no mass" level
@@ -88,3 +92,54 @@ def prior_mismatch(model, images: torch.Tensor, samplers: dict, seed: int = 0, n
             "holes": float((mixture_log_density(z, ref_means, ref_logvars) < level).double().mean()),
         }
     return result
+
+
+@dataclass
+class Distance:
+    kl_to_aggregate: float  # nats
+    holes: float  # share of draws
+
+
+@dataclass
+class PriorMismatchResult(Section):
+    """eval.json keeps the definition's numbers and one entry per sampler ("prior" first) in one table."""
+
+    n_images: int
+    level: float
+    definition: str
+    distances: dict[str, Distance]  # "prior", then every fitted sampler
+
+    def to_dict(self) -> dict[str, Any]:
+        head = {"n_images": self.n_images, "level": self.level, "definition": self.definition}
+        return {**head, **{name: dataclasses.asdict(d) for name, d in self.distances.items()}}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PriorMismatchResult:
+        if not isinstance(values, dict):
+            raise TypeError(f"prior_mismatch: expected a table, got {type(values).__name__}")
+        head = ("n_images", "level", "definition")
+        distances = {name: Distance(**d) for name, d in values.items() if name not in head}
+        if "prior" not in distances:
+            raise KeyError("prior")
+        return cls(*(values[k] for k in head), distances=distances)
+
+
+def measure(ctx: Context) -> tuple[PriorMismatchResult, list[str]]:
+    from vaelab import samplers
+
+    found = prior_mismatch(
+        ctx.model, ctx.dataset.train.images, samplers.fitted(ctx.run.path), ctx.seed, device=ctx.device
+    )
+    return PriorMismatchResult.from_dict(found), []
+
+
+def rows(result: PriorMismatchResult) -> list[tuple[str, str]]:
+    return [
+        (f"{name} vs aggregate posterior", f"KL {d.kl_to_aggregate:.2f} nats, {d.holes:.1%} of draws in holes")
+        for name, d in result.distances.items()
+    ]
+
+
+PRIOR_MISMATCH = Metric(
+    name="prior_mismatch", result=PriorMismatchResult, measure=measure, rows=rows, needs=("encoder",)
+)
