@@ -1,15 +1,14 @@
 """Evaluation against references: a linear-Gaussian model with an exact likelihood, the Frechet distance,
 precision / recall on known sets, active units on a model with dead dimensions, and `vaelab eval`."""
 
-import json
 import math
 
 import pytest
 import torch
+from torch.distributions import Bernoulli, Independent, Normal
 
-from vaelab.evaluate.frechet import frechet_distance, precision_recall
-from vaelab.evaluate.iwae import iwae_log_likelihood
-from vaelab.evaluate.latents import active_units, collapse_warning, posterior_stats
+from tests.helpers.tiny import tiny_images, tiny_vae
+from vaelab.evaluate.iwae import BLOCK_FLOATS, decoded_width, iwae_log_likelihood
 from vaelab.models import VAE, VAEConfig
 from vaelab.training.split import split_terms
 
@@ -74,65 +73,6 @@ def test_iwae_is_deterministic_for_a_seed(linear_gaussian):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_frechet_distance_is_zero_on_itself_and_grows_with_corruption():
-    torch.manual_seed(0)
-    real = torch.randn(2000, 16) @ torch.randn(16, 16)
-    assert abs(frechet_distance(real, real)) < 1e-6
-    distances = [frechet_distance(real, real + s * torch.randn_like(real)) for s in (0.1, 0.5, 1.0, 2.0)]
-    assert all(a < b for a, b in zip(distances, distances[1:]))
-    # against the closed form for two isotropic Gaussians: |mu|^2 + D (s1 - s2)^2
-    a, b = torch.randn(200000, 4), 2 * torch.randn(200000, 4) + 1
-    assert frechet_distance(a, b) == pytest.approx(4 * 1 + 4 * (1 - 2) ** 2, rel=0.02)
-
-
-def test_precision_and_recall_on_shifted_and_collapsed_sets():
-    torch.manual_seed(0)
-    real = torch.randn(1000, 8)
-    same_p, same_r = precision_recall(real, torch.randn(1000, 8))
-    far_p, far_r = precision_recall(real, torch.randn(1000, 8) + 4)
-    collapsed_p, collapsed_r = precision_recall(real, 0.1 * torch.randn(1000, 8))
-    assert same_p > 0.8 and same_r > 0.8
-    assert far_p < 0.05 and far_r < 0.05
-    assert collapsed_p > 0.9 and collapsed_r < 0.3  # good samples of too few modes: precise, not diverse
-
-
-def test_active_units_on_a_model_with_dead_dimensions():
-    torch.manual_seed(0)
-    model = VAE(VAEConfig(shape=(1, 8, 8), latent_dim=5, hidden=(32,)))
-    head = model.encoder[-1]
-    with torch.no_grad():
-        head.weight[[1, 3]] = 0  # the means of dims 1 and 3 no longer depend on x
-        head.weight.mul_(20)
-    images = torch.randint(0, 256, (300, 1, 8, 8), dtype=torch.uint8)
-    stats = posterior_stats(model, images)
-    n, activity = active_units(stats["means"])
-    assert n == 3 and activity[1] < 1e-12 and activity[3] < 1e-12
-    assert "2 of 5" in collapse_warning(n, 5, stats["kl_per_dim"])
-    assert collapse_warning(0, 5, stats["kl_per_dim"]).startswith("posterior collapse")
-
-
-def test_vaelab_eval_end_to_end(cli, digits_npz, tmp_path):
-    path = digits_npz(500, 150)
-    run = tmp_path / "run"
-    assert cli("train", "--data", path, "--out", run, "--epochs", "2", "--quiet", "--binarize").returncode == 0
-    result = cli("eval", run, "--iwae-k", "50", "--cache-dir", tmp_path / "cache")
-    assert result.returncode == 0, result.stderr
-    assert (
-        "IWAE k=50" in result.stdout and "FD (classifier features)" in result.stdout and "binarization" in result.stdout
-    )
-    saved = json.loads((run / "eval.json").read_text())
-    assert saved["iwae"]["k"] == 50 and saved["n_images"] == 150
-    assert saved["iwae"]["nll"] <= -saved["elbo"]["elbo"] + 1.0  # the IWAE bound is (nearly always) tighter
-    samples, rec = saved["samples"], saved["reconstruction"]
-    assert samples["n_samples"] == 150 and samples["fd_classifier"] > 0
-    assert f"{samples['precision']:.3f} / {samples['recall']:.3f}" in result.stdout
-    assert samples["classifier_test_accuracy"] > 0.5  # the feature classifier learned the digits (chance: 0.1)
-    assert len(saved["latents"]["kl_per_dim"]) == 10 and rec["psnr_db"] == pytest.approx(-10 * math.log10(rec["mse"]))
-    assert list((tmp_path / "cache" / "classifiers").glob("*.safetensors"))  # cached for the next run
-    bad = cli("eval", tmp_path / "nope")
-    assert bad.returncode == 2 and "no such run directory" in bad.stderr
-
-
 def test_iwae_blocks_are_sized_by_the_decoders_widest_activation():
     """The default block holds about BLOCK_FLOATS floats of the decoder's widest activation: the conv decoder's
     32 x 14 x 14 feature map, the MLP's 784 outputs (wider than its 400 hidden units). Catches the probe reading
@@ -150,8 +90,80 @@ def test_iwae_blocks_are_sized_by_the_decoders_widest_activation():
     assert not torch.equal(default, iwae_log_likelihood(conv, images, 700, seed=2, rows=8192))
 
 
-def test_the_feature_classifier_trains_for_about_64000_images():
-    """8 epochs of mnist-mini's 8,000 images (as before), 2 of 60,000, never fewer than 2 nor more than 8."""
-    from vaelab.evaluate.classifier import default_epochs
+def iwae_reference(model: VAE, data: torch.Tensor, k: int, seed: int, rows: int) -> torch.Tensor:
+    """The estimator written out image batch by image batch with torch.distributions, drawing the same noise."""
+    generator = torch.Generator().manual_seed(seed)
+    batch = max(1, rows // k)
+    k_chunk = min(k, max(1, rows // batch))
+    out = []
+    with torch.no_grad():
+        for start in range(0, data.shape[0], batch):
+            x = data[start : start + batch].float() / 255
+            q = model.encode(x)
+            eps = torch.cat(
+                [torch.randn(min(k_chunk, k - s), *q.mean.shape, generator=generator) for s in range(0, k, k_chunk)]
+            )
+            z = q.mean + q.std * eps  # [k, B, D]
+            decoded = model.decode(z.reshape(-1, z.shape[-1])).view(k, *x.shape)
+            if model.likelihood == "bernoulli":
+                log_px = Independent(Bernoulli(logits=decoded, validate_args=False), 3).log_prob(x.expand_as(decoded))
+            else:
+                log_px = Independent(Normal(decoded, model.log_sigma.exp()), 3).log_prob(x.expand_as(decoded))
+            log_q = Independent(Normal(q.mean, q.std), 1).log_prob(z)
+            log_p = Independent(Normal(torch.zeros_like(z), torch.ones_like(z)), 1).log_prob(z)
+            out.append(torch.logsumexp((log_px + log_p - log_q).double(), 0) - math.log(k))
+    return torch.cat(out)
 
-    assert [default_epochs(n) for n in (50, 8000, 16000, 21000, 60000, 10**6)] == [8, 8, 4, 4, 2, 2]
+
+# rows < k: one image per step and the k samples in chunks of `rows` (the last one partial: 5 = 3 + 2)
+CASES = [("bernoulli", 7, 20), ("gaussian", 5, 8), ("bernoulli", 3, 8192), ("bernoulli", 5, 3), ("gaussian", 3, 1)]
+
+
+@pytest.mark.parametrize("likelihood, k, rows", CASES)
+def test_iwae_matches_the_written_out_estimator(likelihood, k, rows):
+    model, data = tiny_vae(likelihood), tiny_images(9)
+    model.train()
+    estimate = iwae_log_likelihood(model, data, k, seed=4, rows=rows)
+    assert estimate.dtype == torch.float64 and estimate.shape == (9,) and not model.training
+    torch.testing.assert_close(estimate, iwae_reference(model, data, k, 4, rows), rtol=1e-5, atol=1e-4)
+
+
+def test_iwae_defaults_and_bf16(capfd, monkeypatch):
+    monkeypatch.setenv("VAELAB_PROGRESS", "1")  # a bar would show, were it not quiet by default
+    model, data = tiny_vae(), tiny_images(4)
+    rows = BLOCK_FLOATS // decoded_width(model)  # the default block
+    default = iwae_log_likelihood(model, data, 4)
+    assert torch.equal(default, iwae_log_likelihood(model, data, 4, seed=0, rows=rows, device="cpu"))
+    assert capfd.readouterr().err == ""  # quiet unless asked
+    assert torch.equal(iwae_log_likelihood(model, data[:1]), iwae_log_likelihood(model, data[:1], 1000))  # k = 1000
+    # k above the default rows: the samples come in chunks of `rows`, drawn differently from one block of rows + 1
+    chunked = iwae_log_likelihood(model, data[:1], rows + 1)
+    assert torch.equal(chunked, iwae_log_likelihood(model, data[:1], rows + 1, rows=rows))
+    assert not torch.equal(chunked, iwae_log_likelihood(model, data[:1], rows + 1, rows=rows + 1))
+    bf16 = iwae_log_likelihood(model, data, 4, precision="bf16")
+    assert not torch.equal(bf16, default) and torch.allclose(bf16, default, atol=0.5)
+    assert torch.equal(iwae_log_likelihood(model, data, 4, precision="fp32"), default)
+
+
+def test_iwae_shows_its_progress_when_asked(capfd, monkeypatch):
+    monkeypatch.setenv("VAELAB_PROGRESS", "1")
+    iwae_log_likelihood(tiny_vae(), tiny_images(3), 2, quiet=False)
+    err = capfd.readouterr().err
+    assert "IWAE log-likelihood, k=2" in err and "3/3" in err and "img/s" in err
+
+
+@pytest.mark.parametrize("rows", [1, 3, 8])
+def test_no_decoded_block_exceeds_rows(rows, monkeypatch):
+    """`rows` bounds the latents decoded at once (samples x images); by default it is what keeps the widest
+    activation within BLOCK_FLOATS floats."""
+    from vaelab.evaluate import iwae
+
+    model, sizes = tiny_vae(latent_dim=10), []
+    decode = model.decode
+    model.decode = lambda z: sizes.append(z.shape[0]) or decode(z)
+    iwae_log_likelihood(model, tiny_images(5), k=4, rows=rows)
+    assert 0 < max(sizes) <= rows and sum(sizes) == 4 * 5
+    monkeypatch.setattr(iwae, "BLOCK_FLOATS", rows * decoded_width(model))
+    sizes.clear()
+    iwae_log_likelihood(model, tiny_images(5), k=4)
+    assert max(sizes) <= rows and sum(sizes[1:]) == 4 * 5  # the first decode is decoded_width's probe

@@ -1,10 +1,12 @@
 """What the in-process tests of the loop and the kinds share: 1 x 4 x 4 images, a small configuration of any kind,
-a trainer built from a fixed seed, seeded batches, and a progress bar that records what the loop shows."""
+a trainer built from a fixed seed, seeded batches, and a progress bar that records what the loop shows; and for the
+estimators' tests, a VAE of 1 x 3 x 2 images with its seeded images."""
 
 import torch
 
 from vaelab import kinds
 from vaelab.device import World
+from vaelab.models import VAE, VAEConfig
 
 SHAPE = (1, 4, 4)
 CPU = torch.device("cpu")
@@ -52,3 +54,14 @@ class Bar:
 
     def set_postfix(self, *args, **kwargs):
         self.postfixes.append((args, kwargs))
+
+
+def tiny_vae(likelihood: str = "bernoulli", latent_dim: int = 3) -> VAE:
+    """A seeded VAE of 1 x 3 x 2 images (one hidden layer of 8): small enough to write its estimators out by hand."""
+    torch.manual_seed(0)
+    return VAE(VAEConfig(shape=(1, 3, 2), latent_dim=latent_dim, hidden=(8,), likelihood=likelihood, sigma=0.4))
+
+
+def tiny_images(n: int, seed: int = 1) -> torch.Tensor:
+    """`n` seeded uint8 images of 1 x 3 x 2, for `tiny_vae`."""
+    return torch.randint(0, 256, (n, 1, 3, 2), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))

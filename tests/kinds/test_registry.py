@@ -2,6 +2,7 @@
 kind is one module plus one registry line), runs written by vaelab 0.1.0 still load, unknown kinds are named."""
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -329,3 +330,61 @@ def test_every_kind_with_a_kl_weight_trains_with_it(cli, digits_npz, tmp_path, k
     assert [r["beta"] for r in epochs_of(tmp_path / "warm")] == [0.5, 1.0]
     a, b = load_file(tmp_path / "warm" / "model.safetensors"), load_file(tmp_path / "beta1" / "model.safetensors")
     assert any(not torch.equal(a[k], b[k]) for k in a), "--warmup-epochs changed nothing"
+
+
+@pytest.mark.parametrize("kind,options", [("iwae", ["--k", "3"]), ("vamp", ["--pseudo-inputs", "20"]), ("cvae", [])])
+def test_new_kinds_train_resume_evaluate_and_report(cli, digits, tmp_path, kind, options):
+    out = tmp_path / kind
+    common = ["--data", digits, "--out", out, "--quiet", "--batch-size", "64", "--latent-dim", "3"]
+    result = cli("train", "--kind", kind, "--epochs", "1", *options, *common)
+    assert result.returncode == 0, result.stderr
+    assert cli("train", "--out", out, "--resume", "--epochs", "2", "--quiet").returncode == 0
+    epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()[1:]]
+    assert [e["epoch"] for e in epochs] == [1, 2] and epochs[-1]["test"]["loss"] < epochs[0]["test"]["loss"]
+    run = Run.open(out)
+    for name in run.kind.figures:
+        assert (out / f"{name}.png").is_file(), name
+    fitted = cli("fit-sampler", out, "--components", "3")
+    assert fitted.returncode == 0, fitted.stderr
+    assert cli("sample", out, "--sampler", "gmm").returncode == 0 and (out / "samples-gmm.png").is_file()
+    evaluated = cli("eval", out, "--iwae-k", "4", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    result = json.loads(evaluated.stdout)
+    assert result["kind"] == kind and math.isfinite(result["iwae"]["nll"]) and result["samplers"]["gmm"]["available"]
+    assert set(result["prior_mismatch"]) >= {"prior", "gmm"}
+    assert cli("report", out, "--no-figures").returncode == 0
+    report = (out / "report.html").read_text()
+    assert "sampler gmm" in report and "Samples decoded from the Gaussian mixture" in report
+    if kind == "iwae":
+        assert {"bound", "ess"} <= set(epochs[-1]["train"]) and 1 <= epochs[-1]["train"]["ess"] <= 3
+        assert cli("train", "--kind", "iwae", "--beta", "2", *common).returncode == 2  # no KL weight in the bound
+    if kind == "vamp":
+        assert run.model.pseudo.shape[0] == 20
+        from vaelab.explorer.session import Session, samplers
+
+        session = Session(out)  # the explorer draws from the learned prior, and from the fitted sampler
+        assert samplers(run) == ["N(0, I)", "gmm"]
+        z, _ = session.sample(4000, seed=0)
+        expected = run.model.sample_prior(4000, torch.Generator().manual_seed(0))
+        assert torch.allclose(torch.tensor(z), expected, atol=1e-5)
+        z_gmm, images = session.sample(8, seed=0, sampler="gmm")
+        assert len(z_gmm) == 8 and len(images) == 8
+    if kind == "cvae":
+        assert (out / "class_manifolds.png").is_file() and "the latent manifold of each class" in report
+        assert cli("sample", out, "--label", "3").returncode == 0 and (out / "samples-prior-class3.png").is_file()
+        assert cli("sample", out, "--label", "10").returncode == 2
+
+
+def test_meaningless_option_combinations_are_errors(cli, tmp_path):
+    for args, message in [
+        (["--model", "gan", "--beta", "4"], "beta: has no meaning with --kind gan"),
+        (["--model", "gan", "--recon", "gaussian"], "likelihood: has no meaning with --kind gan"),
+        (["--gan-loss", "hinge"], "gan_loss: has no meaning with --kind vae"),
+        (["--model", "vaegan", "--init-from", tmp_path], "init_from: has no meaning with --kind vaegan"),
+        (["--model", "vaegan", "--gan-loss", "hinge"], "equilibrium gating is defined for ns only"),
+        (["--model", "gan", "--lr", "0.01"], "use gan_lr"),
+        (["--model", "gan", "--gamma", "2"], "gamma: has no meaning with --kind gan"),
+        (["--model", "gan", "--init-from", tmp_path / "none"], "config.json: missing"),
+    ]:
+        result = cli("train", "--out", tmp_path / "never", "--quiet", "--epochs", "1", *args)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)

@@ -1,6 +1,7 @@
 """The VAE kind (Kingma & Welling 2014): its step and test terms against the same written out, its options (beta
 and the KL warm-up, binarization, bf16, compile), in one process and as rank 1 of a mirrored world."""
 
+import copy
 import json
 import math
 
@@ -14,10 +15,13 @@ from tests.helpers.runs import (
     ok,
     train,
 )
-from tests.helpers.tiny import CPU, SHAPE, make, uint8
-from vaelab import kinds
+from tests.helpers.tiny import CPU, SHAPE, batch, make, trainer_of, uint8
+from vaelab import data, kinds
 from vaelab.device import World
+from vaelab.errors import ConfigError
+from vaelab.losses import batch_sums, binarize
 from vaelab.noise import EVAL_SEED_OFFSET
+from vaelab.training.split import split_terms
 
 
 def test_the_vae_and_cvae_test_terms_of_rank_1_cover_its_shard(tmp_path, mirror, monkeypatch):
@@ -92,3 +96,103 @@ def test_the_kl_warm_up_is_logged_and_is_the_weight_the_loss_uses(cli, digits, t
         low, high = 2 * (e - 1) / 4, 2 * e / 4
         assert tr["recon"] + low * tr["kl"] - 1e-3 <= tr["loss"] <= tr["recon"] + high * tr["kl"] + 1e-3, (e, tr)
         assert tr["loss"] < tr["recon"] + high * tr["kl"] - 1e-3  # strictly below: the weight did ramp
+
+
+def test_the_vae_trainer_honours_bf16_and_compile_and_names_its_network_vae(tmp_path, monkeypatch):
+    """The names in training_state.safetensors ("vae") are what older runs resume from; bf16 autocasts the forward
+    pass (close to fp32, not equal); --compile goes through torch.compile."""
+    x = batch()
+    fp32 = trainer_of(make(tmp_path, kind="vae"))
+    bf16 = trainer_of(make(tmp_path, kind="vae", precision="bf16"))
+    assert fp32.modules == {"vae": fp32.model}
+    a, _ = fp32.forward(x, None, 0.0, torch.Generator().manual_seed(1))
+    b, _ = bf16.forward(x, None, 0.0, torch.Generator().manual_seed(1))
+    assert not torch.equal(a["recon"], b["recon"])
+    torch.testing.assert_close(a["recon"], b["recon"], rtol=0.02, atol=0.5)
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: compiled.append(module) or module)
+    trainer = trainer_of(make(tmp_path, kind="vae", compile=True))
+    assert compiled == [trainer.model]
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (34, *SHAPE), dtype=torch.uint8, generator=g)
+    labels = torch.arange(34) % 2
+    return data.Dataset(
+        name="tiny",
+        train=data.Split(images[:24], labels[:24]),
+        test=data.Split(images[24:], labels[24:]),
+        classes=["a", "b"],
+        source="made in the test",
+    )
+
+
+def test_the_vae_step_is_the_negative_elbo_written_out(tmp_path, dataset):
+    config = make(tmp_path, epochs=2, beta=0.5, warmup_epochs=2.0, lr=0.01, grad_clip=0.05)
+    trainer = kinds.get("vae").trainer(config, SHAPE, torch.device("cpu"), World())
+    twin = copy.deepcopy(trainer.model)
+    x = dataset.train.images[:8].float() / 255
+    terms, loss = trainer.forward(x, None, 0.5, torch.Generator().manual_seed(1))
+    out = twin(x, torch.Generator().manual_seed(1))
+    sums = batch_sums("bernoulli", out.output, x, out.posterior, twin.log_sigma)
+    expected_loss = sums["recon"] + 0.125 * sums["kl"]  # beta 0.5 a quarter of the way through its warm-up
+    assert set(terms) == {"loss", "recon", "kl"}
+    torch.testing.assert_close(terms["loss"], expected_loss)
+    torch.testing.assert_close(terms["recon"], sums["recon"])
+    torch.testing.assert_close(loss, expected_loss / 8)
+    assert trainer.update(loss) == {}
+    optimizer = torch.optim.Adam(twin.parameters(), lr=0.01)
+    (expected_loss / 8).backward()
+    torch.nn.utils.clip_grad_norm_(twin.parameters(), 0.05)
+    optimizer.step()
+    for a, b in zip(trainer.model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b)
+    assert trainer.record(1) == {"beta": 0.25, "lr": 0.01}
+    trainer.set_lr(make(tmp_path, epochs=2, lr=0.003))
+    assert trainer.optimizers["adam"].param_groups[0]["lr"] == 0.003 and trainer.extra_weights() == {}
+
+
+def test_the_vae_step_binarizes_with_the_noise_generator(tmp_path, dataset):
+    config = make(tmp_path, epochs=2, binarize=True)
+    trainer = kinds.get("vae").trainer(config, SHAPE, torch.device("cpu"), World())
+    twin = copy.deepcopy(trainer.model)
+    x = dataset.train.images[:8].float() / 255
+    terms, _ = trainer.forward(x, None, 0.0, torch.Generator().manual_seed(2))
+    noise = torch.Generator().manual_seed(2)
+    xb = binarize(x, noise)
+    out = twin(xb, noise)
+    torch.testing.assert_close(
+        terms["recon"], batch_sums("bernoulli", out.output, xb, out.posterior, twin.log_sigma)["recon"]
+    )
+
+
+def test_the_gaussian_vae_logs_its_squared_error_and_checks_its_options(tmp_path, dataset):
+    trainer = kinds.get("vae").trainer(
+        make(tmp_path, epochs=2, likelihood="gaussian", sigma=0.5, learn_sigma=True),
+        SHAPE,
+        torch.device("cpu"),
+        World(),
+    )
+    assert (
+        trainer.model.likelihood == "gaussian"
+        and trainer.model.config.sigma == 0.5
+        and trainer.model.config.learn_sigma
+    )
+    terms, _ = trainer.forward(dataset.train.images[:4].float() / 255, None, 0.0, torch.Generator().manual_seed(0))
+    assert set(terms) == {"loss", "recon", "kl", "sq_error"}
+    with pytest.raises(ConfigError, match="^binarize: only makes sense with likelihood = bernoulli$"):
+        make(tmp_path, epochs=2, likelihood="gaussian", binarize=True)
+    with pytest.raises(ConfigError, match="^learn_sigma: only makes sense with likelihood = gaussian$"):
+        make(tmp_path, epochs=2, learn_sigma=True)
+
+
+def test_the_vae_test_terms_use_the_seeded_eval_noise(tmp_path, dataset):
+    config = make(tmp_path, epochs=2, beta=3.0, warmup_epochs=2.0, binarize=True, seed=5, eval_batch_size=3)
+    trainer = kinds.get("vae").trainer(config, SHAPE, torch.device("cpu"), World())
+    got = trainer.test_terms(dataset.test.images, None, 1)
+    expected = split_terms(
+        trainer.model, dataset.test.images, beta=1.5, binarize=True, seed=5 + EVAL_SEED_OFFSET, batch_size=3
+    )
+    assert got == expected

@@ -21,9 +21,8 @@ from tests.helpers.runs import (
     tensors,
     train,
 )
-from tests.helpers.tiny import CPU, SHAPE, batch, trainer_of
+from tests.helpers.tiny import batch, trainer_of
 from vaelab import data
-from vaelab.device import World
 from vaelab.losses import bernoulli_log_likelihood, kl_weight
 from vaelab.noise import EVAL_SEED_OFFSET
 
@@ -151,56 +150,6 @@ def test_the_vaegan_test_terms_are_seeded_means_of_its_logged_terms(tmp_path):
     assert got == pytest.approx({name: value / 10 for name, value in totals.items()}, rel=1e-5)
 
 
-def test_a_gan_takes_a_new_learning_rate_in_both_optimizers(tmp_path):
-    trainer = trainer_of(make(tmp_path, kind="gan", gan_lr=0.01))
-    trainer.set_lr(make(tmp_path, kind="gan", gan_lr=0.003))
-    assert trainer.modules == {"generator": trainer.model, "discriminator": trainer.disc}  # the checkpoint's names
-    assert set(trainer.optimizers) == {"generator", "discriminator"}
-    assert [o.param_groups[0]["lr"] for o in trainer.optimizers.values()] == [0.003, 0.003]
-
-
-def test_a_gan_started_from_a_vae_run_takes_its_architecture_and_its_decoder(tmp_path):
-    from vaelab.checkpoint import save_weights
-    from vaelab.errors import ConfigError, RunError
-    from vaelab.kinds.gan import GANTrainer, generator_networks
-    from vaelab.models import VAE, VAEConfig
-    from vaelab.rundir import RunDir
-
-    source = VAEConfig(shape=SHAPE, latent_dim=3, hidden=(7,))
-    torch.manual_seed(1)
-    vae = VAE(source)
-    run = RunDir(tmp_path / "vae")
-    run.path.mkdir()
-    run.write_config({"model": source.to_dict()})
-    save_weights(run.model_path, {"": vae})
-    config = make(tmp_path, kind="gan", init_from=str(run.path))  # its own options say hidden 8,6 and latent 2
-    trainer = GANTrainer(config, SHAPE, CPU, World())
-    assert trainer.model.config == source and trainer.disc.layers[1].out_features == 7
-    decoder = trainer.model.decoder.state_dict()
-    assert decoder.keys() == vae.decoder.state_dict().keys()
-    assert all(torch.equal(decoder[k], v) for k, v in vae.decoder.state_dict().items())
-    with pytest.raises(ConfigError) as caught:
-        generator_networks(config, (1, 5, 5))
-    assert str(caught.value) == f"init_from: {run.path} was trained on images [1, 4, 4], this data is [1, 5, 5]"
-    run.write_config({"model": {**source.to_dict(), "likelihood": "gaussian"}})
-    with pytest.raises(ConfigError) as caught:
-        generator_networks(config, SHAPE)
-    assert str(caught.value) == "init_from: only a Bernoulli VAE's decoder (logits) can start a GAN generator"
-    for model in ({"shape": [1, 4, 4], "latent_dim": 3, "bogus": 1}, None):
-        run.write_config({"model": model} if model else {"kind": "vae"})
-        with pytest.raises(RunError, match=rf"^{run.path}/config.json: the model section is invalid \("):
-            generator_networks(config, SHAPE)
-    assert generator_networks(make(tmp_path, kind="gan"), SHAPE).hidden == (8, 6)  # no --init-from: the options'
-    run.write_config({"model": source.to_dict()})
-    save_weights(run.model_path, {"": VAE(VAEConfig(shape=SHAPE, latent_dim=3, hidden=(5,)))})  # not its config's
-    with pytest.raises(RunError) as caught:
-        GANTrainer(config, SHAPE, CPU, World())
-    assert str(caught.value) == (
-        f"{run.model_path}: weights do not fit the configured model (0.weight: the file holds "
-        "[5, 3], the model needs [7, 3])"
-    )
-
-
 @pytest.fixture(scope="module")
 def digits(digits_npz):
     return digits_npz(256, 64)
@@ -275,3 +224,15 @@ def test_vaegan_pixel_weight_gamma_and_disc_layer_change_training_and_bad_values
     ]:
         assert message in one_line_error(train(cli, digits, tmp_path / "never", "vaegan", *net, *args)), args
         assert not (tmp_path / "never").exists(), args
+
+
+@pytest.mark.parametrize("bce, d_updated, dec_adv", [(0.2, 0.0, 1.0), (0.68, 1.0, 1.0), (1.5, 1.0, 0.0)])
+def test_the_vaegan_gates_its_updates_on_the_discriminator_s_bce(tmp_path, bce, d_updated, dec_adv):
+    trainer = trainer_of(tiny.make(tmp_path, kind="vaegan"))
+    disc = copy.deepcopy(trainer.disc)
+    _, losses = trainer.forward(batch(4), None, 0.0, torch.Generator().manual_seed(0))
+    losses["bce"] = torch.tensor([bce, bce])
+    flags = trainer.update(losses)
+    assert flags == {"d_updated": torch.tensor(d_updated), "dec_adv_updated": torch.tensor(dec_adv)}
+    moved = any(not torch.equal(a, b) for a, b in zip(trainer.disc.parameters(), disc.parameters()))
+    assert moved == bool(d_updated)

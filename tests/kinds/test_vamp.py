@@ -4,101 +4,17 @@ Monte-Carlo KL at the reconstruction's z, the warm-up, binarization and learned 
 run of scripts/mutate.py (docs/mutation.md)."""
 
 import copy
+import math
 
 import pytest
 import torch
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
-from tests.helpers.tiny import CPU, SHAPE, batch, make, trainer_of, uint8
+from tests.helpers.tiny import SHAPE, batch, make, trainer_of
 from vaelab import data
-from vaelab.device import World
-from vaelab.kinds.iwae import iwae_terms, split_bound
-from vaelab.kinds.vamp import VampConfig, VampVAE, build, mixture_log_prob
+from vaelab.kinds.vamp import VampConfig, VampVAE, build, mixture_log_prob, monte_carlo_kl
 from vaelab.losses import bernoulli_log_likelihood, binarize, gaussian_log_likelihood
-from vaelab.models import VAE, DiagonalGaussian, VAEConfig
-from vaelab.noise import EVAL_SEED_OFFSET
-from vaelab.training.split import split_terms
-
-# --- IWAE ---------------------------------------------------------------------------------------------------
-
-
-def test_the_iwae_terms_use_the_model_s_learned_sigma(tmp_path):
-    model = trainer_of(make(tmp_path, kind="iwae", likelihood="gaussian", learn_sigma=True)).model
-    with torch.no_grad():
-        model.log_sigma.fill_(-0.3)
-    x = batch(3)
-    terms = iwae_terms(model, x, 4, torch.Generator().manual_seed(2))
-    q = model.encode(x)
-    z = q.mean + q.std * torch.randn(4, 3, 2, generator=torch.Generator().manual_seed(2))
-    log_px = gaussian_log_likelihood(model.decode(z.reshape(-1, 2)).view(4, *x.shape), x, torch.tensor(-0.3))
-    torch.testing.assert_close(terms["recon"], -log_px.mean(0))
-
-
-def test_the_k_draws_are_in_the_posterior_s_dtype():
-    from vaelab.kinds.iwae import _sample_k
-
-    q = DiagonalGaussian(torch.randn(3, 2, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64))
-    z = _sample_k(q, 4, torch.Generator().manual_seed(1))
-    eps = torch.randn(4, 3, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    assert z.dtype == torch.float64 and torch.equal(z, q.mean + q.std * eps)
-
-
-@pytest.mark.parametrize("batch_size, rows", [(11, 2), (3, 1)])
-def test_split_bound_is_the_seeded_bound_in_batches_of_the_eval_batch_over_k(tmp_path, batch_size, rows):
-    """batch_size // k images per batch (at least one), binarized and drawn with one generator seeded `seed`."""
-    model = trainer_of(make(tmp_path, kind="iwae", latent_dim=4)).model
-    images = uint8(7, seed=1)
-    got = split_bound(model, images, 5, binarize_images=True, seed=3, batch_size=batch_size, device=CPU, world=World())
-    generator, sums = torch.Generator().manual_seed(3), {"bound": 0.0, "ess": 0.0}
-    with torch.no_grad():
-        for start in range(0, 7, rows):
-            x = binarize(data.to_float(images[start : start + rows]), generator)
-            terms = iwae_terms(model, x, 5, generator)
-            for name in sums:
-                sums[name] += float(terms[name].double().sum())
-    assert got == pytest.approx({name: value / 7 for name, value in sums.items()}, rel=1e-6)
-
-
-def test_the_iwae_test_terms_are_the_seeded_elbo_and_bound_of_the_split(tmp_path):
-    config = make(tmp_path, kind="iwae", k=3, latent_dim=5, binarize=True, seed=6, eval_batch_size=4)
-    trainer = trainer_of(config)
-    images = uint8(10, seed=2)
-    got = trainer.test_terms(images, None, 1)
-    seed = 6 + EVAL_SEED_OFFSET
-    terms = split_terms(trainer.model, images, binarize=True, seed=seed, batch_size=4)
-    bound = split_bound(
-        trainer.model, images, 3, binarize_images=True, seed=seed, batch_size=4, device=CPU, world=World()
-    )
-    assert got == {"loss": -bound["bound"], "recon": terms["recon"], "kl": terms["kl"], **bound}
-
-
-def test_the_iwae_step_binarizes_with_the_noise_generator(tmp_path):
-    trainer = trainer_of(make(tmp_path, kind="iwae", k=3, binarize=True))
-    twin, x = copy.deepcopy(trainer.model), batch(4)
-    terms, _ = trainer.forward(x, None, 0.0, torch.Generator().manual_seed(5))
-    noise = torch.Generator().manual_seed(5)
-    expected = iwae_terms(twin, binarize(x, noise), 3, noise)
-    torch.testing.assert_close(terms["bound"], expected["bound"].sum())
-    torch.testing.assert_close(terms["recon"], expected["recon"].sum())
-
-
-def test_the_iwae_step_in_bf16_encodes_under_autocast_and_scores_in_fp32(tmp_path):
-    x = batch(4)
-    fp32 = trainer_of(make(tmp_path, kind="iwae", k=3))
-    bf16 = trainer_of(make(tmp_path, kind="iwae", k=3, precision="bf16"))
-    twin = copy.deepcopy(bf16.model)
-    a, _ = fp32.forward(x, None, 0.0, torch.Generator().manual_seed(5))
-    b, _ = bf16.forward(x, None, 0.0, torch.Generator().manual_seed(5))
-    assert not torch.equal(a["bound"], b["bound"])  # bf16 is on
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        q = twin.encode(x)
-    expected = iwae_terms(
-        twin, x, 3, torch.Generator().manual_seed(5), DiagonalGaussian(q.mean.float(), q.logvar.float())
-    )
-    torch.testing.assert_close(b["bound"], expected["bound"].sum())
-    assert b["bound"].dtype == torch.float32
-
-
-# --- VampPrior ------------------------------------------------------------------------------------------------
+from vaelab.models import VAE, DiagonalGaussian, VAEConfig, standard_normal_log_prob
 
 
 def test_the_pseudo_inputs_start_as_faint_noise_and_stay_in_the_unit_interval():
@@ -187,3 +103,55 @@ def test_the_vamp_step_with_its_options_written_out(tmp_path, case):
         torch.testing.assert_close(a, b)
     expected_beta = {"beta": 0.5, "warm-up": 0.25}.get(case, 1.0)  # the record's: at the end of epoch 1
     assert trainer.record(1) == {"beta": expected_beta, "lr": 0.01, "pseudo_inputs": 3}
+
+
+def test_the_vamp_prior_is_the_mixture_of_its_components():
+    torch.manual_seed(0)
+    means, logvars, z = torch.randn(5, 3), torch.randn(5, 3), torch.randn(2, 4, 3)
+    mixture = MixtureSameFamily(
+        Categorical(logits=torch.zeros(5)), Independent(Normal(means, (0.5 * logvars).exp()), 1)
+    )
+    torch.testing.assert_close(mixture_log_prob(z, means, logvars), mixture.log_prob(z))
+    q = DiagonalGaussian(torch.randn(4, 3), torch.randn(4, 3))
+    prior = lambda v: mixture.log_prob(v)
+    mean, se = monte_carlo_kl(q, prior, 50, torch.Generator().manual_seed(1))
+    eps = torch.randn(50, 4, 3, generator=torch.Generator().manual_seed(1))
+    values = q.log_prob(q.mean + q.std * eps) - prior(q.mean + q.std * eps)
+    torch.testing.assert_close(mean, values.mean(0))
+    torch.testing.assert_close(se, values.std(0) / math.sqrt(50))
+
+
+DIGIT_SHAPE = (1, 28, 28)
+
+
+def test_monte_carlo_kl_against_a_standard_normal_prior_matches_the_closed_form():
+    g = torch.Generator().manual_seed(0)
+    posterior = DiagonalGaussian(torch.randn(16, 5, generator=g), torch.randn(16, 5, generator=g) * 0.5)
+    estimate, se = monte_carlo_kl(posterior, standard_normal_log_prob, 4000, torch.Generator().manual_seed(1))
+    z_scores = (estimate - posterior.kl()) / se
+    assert z_scores.abs().max() < 4.5 and z_scores.abs().mean() < 1.5, z_scores
+
+
+def test_the_mixture_log_density_matches_torch_distributions():
+    g = torch.Generator().manual_seed(0)
+    means, logvars = torch.randn(7, 3, generator=g), torch.randn(7, 3, generator=g) * 0.3
+    z = torch.randn(4, 5, 3, generator=g)
+    reference = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(logits=torch.zeros(7)),
+        torch.distributions.Independent(torch.distributions.Normal(means, torch.exp(0.5 * logvars)), 1),
+    ).log_prob(z)
+    assert torch.allclose(mixture_log_prob(z, means, logvars), reference, atol=1e-4)
+
+
+def test_the_vamp_prior_is_the_mixture_of_its_pseudo_inputs_posteriors_and_sampling_follows_it():
+    torch.manual_seed(0)
+    model = VampVAE(VampConfig(DIGIT_SHAPE, latent_dim=2, hidden=(32,), pseudo_inputs=1)).eval()
+    with torch.no_grad():
+        component = model.prior_components()
+        z = model.sample_prior(20000, torch.Generator().manual_seed(0))
+        assert torch.allclose(z.mean(0), component.mean[0], atol=0.05 * float(component.std.max()) + 0.02)
+        assert torch.allclose(z.std(0), component.std[0], rtol=0.05)
+        assert torch.allclose(model.log_prior(z[:10]), component.log_prob(z[:10]), atol=1e-4)
+        # the KL of its posterior is the Monte-Carlo one, at the z the reconstruction used
+        out = model(data.to_float(data.load("mnist-mini").test.images[:4]), torch.Generator().manual_seed(1))
+        assert torch.allclose(out.posterior.kl(), out.posterior.log_prob(out.z) - model.log_prior(out.z))

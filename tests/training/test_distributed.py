@@ -9,6 +9,7 @@ would cost too much. The end-to-end tests run 2 processes on the CPU with gloo, 
 
 import copy
 import json
+import math
 import subprocess
 import sys
 import time
@@ -272,3 +273,26 @@ def test_the_noise_states_of_the_other_ranks_are_gathered_by_rank(monkeypatch):
     assert list(gathered) == ["noise1", "noise2"]
     assert torch.equal(gathered["noise1"], states[1]) and torch.equal(gathered["noise2"], states[2])
     assert loop._other_noise_states(torch.Generator(), World()) == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["iwae", "vamp", "cvae"])
+def test_new_kinds_train_on_two_processes(digits_npz, tmp_path, kind):
+    out = tmp_path / kind
+    result = torchrun(
+        "train",
+        "--kind",
+        kind,
+        "--out",
+        out,
+        "--data",
+        digits_npz(600, 100),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--quiet",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]  # includes the check that all processes hold the same weights
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()[1:]]
+    assert [e["epoch"] for e in lines] == [1, 2] and math.isfinite(lines[-1]["test"]["loss"])

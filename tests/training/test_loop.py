@@ -17,7 +17,7 @@ from vaelab import data, kinds
 from vaelab.checkpoint import read_safetensors, read_state_info
 from vaelab.device import World
 from vaelab.errors import ConfigError, DivergenceError, RunError
-from vaelab.losses import batch_sums, binarize, kl_weight
+from vaelab.losses import kl_weight
 from vaelab.models import VAE, VAEConfig
 from vaelab.noise import EVAL_SEED_OFFSET
 from vaelab.rundir import RunDir
@@ -299,72 +299,6 @@ def test_threads_option_sets_torch_threads(tmp_path, dataset, monkeypatch):
     train(make(tmp_path, epochs=1, threads=1), dataset)
     train(make(tmp_path / "b", epochs=1), dataset)
     assert asked == [1]
-
-
-def test_the_vae_step_is_the_negative_elbo_written_out(tmp_path, dataset):
-    config = make(tmp_path, beta=0.5, warmup_epochs=2.0, lr=0.01, grad_clip=0.05)
-    trainer = kinds.get("vae").trainer(config, SHAPE, torch.device("cpu"), World())
-    twin = copy.deepcopy(trainer.model)
-    x = dataset.train.images[:8].float() / 255
-    terms, loss = trainer.forward(x, None, 0.5, torch.Generator().manual_seed(1))
-    out = twin(x, torch.Generator().manual_seed(1))
-    sums = batch_sums("bernoulli", out.output, x, out.posterior, twin.log_sigma)
-    expected_loss = sums["recon"] + 0.125 * sums["kl"]  # beta 0.5 a quarter of the way through its warm-up
-    assert set(terms) == {"loss", "recon", "kl"}
-    torch.testing.assert_close(terms["loss"], expected_loss)
-    torch.testing.assert_close(terms["recon"], sums["recon"])
-    torch.testing.assert_close(loss, expected_loss / 8)
-    assert trainer.update(loss) == {}
-    optimizer = torch.optim.Adam(twin.parameters(), lr=0.01)
-    (expected_loss / 8).backward()
-    torch.nn.utils.clip_grad_norm_(twin.parameters(), 0.05)
-    optimizer.step()
-    for a, b in zip(trainer.model.parameters(), twin.parameters()):
-        torch.testing.assert_close(a, b)
-    assert trainer.record(1) == {"beta": 0.25, "lr": 0.01}
-    trainer.set_lr(make(tmp_path, lr=0.003))
-    assert trainer.optimizers["adam"].param_groups[0]["lr"] == 0.003 and trainer.extra_weights() == {}
-
-
-def test_the_vae_step_binarizes_with_the_noise_generator(tmp_path, dataset):
-    config = make(tmp_path, binarize=True)
-    trainer = kinds.get("vae").trainer(config, SHAPE, torch.device("cpu"), World())
-    twin = copy.deepcopy(trainer.model)
-    x = dataset.train.images[:8].float() / 255
-    terms, _ = trainer.forward(x, None, 0.0, torch.Generator().manual_seed(2))
-    noise = torch.Generator().manual_seed(2)
-    xb = binarize(x, noise)
-    out = twin(xb, noise)
-    torch.testing.assert_close(
-        terms["recon"], batch_sums("bernoulli", out.output, xb, out.posterior, twin.log_sigma)["recon"]
-    )
-
-
-def test_the_gaussian_vae_logs_its_squared_error_and_checks_its_options(tmp_path, dataset):
-    trainer = kinds.get("vae").trainer(
-        make(tmp_path, likelihood="gaussian", sigma=0.5, learn_sigma=True), SHAPE, torch.device("cpu"), World()
-    )
-    assert (
-        trainer.model.likelihood == "gaussian"
-        and trainer.model.config.sigma == 0.5
-        and trainer.model.config.learn_sigma
-    )
-    terms, _ = trainer.forward(dataset.train.images[:4].float() / 255, None, 0.0, torch.Generator().manual_seed(0))
-    assert set(terms) == {"loss", "recon", "kl", "sq_error"}
-    with pytest.raises(ConfigError, match="^binarize: only makes sense with likelihood = bernoulli$"):
-        make(tmp_path, likelihood="gaussian", binarize=True)
-    with pytest.raises(ConfigError, match="^learn_sigma: only makes sense with likelihood = gaussian$"):
-        make(tmp_path, learn_sigma=True)
-
-
-def test_the_vae_test_terms_use_the_seeded_eval_noise(tmp_path, dataset):
-    config = make(tmp_path, beta=3.0, warmup_epochs=2.0, binarize=True, seed=5, eval_batch_size=3)
-    trainer = kinds.get("vae").trainer(config, SHAPE, torch.device("cpu"), World())
-    got = trainer.test_terms(dataset.test.images, None, 1)
-    expected = split_terms(
-        trainer.model, dataset.test.images, beta=1.5, binarize=True, seed=5 + EVAL_SEED_OFFSET, batch_size=3
-    )
-    assert got == expected
 
 
 def test_the_progress_bar_shows_each_epoch_and_its_train_and_test_loss(tmp_path, dataset, capfd, monkeypatch):
