@@ -78,3 +78,33 @@ def no_figures(monkeypatch):
     """Skip what follows training (figures, report: about 0.9 s of a 1 s run; tested in their own files), so that
     runs of tiny networks take a second. Training, checkpoints, metrics and the epoch sample grids still run."""
     monkeypatch.setattr("vaelab.pipeline.finish_run", lambda *args, **kwargs: None)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(digits_npz, tmp_path_factory):
+    """A run of 64 digits, one epoch of an MLP with a hidden layer of 8: copy it before editing its files."""
+    from vaelab.cli import main
+
+    out = tmp_path_factory.mktemp("fuzzrun") / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(digits_npz(64, 16)),
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--quiet",
+                "--latent-dim",
+                "2",
+                "--hidden",
+                "8",
+                "--batch-size",
+                "32",
+            ]
+        )
+        == 0
+    )
+    return out

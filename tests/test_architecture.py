@@ -3,6 +3,8 @@ code outside a kind's own module that asks for a kind by name."""
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,17 @@ def test_no_code_outside_the_kinds_asks_for_a_kind_by_name(kind):
         if pattern.search(line)
     ]
     assert not offenders, offenders
+
+
+def test_subpackages_are_reachable_after_import_vaelab_without_importing_torch_up_front():
+    code = (
+        "import sys, vaelab; assert 'torch' not in sys.modules; "
+        "d = vaelab.data.load('mnist-mini'); print(len(d.train), vaelab.kinds.names(), vaelab.models.VAE.__name__, "
+        "vaelab.evaluate.evaluate_run.__name__)"
+    )
+    src = str(SRC)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": src}, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == "8000" and "'vae'" in done.stdout and "VAE evaluate_run" in done.stdout

@@ -1,13 +1,22 @@
-"""checkpoint and rundir, function by function: the exact files written, every one-line error, and the
-training state's round trip. Written to kill the mutants scripts/mutate.py found alive (docs/mutation.md)."""
+"""Checkpoints (vaelab.checkpoint), function by function: atomic writes, safetensors weights and the training
+state's round trip, the exact files written and every one-line error; and, end to end, a training process killed
+at random moments resumes to the weights of an uninterrupted run."""
 
 import json
 import os
+import random
+import shutil
+import signal
 import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from PIL import Image
+from safetensors.torch import load_file, save_file
 
 from vaelab import checkpoint
 from vaelab.checkpoint import (
@@ -27,7 +36,6 @@ from vaelab.checkpoint import (
     write_json,
 )
 from vaelab.errors import RunError
-from vaelab.rundir import RunDir
 
 
 def net(seed: int = 0) -> torch.nn.Module:
@@ -87,6 +95,19 @@ def test_atomic_write_into_a_missing_folder_is_one_line(tmp_path):
     assert str(caught.value) == (
         f"cannot write {target} (No such file or directory); check that {target.parent} is a writable folder"
     )
+
+
+def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("old")
+
+    def fail(temp):
+        open(temp, "w").write("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, fail)
+    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
 
 
 def test_remove_orphans_deletes_only_temporaries_in_every_subfolder(tmp_path):
@@ -301,103 +322,6 @@ def test_damaged_training_states_are_one_line_errors(tmp_path):
         load_training_state(path, {"vae": net()}, {"other": opt})
 
 
-def test_run_dir_paths(tmp_path):
-    run = RunDir(tmp_path)
-    assert repr(run) == f"RunDir({str(tmp_path)!r})"
-    assert run.config_path == tmp_path / "config.json" and run.model_path == tmp_path / "model.safetensors"
-    assert run.state_path == tmp_path / "training_state.safetensors" and run.metrics_path == tmp_path / "metrics.jsonl"
-    assert run.eval_path == tmp_path / "eval.json" and run.report_path == tmp_path / "report.html"
-    assert run.weights_path("discriminator") == tmp_path / "discriminator.safetensors"
-    assert run.figure_path("samples") == tmp_path / "samples.png"
-    assert run.epoch_samples_path(7) == tmp_path / "samples" / "epoch_007.png"
-    assert not run.has_state()
-    run.state_path.write_bytes(b"")
-    assert run.has_state()
-
-
-@pytest.mark.parametrize(
-    "meta", [[], {"train": {}}, {"model": {}}, {"model": [], "train": {}}, {"model": {}, "train": 1}]
-)
-def test_read_config_needs_model_and_train_tables(tmp_path, meta):
-    run = RunDir(tmp_path)
-    run.write_config(meta)
-    with pytest.raises(RunError) as caught:
-        run.read_config()
-    assert str(caught.value) == f"{run.config_path}: not a vaelab run configuration (needs 'model' and 'train' tables)"
-
-
-def test_config_round_trip(tmp_path):
-    run = RunDir(tmp_path)
-    run.write_config({"model": {"a": 1}, "train": {}, "kind": "vae"})
-    assert run.read_config() == {"model": {"a": 1}, "train": {}, "kind": "vae"}
-
-
-def epoch(n: int) -> dict:
-    return {"epoch": n, "train": {"loss": 1.0 / n}, "test": {"loss": 2.0 / n}}
-
-
-def test_metrics_lines_are_appended_and_later_epochs_dropped_on_resume(tmp_path):
-    run = RunDir(tmp_path)
-    run.start_metrics({"config": {"kind": "vae"}})
-    assert run.metrics_path.read_text() == '{"config": {"kind": "vae"}}\n'
-    assert run.read_metrics() == ({"config": {"kind": "vae"}}, [])
-    for n in (1, 2, 3):
-        run.append_metrics(epoch(n))
-    assert run.metrics_path.read_text().count("\n") == 4
-    header, epochs = run.read_metrics()
-    assert header == {"config": {"kind": "vae"}} and epochs == [epoch(1), epoch(2), epoch(3)]
-    run.append_metrics(epoch(3), after_epoch=2)  # resumed from the checkpoint of epoch 2
-    assert run.read_metrics()[1] == [epoch(1), epoch(2), epoch(3)]
-    run.append_metrics(epoch(1), after_epoch=0)
-    assert run.read_metrics()[1] == [epoch(1)]
-    assert [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]
-
-
-@pytest.mark.parametrize(
-    "lines, message",
-    [
-        (['{"config": {}}', "{"], "a line is not valid JSON (Expecting property name"),
-        ([], "has no header line"),
-        (["[1]"], "has no header line"),
-        (['{"epoch": 1}'], "has no header line"),
-        (
-            ['{"config": {}}', json.dumps(epoch(1)), json.dumps({**epoch(2), "epoch": "2"})],
-            "line 3 is not an epoch record (epoch, train and test terms); delete the damaged lines",
-        ),
-        (['{"config": {}}', json.dumps({**epoch(1), "train": []})], "line 2 is not an epoch record"),
-        (['{"config": {}}', json.dumps({**epoch(1), "test": None})], "line 2 is not an epoch record"),
-        (['{"config": {}}', "[]"], "line 2 is not an epoch record"),
-    ],
-)
-def test_damaged_metrics_name_the_line(tmp_path, lines, message):
-    run = RunDir(tmp_path)
-    run.metrics_path.write_text("\n".join(lines) + "\n\n")
-    with pytest.raises(RunError) as caught:
-        run.read_metrics()
-    assert str(caught.value).startswith(f"{run.metrics_path}: {message}")
-
-
-def test_blank_metrics_lines_are_skipped(tmp_path):
-    run = RunDir(tmp_path)
-    run.metrics_path.write_text('{"config": {}}\n   \n' + json.dumps(epoch(1)) + "\n")
-    assert run.read_metrics() == ({"config": {}}, [epoch(1)])
-
-
-def test_eval_and_report_files(tmp_path):
-    run = RunDir(tmp_path)
-    assert run.read_eval() is None
-    run.write_eval({"samples": {"fid": 1.5}})
-    assert run.read_eval() == {"samples": {"fid": 1.5}}
-    assert run.eval_path.read_text().endswith("\n")
-    for bad in ([], {"samples": 1}):
-        run.write_eval(bad)
-        with pytest.raises(RunError) as caught:
-            run.read_eval()
-        assert str(caught.value) == f"{run.eval_path}: not a vaelab evaluation; run `vaelab eval {tmp_path}` again"
-    assert run.write_report("<html>") == tmp_path / "report.html"
-    assert run.report_path.read_text() == "<html>"
-
-
 def test_a_training_state_that_does_not_fit_the_model_names_its_file(tmp_path):
     model, opt = trained_state()
     path = tmp_path / "state.safetensors"
@@ -451,3 +375,118 @@ def test_a_restore_error_without_a_message_still_names_its_kind(tmp_path, monkey
     with pytest.raises(RunError) as caught:
         load_training_state(path, {"vae": model}, {"adam": opt})
     assert str(caught.value) == f"{path}: damaged training state (ValueError: ); train again without --resume"
+
+
+# --- end to end: a training subprocess killed with SIGKILL at random (seeded) moments, then resumed, ends with the
+# weights of an uninterrupted run, no orphaned temporary file, and every file of its run readable ------------------
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+EPOCHS = 8
+
+
+def command(digits: Path, out: Path, resume: bool) -> list[str]:
+    args = [
+        sys.executable,
+        "-m",
+        "vaelab",
+        "train",
+        "--data",
+        str(digits),
+        "--out",
+        str(out),
+        "--epochs",
+        str(EPOCHS),
+        "--quiet",
+        "--batch-size",
+        "32",
+        "--hidden",
+        "32",
+        "--latent-dim",
+        "2",
+        "--threads",
+        "1",
+        "--seed",
+        "3",
+    ]
+    return args + (["--resume"] if resume else [])
+
+
+def run(args: list[str], kill_after: float | None = None, watch: Path | None = None) -> tuple[int, float, float]:
+    """(exit code, seconds until `watch` appeared, seconds in all); SIGKILL after `kill_after` seconds."""
+    env = {**os.environ, "PYTHONPATH": SRC}
+    started, appeared = time.monotonic(), None
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    while process.poll() is None:
+        now = time.monotonic() - started
+        if watch is not None and appeared is None and watch.exists():
+            appeared = now
+        if kill_after is not None and now >= kill_after:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    process.wait(timeout=300)
+    return process.returncode, appeared or 0.0, time.monotonic() - started
+
+
+def check_readable(out: Path) -> None:
+    from vaelab.rundir import RunDir
+
+    header, epochs = RunDir(out).read_metrics()
+    assert [e["epoch"] for e in epochs] == list(range(1, EPOCHS + 1))
+    for path in out.rglob("*"):
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".safetensors":
+            load_file(path)
+        elif path.suffix == ".png":
+            Image.open(path).load()
+
+
+def kill_and_resume(digits: Path, reference: dict, window: tuple[float, float], out: Path, rng: random.Random) -> int:
+    """Kill training at random moments of `window` (from the start of training to the end of the run, as the
+    uninterrupted run took them) until a run completes; returns how many kills it took."""
+    kills, (lo, hi) = 0, window
+    for _ in range(20):
+        resume = (out / "training_state.safetensors").exists()
+        code, _, _ = run(command(digits, out, resume), kill_after=rng.uniform(lo, hi) if kills < 3 else None)
+        if code == 0 and kills == 0:  # finished before its kill (the machine got faster): start over, kill sooner
+            shutil.rmtree(out)
+            hi = lo + 0.6 * (hi - lo)
+            continue
+        if code == 0:
+            break
+        assert code == -signal.SIGKILL, code
+        kills += 1
+    assert code == 0 and kills > 0
+    weights = load_file(out / "model.safetensors")
+    assert weights.keys() == reference.keys() and all(torch.equal(weights[k], reference[k]) for k in weights)
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")], "orphaned temporary files"
+    check_readable(out)
+    return kills
+
+
+@pytest.fixture(scope="module")
+def reference(digits_npz, tmp_path_factory):
+    digits = digits_npz(256, 64)
+    out = tmp_path_factory.mktemp("faults") / "uninterrupted"
+    code, training_starts, ends = run(command(digits, out, False), watch=out / "config.json")
+    assert code == 0
+    return digits, load_file(out / "model.safetensors"), (training_starts, ends)
+
+
+def trials(reference, tmp_path, seeds) -> None:
+    digits, weights, window = reference
+    kills = [kill_and_resume(digits, weights, window, tmp_path / f"trial{seed}", random.Random(seed)) for seed in seeds]
+    print(f"fault injection: {len(seeds)} trials, {sum(kills)} kills, every resume identical, no orphan")
+    assert sum(kills) >= len(seeds)  # the kills did land
+
+
+def test_killed_runs_resume_to_the_same_weights(reference, tmp_path):
+    started = time.monotonic()
+    trials(reference, tmp_path, seeds=range(3))
+    assert time.monotonic() - started < 240
+
+
+@pytest.mark.thorough
+def test_killed_runs_resume_to_the_same_weights_many_trials(reference, tmp_path):
+    trials(reference, tmp_path, seeds=range(100, 120))

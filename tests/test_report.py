@@ -4,11 +4,14 @@ its numbers (swap two members' numbers and the sentence must say the opposite)."
 
 import copy
 import json
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
 
+from tests.helpers.fuzz import FUZZ_RUNS, json_values
 from vaelab import compare
 from vaelab.study_answers import answers
 
@@ -244,3 +247,16 @@ def test_the_prior_against_sampler_verdict_follows_the_numbers():
     finals["mlp-z10"]["eval"]["samplers"]["gmm"]["fd_classifier"] = 400.0
     text = sentence(answers(members, finals), head)
     assert "FD 400.0 against the prior's 320.0 (not better samples)" in text
+
+
+@FUZZ_RUNS
+@given(json_values)
+@example({"samples": {"available": True}, "split": 3})
+@example({"samples": {}, "elbo": "x", "split": "test", "n_images": 2, "seed": 0, "run": "r", "notes": []})
+def test_any_eval_json_leaves_the_report_written(tiny_run, tmp_path_factory, value):
+    from vaelab.report import run_report
+
+    run_dir = tmp_path_factory.mktemp("eval") / "run"
+    shutil.copytree(tiny_run, run_dir)
+    (run_dir / "eval.json").write_text(json.dumps(value))
+    assert run_report(run_dir).is_file()

@@ -8,7 +8,6 @@ import torch
 from safetensors.torch import load_file
 
 import vaelab
-from vaelab.checkpoint import atomic_write
 
 
 @pytest.fixture(scope="module")
@@ -156,19 +155,6 @@ def test_existing_run_is_not_overwritten(cli, small_npz, tmp_path):
     assert cli(*train_args(small_npz, out, "--epochs", "1")).returncode == 0
     again = cli(*train_args(small_npz, out, "--epochs", "1"))
     assert again.returncode == 2 and "--resume" in again.stderr
-
-
-def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path):
-    target = tmp_path / "file"
-    target.write_text("old")
-
-    def fail(temp):
-        open(temp, "w").write("half")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write(target, fail)
-    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
 
 
 def test_damaged_run_directories_give_one_line_errors(cli, small_npz, tmp_path):

@@ -4,10 +4,7 @@ kind is one module plus one registry line), runs written by vaelab 0.1.0 still l
 import json
 import math
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import vaelab
+from tests.helpers.fixtures import OLD_RUN
 from tests.helpers.runs import (
     epochs_of,
     ok,
@@ -28,8 +26,6 @@ from vaelab.kinds.base import Kind, networks
 from vaelab.models import VAE
 from vaelab.run import Run
 from vaelab.training.common import fused_adam, set_lr
-
-OLD_RUN = Path(__file__).resolve().parents[1] / "fixtures" / "run-0.1.0"
 
 
 # --- a toy kind, written as a user adding one would: a deterministic autoencoder (no KL, no likelihood) -----
@@ -167,20 +163,6 @@ def test_a_registered_kind_joins_a_comparison_study(cli, digits, tmp_path, toy_k
     assert "vae-mlp-z2" in report and "toy-ae-mlp-z2" in report and "n/a" in report  # no KL term to show
 
 
-def test_runs_written_by_vaelab_0_1_0_still_load_report_and_resume(cli, tmp_path):
-    old = tmp_path / "old"
-    shutil.copytree(OLD_RUN, old)
-    train = json.loads((old / "config.json").read_text())["train"]
-    assert train["model"] == "vae" and train["recon"] == "bernoulli" and "gan_lr" in train  # the 0.1.0 layout
-    run = Run.open(old)
-    assert run.kind.name == "vae" and run.config.options.likelihood == "bernoulli" and run.model.latent_dim == 2
-    assert cli("report", old).returncode == 0 and (old / "manifold.png").is_file()
-    resumed = cli("train", "--out", old, "--resume", "--epochs", "2", "--quiet")
-    assert resumed.returncode == 0, resumed.stderr
-    train = json.loads((old / "config.json").read_text())["train"]
-    assert train["kind"] == "vae" and train["likelihood"] == "bernoulli" and "gan_lr" not in train
-
-
 def test_unknown_kinds_are_named_errors(cli, digits, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(OLD_RUN, run)
@@ -223,47 +205,6 @@ def test_old_option_names_are_still_accepted(cli, digits, tmp_path):
     assert result.returncode == 0, result.stderr
     saved = json.loads((out / "config.json").read_text())
     assert saved["train"]["likelihood"] == "gaussian" and saved["model"]["likelihood"] == "gaussian"
-
-
-def test_subpackages_are_reachable_after_import_vaelab_without_importing_torch_up_front():
-    code = (
-        "import sys, vaelab; assert 'torch' not in sys.modules; "
-        "d = vaelab.data.load('mnist-mini'); print(len(d.train), vaelab.kinds.names(), vaelab.models.VAE.__name__, "
-        "vaelab.evaluate.evaluate_run.__name__)"
-    )
-    src = str(Path(__file__).resolve().parents[2] / "src")
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": src}, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split()[0] == "8000" and "'vae'" in done.stdout and "VAE evaluate_run" in done.stdout
-
-
-def test_train_with_eval_loads_the_data_once_and_builds_the_model_once(cli, digits, tmp_path, monkeypatch):
-    from vaelab import checkpoint
-    from vaelab.models import vae as vae_module
-
-    calls = {"data": 0, "models": 0, "weights read": 0}
-    load, init, read = data.load, vae_module.VAE.__init__, checkpoint.read_tensors
-
-    def counting_load(*args, **kwargs):
-        calls["data"] += 1
-        return load(*args, **kwargs)
-
-    def counting_init(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        calls["models"] += next(self.parameters()).device.type != "meta"  # the size check builds on the meta device
-
-    def counting_read(*args, **kwargs):
-        calls["weights read"] += 1
-        return read(*args, **kwargs)
-
-    monkeypatch.setattr(data, "load", counting_load)
-    monkeypatch.setattr(vae_module.VAE, "__init__", counting_init)
-    monkeypatch.setattr("vaelab.run.read_tensors", counting_read)
-    result = cli("train", "--data", digits, "--out", tmp_path / "run", "--epochs", "1", "--quiet", "--eval")
-    assert result.returncode == 0, result.stderr
-    assert calls == {"data": 1, "models": 1, "weights read": 0}
 
 
 @pytest.mark.parametrize("kind", ["vamp", "cvae"])
