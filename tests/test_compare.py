@@ -2,13 +2,21 @@
 longer study picks them up."""
 
 import json
+import re
 
 import pytest
+
+from tests.helpers.html import Collector, Tables
 
 
 @pytest.fixture(scope="module")
 def digits(digits_npz):
     return digits_npz(512, 64)
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(digits_npz):
+    return digits_npz(400, 100)
 
 
 def test_compare_runs_the_study_of_the_new_kinds_fitting_a_sampler_to_each(cli, digits, tmp_path):
@@ -74,3 +82,56 @@ def test_compare_models_side_by_side(cli, digits_npz, tmp_path):
     assert "VAE against adversarial models" in report and "FD" in report
     gan_eval = json.loads((study / "gan-mlp-z4" / "eval.json").read_text())
     assert gan_eval["kind"] == "gan" and gan_eval["samples"]["fd_classifier"] > 0
+
+
+def test_compare_runs_end_to_end_and_resumes(cli, tiny_npz, tmp_path):
+    study = tmp_path / "study"
+    args = [
+        "compare",
+        "--data",
+        tiny_npz,
+        "--archs",
+        "mlp",
+        "--latent-dims",
+        "2,4",
+        "--out",
+        study,
+        "--quiet",
+        "--iwae-k",
+        "5",
+        "--seed",
+        "1",
+    ]
+    first = cli(*args, "--epochs", "1")
+    assert first.returncode == 0, first.stderr
+    report = (study / "report.html").read_text()
+    parser = Collector()
+    parser.feed(report)
+    assert len(parser.images) >= 5 and "mlp-z2" in report and "mlp-z4" in report
+    assert "Latent dimension (mlp)" in report and "FD (classifier)" in report
+    # interrupted study: a longer one picks up each member at epoch 1
+    second = cli(*args, "--epochs", "2")
+    assert second.returncode == 0, second.stderr
+    assert second.stderr.count("resumed from epoch 1") == 2
+    for member in ("mlp-z2", "mlp-z4"):
+        lines = (study / member / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(line)["epoch"] for line in lines[1:]] == [1, 2]
+    third = cli(*args, "--epochs", "2")
+    assert third.stderr.count("complete") == 2
+    assert re.search(r"<td>mlp-z4</td>", (study / "report.html").read_text())
+    # the study's table and answers hold the members' own final numbers (catches a stale or mixed-up table)
+    page = (study / "report.html").read_text()
+    header, *rows = Tables(page).table("Final metrics")
+    finals = {}
+    for row in rows:
+        last = json.loads((study / row[0] / "metrics.jsonl").read_text().splitlines()[-1])["test"]
+        result = json.loads((study / row[0] / "eval.json").read_text())
+        cells = dict(zip(header, row))
+        assert float(cells["test -ELBO"]) == pytest.approx(last["recon"] + last["kl"], abs=5e-4)
+        assert float(cells["NLL (IWAE)"]) == pytest.approx(result["iwae"]["nll"], abs=5e-4)
+        assert float(cells["MSE"]) == pytest.approx(result["reconstruction"]["mse"], abs=5e-4)
+        assert float(cells["FD (classifier)"]) == pytest.approx(result["samples"]["fd_classifier"], abs=5e-4)
+        finals[row[0]] = last
+    assert sorted(finals) == ["mlp-z2", "mlp-z4"]
+    a, b = finals["mlp-z2"]["recon"], finals["mlp-z4"]["recon"]
+    assert f"from {a:.1f} to {b:.1f} nats ({'better' if b < a else 'worse'} reconstructions)" in page

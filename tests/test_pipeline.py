@@ -36,3 +36,35 @@ def test_train_with_eval_loads_the_data_once_and_builds_the_model_once(cli, digi
     result = cli("train", "--data", digits, "--out", tmp_path / "run", "--epochs", "1", "--quiet", "--eval")
     assert result.returncode == 0, result.stderr
     assert calls == {"data": 1, "models": 1, "weights read": 0}
+
+
+def test_a_tiny_image_folder_trains_evaluates_and_reports(cli, tmp_path):
+    """20 images: every figure and the report adapt to a test split of a handful of images."""
+    from PIL import Image
+
+    from vaelab import data
+
+    images = data.load("mnist-mini").train.images[:20, 0].numpy()
+    for i, image in enumerate(images):
+        folder = tmp_path / "folder" / ("test" if i < 4 else "train") / str(i % 2)
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i}.png")
+    out = tmp_path / "run"
+    result = cli(
+        "train",
+        "--data",
+        tmp_path / "folder",
+        "--out",
+        out,
+        "--epochs",
+        "2",
+        "--quiet",
+        "--batch-size",
+        "8",
+        "--latent-dim",
+        "3",
+        "--eval",
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("interpolation.png", "manifold.png", "latents.png", "reconstructions.png", "report.html", "eval.json"):
+        assert (out / name).is_file(), name

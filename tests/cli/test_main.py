@@ -15,6 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from tests.helpers.runs import one_line_error, snapshot
+
 
 @pytest.fixture(scope="module")
 def digits(digits_npz):
@@ -58,16 +60,6 @@ def run(trained, tmp_path):
     return copy
 
 
-def one_line_error(result, code=2):
-    assert result.returncode == code, (result.returncode, result.stderr)
-    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
-    return result.stderr
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 RUN_COMMANDS = [
     ["sample"],
     ["reconstruct"],
@@ -103,30 +95,6 @@ def test_figure_outputs_are_checked_before_the_work(cli, run, tmp_path):
             assert message in one_line_error(cli(command, run, "--out", out)), command
     assert not (tmp_path / "grid.txt").exists()
     assert cli("sample", run, "--out", tmp_path / "new" / "grid.png").returncode == 0  # a missing folder is made
-
-
-def test_train_paths_and_absurd_values(cli, digits, tmp_path):
-    a_file = tmp_path / "a_file"
-    a_file.write_text("x")
-    base = ["train", "--data", digits, "--epochs", "1", "--quiet"]
-    for args, message in [
-        (["--out", a_file / "run"], "is a file, not a folder"),
-        (["--out", tmp_path / "r", "--config", tmp_path], "is a folder; --config takes a TOML file"),
-        (["--out", tmp_path / "r", "--hidden", "1000000000000"], "hidden: must be <= 65536"),
-        (["--out", tmp_path / "r", "--latent-dim", "100000000000"], "latent_dim: must be <= 65536"),
-        (["--out", tmp_path / "r", "--seed", "99999999999999999999999"], "seed: must be <="),
-        (["--out", tmp_path / "r", "--hidden", "60000,60000,60000"], "more than this machine's"),
-        (
-            ["--out", tmp_path / "r", "--arch", "conv", "--channels", "8,8,8,8,8,8"],
-            "too small for 6 stride-2 convolutions",
-        ),
-        (["--out", tmp_path / "r", "--lr", "nan"], "lr: must be a finite number"),
-        (["--out", tmp_path / "r", "--batch-size", "0"], "batch_size: must be >= 1"),
-        (["--out", tmp_path / "r", "--size", "0", "5"], "size: must be >= 1"),
-    ]:
-        one = one_line_error(cli(*base, *args))
-        assert message in one, (args, one)
-    assert not (tmp_path / "r").exists()
 
 
 def _edit_config(run: Path, edit) -> None:
@@ -217,38 +185,6 @@ def test_a_run_that_diverges_again_leaves_its_directory_exactly_as_it_was(cli, r
     result = cli("train", "--out", run, "--resume", "--epochs", "2", "--lr", "1e12", "--quiet")
     assert result.returncode == 3, result.stderr
     assert snapshot(run) == before  # config.json keeps the good lr, metrics.jsonl its lines
-
-
-def test_a_tiny_image_folder_trains_evaluates_and_reports(cli, tmp_path):
-    """20 images: every figure and the report adapt to a test split of a handful of images."""
-    from PIL import Image
-
-    from vaelab import data
-
-    images = data.load("mnist-mini").train.images[:20, 0].numpy()
-    for i, image in enumerate(images):
-        folder = tmp_path / "folder" / ("test" if i < 4 else "train") / str(i % 2)
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(folder / f"{i}.png")
-    out = tmp_path / "run"
-    result = cli(
-        "train",
-        "--data",
-        tmp_path / "folder",
-        "--out",
-        out,
-        "--epochs",
-        "2",
-        "--quiet",
-        "--batch-size",
-        "8",
-        "--latent-dim",
-        "3",
-        "--eval",
-    )
-    assert result.returncode == 0, result.stderr
-    for name in ("interpolation.png", "manifold.png", "latents.png", "reconstructions.png", "report.html", "eval.json"):
-        assert (out / name).is_file(), name
 
 
 def test_sigterm_stops_with_a_message_and_the_checkpoint_intact(digits, tmp_path, cli_process):

@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 import vaelab
+from tests.helpers.runs import one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +171,32 @@ def test_damaged_run_directories_give_one_line_errors(cli, small_npz, tmp_path):
     (out / "training_state.safetensors").write_bytes(b"")
     result = cli("train", "--out", out, "--resume", "--epochs", "2", "--quiet")
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def digits(digits_npz):
+    return digits_npz(256, 64)
+
+
+def test_train_paths_and_absurd_values(cli, digits, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    base = ["train", "--data", digits, "--epochs", "1", "--quiet"]
+    for args, message in [
+        (["--out", a_file / "run"], "is a file, not a folder"),
+        (["--out", tmp_path / "r", "--config", tmp_path], "is a folder; --config takes a TOML file"),
+        (["--out", tmp_path / "r", "--hidden", "1000000000000"], "hidden: must be <= 65536"),
+        (["--out", tmp_path / "r", "--latent-dim", "100000000000"], "latent_dim: must be <= 65536"),
+        (["--out", tmp_path / "r", "--seed", "99999999999999999999999"], "seed: must be <="),
+        (["--out", tmp_path / "r", "--hidden", "60000,60000,60000"], "more than this machine's"),
+        (
+            ["--out", tmp_path / "r", "--arch", "conv", "--channels", "8,8,8,8,8,8"],
+            "too small for 6 stride-2 convolutions",
+        ),
+        (["--out", tmp_path / "r", "--lr", "nan"], "lr: must be a finite number"),
+        (["--out", tmp_path / "r", "--batch-size", "0"], "batch_size: must be >= 1"),
+        (["--out", tmp_path / "r", "--size", "0", "5"], "size: must be >= 1"),
+    ]:
+        one = one_line_error(cli(*base, *args))
+        assert message in one, (args, one)
+    assert not (tmp_path / "r").exists()

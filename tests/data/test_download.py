@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from tests.data.test_folder import write_idx
+from tests.helpers.files import write_idx
 from vaelab import data
 from vaelab.data import download
 from vaelab.errors import DataError
@@ -110,3 +110,12 @@ def test_offline_cli_error_is_one_line(cli_process, tmp_path, monkeypatch):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "place the files" in result.stderr and "mnist-mini" in result.stderr
+
+
+def test_download_cache_that_cannot_be_used(tmp_path):
+    (tmp_path / "a-file").write_bytes(b"x")
+    with pytest.raises(DataError, match="cannot create the download cache"):
+        data.load("mnist", cache_dir=tmp_path / "a-file")  # fails before any download is tried
+    (tmp_path / "cache" / "mnist" / "train-images-idx3-ubyte.gz").mkdir(parents=True)
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: is a folder, not a file"):
+        data.load("mnist", cache_dir=tmp_path / "cache")

@@ -1,0 +1,113 @@
+"""The comparison study's answers (vaelab.study_answers): each verdict sentence follows the members' numbers (swap two
+members' numbers and the sentence must say the opposite)."""
+
+import copy
+from pathlib import Path
+
+from vaelab import compare
+from vaelab.study_answers import answers
+
+
+def study(kind_names=("vae",), archs=("mlp", "conv"), dims=(2, 10), betas=(1.0,)) -> list:
+    return compare.plan({"data": "mnist-mini"}, list(archs), list(dims), list(betas), Path("study"), list(kind_names))
+
+
+def member(recon: float, kl: float, fd: float | None = None, nll: float | None = None) -> dict:
+    terms = {"recon": recon, "kl": kl, "loss": recon + kl}
+    row = {"test": terms, "train": dict(terms), "seconds": 1.0}
+    if fd is not None or nll is not None:
+        row["eval"] = {"samples": {"fd_classifier": fd}, **({"iwae": {"nll": nll, "k": 100}} if nll else {})}
+    return row
+
+
+def swapped(finals: dict, a: str, b: str) -> dict:
+    out = copy.deepcopy(finals)
+    out[a], out[b] = out[b], out[a]
+    return out
+
+
+def sentence(lines: list[str], starts: str) -> str:
+    return next(line for line in lines if line.startswith(starts))
+
+
+def test_the_conv_against_mlp_verdict_follows_the_numbers():
+    """Catches a verdict that is fixed prose, or that compares the wrong way round (higher -ELBO as better)."""
+    members = study()
+    finals = {
+        "mlp-z2": member(150, 10),
+        "mlp-z10": member(100, 20),
+        "conv-z2": member(140, 8),
+        "conv-z10": member(90, 18),
+    }
+    head = "<b>Convolutional vs fully connected</b>"
+    text = sentence(answers(members, finals), head)
+    assert "the conv model beats the MLP" in text and "z=2: mlp 160.0 vs conv 148.0" in text
+    flipped = swapped(swapped(finals, "mlp-z2", "conv-z2"), "mlp-z10", "conv-z10")
+    text = sentence(answers(members, flipped), head)
+    assert "the conv model does not beat the MLP" in text and "z=2: mlp 148.0 vs conv 160.0" in text
+    mixed = swapped(finals, "mlp-z2", "conv-z2")
+    assert "beats in some settings" in sentence(answers(members, mixed), head)
+
+
+def test_the_latent_dimension_verdicts_follow_the_numbers():
+    """Catches 'better reconstructions' or 'better samples' said whatever the recon term and the FD are."""
+    members = study(archs=("mlp",))
+    finals = {"mlp-z2": member(160, 5, fd=300), "mlp-z10": member(100, 20, fd=200)}
+    head = "<b>Latent dimension (mlp)</b>"
+    text = sentence(answers(members, finals), head)
+    assert "from 160.0 to 100.0 nats (better reconstructions)" in text and "KL from 5.0 to 20.0" in text
+    assert "from 300.0 to 200.0 (better samples)" in text
+    text = sentence(answers(members, swapped(finals, "mlp-z2", "mlp-z10")), head)
+    assert "from 100.0 to 160.0 nats (worse reconstructions)" in text and "(worse samples)" in text
+    finals["mlp-z10"]["eval"]["samples"]["fd_classifier"] = 400  # better reconstructions, worse samples
+    text = sentence(answers(members, finals), head)
+    assert "(better reconstructions)" in text and "from 300.0 to 400.0 (worse samples)" in text
+
+
+def test_the_kl_weight_answer_names_each_beta_with_its_own_numbers():
+    """Catches the beta sentence listing members' numbers under the wrong beta."""
+    members = study(archs=("mlp",), dims=(10,), betas=(0.5, 4.0))
+    finals = {"mlp-z10-beta0.5": member(90, 30), "mlp-z10-beta4": member(130, 6)}
+    text = sentence(answers(members, finals), "<b>The KL weight (mlp, z=10)</b>")
+    assert "beta=0.5: KL 30.0, recon 90.0; beta=4: KL 6.0, recon 130.0" in text
+    text = sentence(answers(members, swapped(finals, "mlp-z10-beta0.5", "mlp-z10-beta4")), "<b>The KL weight")
+    assert "beta=0.5: KL 6.0, recon 130.0; beta=4: KL 30.0, recon 90.0" in text
+
+
+def test_the_kinds_verdicts_name_the_member_with_the_better_number():
+    """Catches 'lowest FD' or 'lowest NLL' naming a fixed member, the first one, or the highest."""
+    members = study(kind_names=("vae", "gan"), archs=("mlp",), dims=(10,))
+    finals = {"vae-mlp-z10": member(100, 20, fd=250.0), "gan-mlp-z10": {**member(0, 0, fd=120.0), "test": {}}}
+    head = "<b>VAE against adversarial models</b>"
+    text = sentence(answers(members, finals), head)
+    assert "vae-mlp-z10: FD 250.0; gan-mlp-z10: FD 120.0" in text and "is gan-mlp-z10's" in text
+    assert "is vae-mlp-z10's" in sentence(answers(members, swapped(finals, "vae-mlp-z10", "gan-mlp-z10")), head)
+
+    members = study(kind_names=("vae", "iwae"), archs=("mlp",), dims=(10,))
+    finals = {"vae-mlp-z10": member(100, 20, fd=250, nll=118.0), "iwae-mlp-z10": member(105, 22, fd=240, nll=114.0)}
+    head = "<b>Test log-likelihood (mlp, z=10)</b>"
+    text = sentence(answers(members, finals), head)
+    assert "VAE: 118.0; IWAE: 114.0" in text and "The lowest is IWAE's" in text
+    text = sentence(answers(members, swapped(finals, "vae-mlp-z10", "iwae-mlp-z10")), head)
+    assert "VAE: 114.0; IWAE: 118.0" in text and "The lowest is VAE's" in text
+
+
+def test_the_prior_against_sampler_verdict_follows_the_numbers():
+    """Catches 'better samples' said of a fitted sampler whose FD is not below the prior's."""
+    members = study(archs=("mlp",), dims=(10,))
+    finals = {"mlp-z10": member(100, 20, fd=320.0)}
+    finals["mlp-z10"]["eval"].update(
+        prior_mismatch={
+            "prior": {"kl_to_aggregate": 0.66, "holes": 0.009},
+            "gmm": {"kl_to_aggregate": 0.03, "holes": 0.023},
+        },
+        samplers={"gmm": {"available": True, "fd_classifier": 82.0}},
+    )
+    head = "<b>Prior against aggregate posterior (mlp-z10)</b>"
+    text = sentence(answers(members, finals), head)
+    assert (
+        "0.66 nats" in text and "0.9% of them" in text and "FD 82.0 against the prior's 320.0 (better samples)" in text
+    )
+    finals["mlp-z10"]["eval"]["samplers"]["gmm"]["fd_classifier"] = 400.0
+    text = sentence(answers(members, finals), head)
+    assert "FD 400.0 against the prior's 320.0 (not better samples)" in text
