@@ -57,10 +57,10 @@ def main() -> None:
             )
         for kind, (model, spent, epochs) in models.items():
             quality = sample_quality(model, dataset, dataset.test.images, seed, None, "cpu")
-            results[kind].append({"seed": seed, "seconds": spent, "epochs": epochs, **quality})
+            results[kind].append({"seed": seed, "seconds": spent, "epochs": epochs, **quality.to_dict()})
             print(
-                f"seed {seed} {kind:<7} {epochs:3d} epochs {spent:6.1f} s  FD {quality['fd_classifier']:8.2f}  "
-                f"precision {quality['precision']:.3f}  recall {quality['recall']:.3f}",
+                f"seed {seed} {kind:<7} {epochs:3d} epochs {spent:6.1f} s  FD {quality.fd_classifier:8.2f}  "
+                f"precision {quality.precision:.3f}  recall {quality.recall:.3f}",
                 flush=True,
             )
     print(

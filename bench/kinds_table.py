@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from vaelab import kinds
+from vaelab.evaluate import read_eval
 from vaelab.pipeline import train_run
 from vaelab.rundir import RunDir
 
@@ -69,7 +70,7 @@ def run_one(kind: str, z: int, seed: int, args) -> dict:
         train_run(config, evaluate=True, iwae_k=args.iwae_k, fit_samplers=("gmm",))
     run_dir = RunDir(out)
     _, epochs = run_dir.read_metrics()
-    result = run_dir.read_eval()
+    result = read_eval(run_dir)
     row = {"kind": kind, "z": z, "seed": seed, "seconds": sum(e["seconds"] for e in epochs), "eval": result}
     if kinds.get(kind).labels:
         from vaelab.run import Run
@@ -80,24 +81,27 @@ def run_one(kind: str, z: int, seed: int, args) -> dict:
 
 def cells(row: dict) -> list[str]:
     e = row["eval"]
-    s, g = e["samples"], e.get("samplers", {}).get("gmm", {})
-    m = e.get("prior_mismatch", {})
+    s, m = e.get("samples"), e.get("prior_mismatch")
+    fitted = e.get("samplers")
+    g = fitted.samplers["gmm"].quality if fitted and "gmm" in fitted.samplers else None
 
     def kl_holes(name):
-        return f"{m[name]['kl_to_aggregate']:.2f} / {m[name]['holes']:.1%}" if name in m else "n/a"
+        if m is None or name not in m.distances:
+            return "n/a"
+        return f"{m.distances[name].kl_to_aggregate:.2f} / {m.distances[name].holes:.1%}"
 
     return [
         row["kind"],
         str(row["z"]),
         str(row["seed"]),
         f"{row['seconds']:.1f}",
-        f"{-e['elbo']['elbo']:.2f}",
-        f"{e['iwae']['nll']:.2f}",
-        f"{e['latents']['active_units']}/{e['latents']['latent_dim']}",
-        f"{s['fd_classifier']:.1f}",
-        f"{s['precision']:.2f} / {s['recall']:.2f}",
-        f"{g['fd_classifier']:.1f}" if g else "n/a",
-        f"{g['precision']:.2f} / {g['recall']:.2f}" if g else "n/a",
+        f"{-e.get('elbo').elbo:.2f}",
+        f"{e.get('iwae').nll:.2f}",
+        f"{e.get('latents').active_units}/{e.get('latents').latent_dim}",
+        f"{s.fd_classifier:.1f}",
+        f"{s.precision:.2f} / {s.recall:.2f}",
+        f"{g.fd_classifier:.1f}" if g else "n/a",
+        f"{g.precision:.2f} / {g.recall:.2f}" if g else "n/a",
         kl_holes("prior"),
         kl_holes("gmm"),
         f"{row['class_accuracy']:.1%}" if "class_accuracy" in row else "",
@@ -109,30 +113,30 @@ def means(rows: list[dict]) -> list[str]:
         return statistics.mean(get(r) for r in rows)
 
     first = rows[0]
-    gmm = all("gmm" in r["eval"].get("samplers", {}) for r in rows)
+    gmm = all(r["eval"].get("samplers") and "gmm" in r["eval"].get("samplers").samplers for r in rows)
+
+    def sampler(r):
+        return r["eval"].get("samplers").samplers["gmm"].quality
+
+    def distance(r, name):
+        return r["eval"].get("prior_mismatch").distances[name]
+
     return [
         first["kind"],
         str(first["z"]),
         f"mean of {len(rows)}",
         f"{mean(lambda r: r['seconds']):.1f}",
-        f"{mean(lambda r: -r['eval']['elbo']['elbo']):.2f}",
-        f"{mean(lambda r: r['eval']['iwae']['nll']):.2f}",
-        f"{mean(lambda r: r['eval']['latents']['active_units']):.1f}",
-        f"{mean(lambda r: r['eval']['samples']['fd_classifier']):.1f}",
-        f"{mean(lambda r: r['eval']['samples']['precision']):.2f} / {mean(lambda r: r['eval']['samples']['recall']):.2f}",
-        f"{mean(lambda r: r['eval']['samplers']['gmm']['fd_classifier']):.1f}" if gmm else "n/a",
-        (
-            f"{mean(lambda r: r['eval']['samplers']['gmm']['precision']):.2f} / "
-            f"{mean(lambda r: r['eval']['samplers']['gmm']['recall']):.2f}"
-        )
-        if gmm
-        else "n/a",
-        f"{mean(lambda r: r['eval']['prior_mismatch']['prior']['kl_to_aggregate']):.2f} / "
-        f"{mean(lambda r: r['eval']['prior_mismatch']['prior']['holes']):.1%}",
-        (
-            f"{mean(lambda r: r['eval']['prior_mismatch']['gmm']['kl_to_aggregate']):.2f} / "
-            f"{mean(lambda r: r['eval']['prior_mismatch']['gmm']['holes']):.1%}"
-        )
+        f"{mean(lambda r: -r['eval'].get('elbo').elbo):.2f}",
+        f"{mean(lambda r: r['eval'].get('iwae').nll):.2f}",
+        f"{mean(lambda r: r['eval'].get('latents').active_units):.1f}",
+        f"{mean(lambda r: r['eval'].get('samples').fd_classifier):.1f}",
+        f"{mean(lambda r: r['eval'].get('samples').precision):.2f} / "
+        f"{mean(lambda r: r['eval'].get('samples').recall):.2f}",
+        f"{mean(lambda r: sampler(r).fd_classifier):.1f}" if gmm else "n/a",
+        f"{mean(lambda r: sampler(r).precision):.2f} / {mean(lambda r: sampler(r).recall):.2f}" if gmm else "n/a",
+        f"{mean(lambda r: distance(r, 'prior').kl_to_aggregate):.2f} / "
+        f"{mean(lambda r: distance(r, 'prior').holes):.1%}",
+        (f"{mean(lambda r: distance(r, 'gmm').kl_to_aggregate):.2f} / {mean(lambda r: distance(r, 'gmm').holes):.1%}")
         if gmm
         else "n/a",
         f"{mean(lambda r: r['class_accuracy']):.1%}" if "class_accuracy" in first else "",
