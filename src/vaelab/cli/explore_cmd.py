@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+import threading
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +20,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_explore)
 
 
-def run_explore(args) -> None:
+def run_explore(args) -> int:
     from vaelab.explorer import explore
 
-    explore(args.runs, args.host, args.port, not args.no_browser, args.quiet)
+    previous = on_ctrl_c(stop_once)
+    try:
+        explore(args.runs, args.host, args.port, not args.no_browser, args.quiet)
+    except KeyboardInterrupt:  # Ctrl+C while loading, or while serving (raised once the server has shut down)
+        previous = signal.SIG_IGN  # the process ends now: a further Ctrl+C adds nothing
+        on_ctrl_c(previous)
+        print("vaelab explore: stopped", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        on_ctrl_c(previous)
+    return 0
+
+
+def stop_once(signum, frame) -> None:
+    """The first Ctrl+C stops the explorer; any further one while it stops is ignored (no second message)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def on_ctrl_c(handler):
+    """Install `handler` for SIGINT; the one it replaces (None off the main thread, where signals cannot be set)."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, handler)

@@ -38,11 +38,11 @@ def explore(
 ) -> None:
     """Open every run (one-line error if one cannot be), then serve the page until Ctrl+C."""
     require_extra()
-    from vaelab.explorer.server import LOOPBACK, bind, serve
+    from vaelab.explorer.server import bind, is_loopback, serve
     from vaelab.explorer.session import open_sessions, serve_with_one_thread
 
     sock = bind(host, port)  # a taken port is an error before minutes are spent loading runs
-    if host not in LOOPBACK:
+    if not is_loopback(sock):
         print(
             f"vaelab explore: warning: serving on {host}: anyone who can reach this machine on port "
             f"{sock.getsockname()[1]} can use the explorer (there is no authentication)",

@@ -70,19 +70,11 @@ def read_upload(body: bytes, shape: tuple[int, int, int], invert: bool = False) 
         raise ImageError("upload: not an image file Pillow can read (send a PNG, JPEG, GIF, BMP, ...)", 415) from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(f"upload: the image file is damaged or truncated ({exc})") from None
-    notes = []
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
-    grey = image.mode in ("L", "1", "I", "I;16", "F") or _grey_colours(image)
-    if grey != (c == 1):
-        notes.append("converted to grey" if c == 1 else "converted to RGB")
-    if image.mode in ("I", "I;16", "F"):  # 16-bit or float grey: to 8 bits over its own range
-        array = np.asarray(image, dtype=np.float64)
-        lo, hi = float(array.min()), float(array.max())
-        scaled = (array - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(array)
-        image = Image.fromarray(scaled.astype(np.uint8))
-    image = image.convert("L" if c == 1 else "RGB")
+    except Exception:  # a decoder's own error on a crafted file (struct.error, IndexError, ...): still a bad file
+        raise ImageError("upload: Pillow cannot decode this file (damaged, or a variant it does not support)") from None
+    if width == 0 or height == 0:
+        raise ImageError(f"upload: the image is {width}x{height} pixels: there is nothing to encode")
+    image, notes = to_grey_or_rgb(image, c)
     if image.size != (w, h):
         notes.insert(0, f"resized from {image.size[0]}x{image.size[1]} to {w}x{h}, the model's image size")
         image = image.resize((w, h), Image.Resampling.LANCZOS)
@@ -93,9 +85,43 @@ def read_upload(body: bytes, shape: tuple[int, int, int], invert: bool = False) 
     return np.ascontiguousarray(array), ("; ".join(notes) or None)
 
 
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "PA")
+DEEP_GREY_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")  # 16- or 32-bit integer or float grey
+
+
+def to_grey_or_rgb(image: Image.Image, channels: int) -> tuple[Image.Image, list[str]]:
+    """An opened image in any of Pillow's modes -> mode "L" (channels 1) or "RGB" (3), and the notes on what was
+    converted; a one-line `ImageError` (415) for a mode Pillow cannot convert (LAB, premultiplied "La")."""
+    mode, notes = image.mode, []
+    try:
+        if mode in ALPHA_MODES or ("transparency" in image.info and mode in ("P", "L", "RGB")):
+            rgba = image.convert("RGBA")  # transparent pixels over black, the digits' background
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+        if mode in DEEP_GREY_MODES:
+            image = to_8_bits(image)
+        grey = image.mode in ("L", "1") or _grey_colours(image)
+        if grey != (channels == 1):
+            notes.append("converted to grey" if channels == 1 else "converted to RGB")
+        return image.convert("L" if channels == 1 else "RGB"), notes
+    except ImageError:
+        raise
+    except ValueError:  # Pillow's "conversion from LAB to RGB not supported"
+        raise ImageError(
+            f"upload: Pillow cannot convert a {mode} image to grey or RGB; send a PNG or JPEG in grey or RGB", 415
+        ) from None
+
+
+def to_8_bits(image: Image.Image) -> Image.Image:
+    """A 16- or 32-bit integer or float grey image -> 8 bits over its own range (its darkest pixel black)."""
+    array = np.asarray(image, dtype=np.float64)
+    if not np.isfinite(array).all():
+        raise ImageError("upload: the float image holds NaN or infinite pixels; send one of finite values")
+    lo, hi = float(array.min()), float(array.max())
+    scaled = (array - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(array)
+    return Image.fromarray(scaled.astype(np.uint8))
+
+
 def _grey_colours(image: Image.Image) -> bool:
     """Whether a colour image holds only greys (R = G = B), as a canvas drawing in white on black does."""
-    if image.mode in ("LA", "La"):
-        return True
     rgb = np.asarray(image.convert("RGB"))
     return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())

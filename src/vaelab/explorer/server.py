@@ -20,8 +20,8 @@ Model work runs in a worker thread, one computation at a time (two cores: parall
 from __future__ import annotations
 
 import errno
-import json
-import math
+import ipaddress
+import signal
 import socket
 import threading
 import time
@@ -33,38 +33,35 @@ from typing import Any
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from vaelab.errors import ConfigError
-from vaelab.explorer import images
+from vaelab.explorer import images, params
+from vaelab.explorer.params import BadRequest
 from vaelab.explorer.session import Session
 
 MAX_JSON_BYTES = 1 << 20
 MAX_UPLOAD_BYTES = 16 << 20
 MAX_ABS_Z = 100.0  # the prior is N(0, I): a coordinate beyond this is a mistake, not a place to look at
 MAX_STEPS, MAX_SAMPLES, MAX_GRID = 64, 64, 32
+MAX_SEED = 2**63 - 1
+MAX_DECLARED = 10**params.MAX_DIGITS - 1  # a Content-Length is parsed like any integer, then compared with the limit
 IMAGE_FORMATS = ("raw", "png")
-
-
-class BadRequest(Exception):
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
 
 
 def error(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
 
 
-# --- request parsing and validation -----------------------------------------------------------------------
+# --- request bodies and query parameters (every number through `params`) -------------------------------------
 
 
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and params.integer_text(declared, "Content-Length", 0, MAX_DECLARED) > limit:
         raise BadRequest(f"request body too large ({int(declared):,} bytes; at most {limit:,})", 413)
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -76,44 +73,11 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def read_json(request: Request) -> dict[str, Any]:
-    body = await read_body(request, MAX_JSON_BYTES)
-    try:
-        value = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON ({exc})") from None
-    except RecursionError:
-        raise BadRequest("the body is JSON nested too deeply") from None
-    if not isinstance(value, dict):
-        raise BadRequest("the body must be a JSON object")
-    return value
-
-
-def vector(value: Any, name: str, length: int) -> list[float]:
-    """A list of `length` finite numbers of moderate size."""
-    if not isinstance(value, list):
-        raise BadRequest(f"{name}: expected a list of {length} numbers, got {type(value).__name__}")
-    if len(value) != length:
-        raise BadRequest(f"{name}: expected {length} numbers (the latent dimension), got {len(value)}")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise BadRequest(f"{name}: every entry must be a number")
-    if not all(math.isfinite(v) for v in value if isinstance(v, float)):
-        raise BadRequest(f"{name}: holds NaN or infinite values")
-    if not all(-MAX_ABS_Z <= v <= MAX_ABS_Z for v in value):  # compares huge integers exactly, without float()
-        raise BadRequest(f"{name}: values must lie in [-{MAX_ABS_Z:g}, {MAX_ABS_Z:g}] (the prior is N(0, I))")
-    return [float(v) for v in value]
-
-
-def integer(value: Any, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise BadRequest(f"{name}: must be an integer in {lo}..{hi}, got {value!r}")
-    return value
+    return params.json_object(await read_body(request, MAX_JSON_BYTES))
 
 
 def image_format(request: Request) -> str:
-    fmt = request.query_params.get("format", "raw")
-    if fmt not in IMAGE_FORMATS:
-        raise BadRequest(f"format: must be one of {', '.join(IMAGE_FORMATS)}, got {fmt!r}")
-    return fmt
+    return params.choice(request.query_params.get("format", "raw"), "format", IMAGE_FORMATS)
 
 
 def image_response(image, fmt: str) -> Response:
@@ -137,10 +101,11 @@ class Api:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
     def session_of(self, request: Request) -> Session:
-        index = request.path_params["run"]
-        if not 0 <= index < len(self.sessions):
-            raise BadRequest(f"run {index}: no such run (0..{len(self.sessions) - 1})", 404)
-        return self.sessions[index]
+        text, last = request.path_params["run"], len(self.sessions) - 1
+        try:
+            return self.sessions[params.integer_text(text, "run", 0, last)]
+        except BadRequest:
+            raise BadRequest(f"run {params.shown(text)}: no such run (0..{last})", 404) from None
 
     def encoder_of(self, request: Request) -> Session:
         session = self.session_of(request)
@@ -159,38 +124,36 @@ class Api:
 
     async def test_image(self, request: Request) -> Response:
         session = self.session_of(request)
-        index = integer(request.path_params["index"], "test image", 0, len(session.test_images) - 1)
+        index = params.integer_text(request.path_params["index"], "test image", 0, len(session.test_images) - 1)
         return Response(images.png_bytes(session.test_image(index)), media_type="image/png")
 
     async def decode(self, request: Request) -> Response:
         session, fmt = self.session_of(request), image_format(request)
-        z = vector((await read_json(request)).get("z"), "z", session.latent_dim)
+        z = params.vector((await read_json(request)).get("z"), "z", session.latent_dim, MAX_ABS_Z)
         return image_response((await self.compute(session.decode, [z]))[0], fmt)
 
     async def grid(self, request: Request) -> Response:
         session, fmt = self.session_of(request), image_format(request)
         body = await read_json(request)
         d = session.latent_dim
-        origin = vector(body.get("origin"), "origin", d)
+        origin = params.vector(body.get("origin"), "origin", d, MAX_ABS_Z)
         axes = body.get("axes")
         if not isinstance(axes, list) or len(axes) != 2:
             raise BadRequest("axes: expected two lists of numbers (the plane's directions)")
-        axes = [vector(axes[0], "axes[0]", d), vector(axes[1], "axes[1]", d)]
-        box = vector(body.get("box"), "box", 4)
+        axes = [params.vector(axes[i], f"axes[{i}]", d, MAX_ABS_Z) for i in range(2)]
+        box = params.vector(body.get("box"), "box", 4, MAX_ABS_Z, "u0, u1, v0, v1")
         if not (box[0] < box[1] and box[2] < box[3]):
             raise BadRequest("box: expected [u0, u1, v0, v1] with u0 < u1 and v0 < v1")
-        n = integer(body.get("n", 15), "n", 2, MAX_GRID)
+        n = params.integer(body.get("n", 15), "n", 2, MAX_GRID)
         return image_response(await self.compute(session.grid, origin, axes, tuple(box), n), fmt)
 
     async def encode(self, request: Request) -> Response:
         session = self.encoder_of(request)
-        invert = request.query_params.get("invert", "0") in ("1", "true", "yes")
+        invert = params.flag(request.query_params.get("invert", "0"), "invert")
         note = None
         if "test" in request.query_params:
-            text = request.query_params["test"]
-            if not text.isdigit():
-                raise BadRequest(f"test: must be a test image index, got {text!r}")
-            image = session.test_image(integer(int(text), "test", 0, len(session.test_images) - 1))
+            index = params.integer_text(request.query_params["test"], "test", 0, len(session.test_images) - 1)
+            image = session.test_image(index)
         else:
             body = await read_body(request, MAX_UPLOAD_BYTES)
             try:
@@ -207,25 +170,20 @@ class Api:
     async def interpolate(self, request: Request) -> Response:
         session = self.session_of(request)
         body = await read_json(request)
-        a = vector(body.get("a"), "a", session.latent_dim)
-        b = vector(body.get("b"), "b", session.latent_dim)
-        steps = integer(body.get("steps", 10), "steps", 2, MAX_STEPS)
-        spherical = body.get("spherical", False)
-        if not isinstance(spherical, bool):
-            raise BadRequest("spherical: must be true or false")
+        a = params.vector(body.get("a"), "a", session.latent_dim, MAX_ABS_Z)
+        b = params.vector(body.get("b"), "b", session.latent_dim, MAX_ABS_Z)
+        steps = params.integer(body.get("steps", 10), "steps", 2, MAX_STEPS)
+        spherical = params.boolean(body.get("spherical", False), "spherical")
         path, decoded = await self.compute(session.interpolate, a, b, steps, spherical)
         return JSONResponse({"z": path, "images": [images.data_url(x) for x in decoded]})
 
     async def sample(self, request: Request) -> Response:
         session = self.session_of(request)
         body = await read_json(request)
-        n = integer(body.get("n", 8), "n", 1, MAX_SAMPLES)
+        n = params.integer(body.get("n", 8), "n", 1, MAX_SAMPLES)
         seed = body.get("seed")
-        if seed is not None:
-            seed = integer(seed, "seed", 0, 2**63 - 1)
-        sampler = body.get("sampler", "N(0, I)")
-        if sampler not in session.info()["samplers"]:
-            raise BadRequest(f"sampler: {sampler!r} is not one of {session.info()['samplers']}")
+        seed = None if seed is None else params.integer(seed, "seed", 0, MAX_SEED)
+        sampler = params.choice(body.get("sampler", "N(0, I)"), "sampler", session.info()["samplers"])
         z, decoded = await self.compute(session.sample, n, seed, sampler)
         return JSONResponse({"z": z, "images": [images.data_url(x) for x in decoded]})
 
@@ -235,19 +193,23 @@ class Api:
     async def http_error(self, request: Request, exc: HTTPException) -> Response:
         return error(exc.detail or "error", exc.status_code)
 
-    async def internal_error(self, request: Request, exc: Exception) -> Response:  # a bug: uvicorn logs the traceback
-        return error(f"internal error: {type(exc).__name__}: {exc}", 500)
+    async def disconnected(self, request: Request, exc: ClientDisconnect) -> Response:
+        return Response(status_code=400)  # nobody reads it: the client went away mid-request (an aborted upload)
+
+    async def internal_error(self, request: Request, exc: Exception) -> Response:
+        # a bug: uvicorn logs its traceback once; the answer carries no text of the exception (it may hold paths)
+        return error("internal error (the server's terminal shows what went wrong)", 500)
 
 
 def create_app(sessions: list[Session]) -> Starlette:
     """The ASGI application serving `sessions` (already opened: each model is loaded once, here)."""
     api = Api(sessions)
-    run = "/api/runs/{run:int}"
+    run = "/api/runs/{run}"  # path parameters are text, parsed with bounds by `params` (not Starlette's int())
     routes = [
         Route("/", api.page),
         Route("/api/runs", api.runs),
         Route(f"{run}/points", api.points),
-        Route(run + "/test/{index:int}.png", api.test_image),
+        Route(run + "/test/{index}.png", api.test_image),
         Route(f"{run}/decode", api.decode, methods=["POST"]),
         Route(f"{run}/grid", api.grid, methods=["POST"]),
         Route(f"{run}/encode", api.encode, methods=["POST"]),
@@ -255,7 +217,12 @@ def create_app(sessions: list[Session]) -> Starlette:
         Route(f"{run}/sample", api.sample, methods=["POST"]),
         Mount("/static", StaticFiles(directory=static_dir()), name="static"),
     ]
-    handlers = {BadRequest: api.bad_request, HTTPException: api.http_error, Exception: api.internal_error}
+    handlers = {
+        BadRequest: api.bad_request,
+        HTTPException: api.http_error,
+        ClientDisconnect: api.disconnected,
+        Exception: api.internal_error,
+    }
     return Starlette(routes=routes, exception_handlers=handlers)
 
 
@@ -264,8 +231,6 @@ def static_dir() -> Path:
 
 
 # --- serving ------------------------------------------------------------------------------------------------
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -290,6 +255,12 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def is_loopback(sock: socket.socket) -> bool:
+    """Whether the bound address is this machine's own (127.0.0.0/8, ::1; `localhost` resolves to one of them)."""
+    address = ipaddress.ip_address(sock.getsockname()[0].split("%")[0])  # an IPv6 address may carry its zone
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback  # ::ffff:127.0.0.1 too
+
+
 def url_of(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     host = f"[{host}]" if ":" in host else host
@@ -297,22 +268,42 @@ def url_of(sock: socket.socket) -> str:
 
 
 def serve(sessions: list[Session], sock: socket.socket, open_browser: bool = True) -> None:
-    """Serve the page and the API on the bound socket until Ctrl+C; opens the browser once it listens."""
+    """Serve the page and the API on the bound socket until Ctrl+C (then raises KeyboardInterrupt, once uvicorn has
+    shut down); opens the browser once it listens."""
     import uvicorn
 
+    held = []  # Ctrl+C pressed before uvicorn's own handler was in place, or handed back by uvicorn once it stopped
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None):
+            if held:  # pressed while uvicorn started: stop it the way its own handler would
+                self.handle_exit(signal.SIGINT, None)
+            await super().startup(sockets)
+
     config = uvicorn.Config(create_app(sessions), log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
+    server = Server(config)
     url = url_of(sock)
-    print(
-        f"vaelab explore: {url}  ({len(sessions)} run{'s' * (len(sessions) > 1)}; Ctrl+C stops the server)", flush=True
-    )
-    if open_browser:
+    # A KeyboardInterrupt raised inside asyncio.run before uvicorn catches signals leaves it half-started ("coroutine
+    # 'Server.serve' was never awaited"): from here on Ctrl+C is only noted, and raised once serving has ended.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum)) if main_thread else None
+    try:
+        print(
+            f"vaelab explore: {url}  ({len(sessions)} run{'s' * (len(sessions) > 1)}; Ctrl+C stops the server)",
+            flush=True,
+        )
+        if open_browser:
 
-        def open_when_listening():
-            while not server.started and not server.should_exit:
-                time.sleep(0.05)
-            if server.started:
-                webbrowser.open(url)
+            def open_when_listening():
+                while not server.started and not server.should_exit:
+                    time.sleep(0.05)
+                if server.started:
+                    webbrowser.open(url)
 
-        threading.Thread(target=open_when_listening, daemon=True).start()
-    server.run(sockets=[sock])
+            threading.Thread(target=open_when_listening, daemon=True).start()
+        server.run(sockets=[sock])
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
