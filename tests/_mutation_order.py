@@ -1,14 +1,9 @@
 """A pytest plugin for scripts/mutate.py (`-p tests._mutation_order`, set in pyproject's [tool.mutmut]): each
-mutant is run against the tests that call the mutated function and stops at the first failure, so the fast unit
-tests go first and the in-process training runs last."""
+mutant is run against the tests that call the mutated function and stops at the first failure, so the unit tests
+go first and those that train in process (the loop's and the kinds', in tests/training/ and tests/kinds/) last."""
 
-SLOW = (
-    "tests/test_mutants_training.py",
-    "tests/test_mutants_kinds.py",
-    "tests/test_mutants_world.py",
-    "tests/test_evaluate.py::test_iwae_approaches_the_exact_likelihood",
-)
+LAST = ("tests/training/", "tests/kinds/")
 
 
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: any(item.nodeid.startswith(slow) for slow in SLOW))
+    items.sort(key=lambda item: item.nodeid.startswith(LAST))

@@ -11,6 +11,15 @@ from tests.helpers.world import Mirror
 torch.set_num_threads(2)
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items):
+    """A test that runs the command line (the `cli` or `cli_process` fixture) is end to end: marked `e2e` here if its
+    file did not say so, so that the mutation run (`-m "not e2e ..."`, pyproject's [tool.mutmut]) leaves it out."""
+    for item in items:
+        if {"cli", "cli_process"} & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def private_cache(tmp_path_factory):
     """Keep downloads and feature classifiers the tests make out of the user's cache."""

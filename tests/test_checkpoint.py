@@ -44,6 +44,7 @@ def net(seed: int = 0) -> torch.nn.Module:
 
 
 def test_atomic_write_renames_a_flushed_temporary_with_the_usual_permissions(tmp_path, monkeypatch):
+    """Found by mutation testing."""
     seen = []
 
     def write(temp):
@@ -65,6 +66,7 @@ def test_atomic_write_renames_a_flushed_temporary_with_the_usual_permissions(tmp
 
 
 def test_atomic_write_failures_keep_the_old_file_and_say_so(tmp_path):
+    """Found by mutation testing."""
     target = tmp_path / "out.txt"
 
     def fail(temp):
@@ -89,6 +91,7 @@ def test_atomic_write_failures_keep_the_old_file_and_say_so(tmp_path):
 
 
 def test_atomic_write_into_a_missing_folder_is_one_line(tmp_path):
+    """Found by mutation testing."""
     target = tmp_path / "nowhere" / "out.txt"
     with pytest.raises(RunError) as caught:
         atomic_write(target, lambda temp: None)
@@ -111,6 +114,7 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path):
 
 
 def test_remove_orphans_deletes_only_temporaries_in_every_subfolder(tmp_path):
+    """Found by mutation testing."""
     (tmp_path / "samples").mkdir()
     (tmp_path / ".hidden.tmp").mkdir()  # a folder with the pattern's name stays
     orphans = [tmp_path / ".model.safetensors.abc.tmp", tmp_path / "samples" / ".epoch_001.png.x.tmp"]
@@ -123,6 +127,7 @@ def test_remove_orphans_deletes_only_temporaries_in_every_subfolder(tmp_path):
 
 
 def test_check_writable(tmp_path, monkeypatch):
+    """Found by mutation testing."""
     check_writable(tmp_path / "a" / "b")  # a new folder under a writable one: fine, and nothing is made
     assert not (tmp_path / "a").exists()
     (tmp_path / "file").write_text("x")
@@ -143,12 +148,14 @@ def test_check_writable(tmp_path, monkeypatch):
 
 
 def test_json_files_are_indented_and_end_with_a_newline(tmp_path):
+    """Found by mutation testing."""
     write_json(tmp_path / "a.json", {"b": [1, 2]})
     assert (tmp_path / "a.json").read_text() == '{\n  "b": [\n    1,\n    2\n  ]\n}\n'
     assert read_json(tmp_path / "a.json") == {"b": [1, 2]}
 
 
 def test_read_text_and_read_json_errors(tmp_path):
+    """Found by mutation testing."""
     missing = tmp_path / "run" / "config.json"
     with pytest.raises(RunError) as caught:
         read_text(missing)
@@ -166,6 +173,7 @@ def test_read_text_and_read_json_errors(tmp_path):
 
 
 def test_save_weights_names_keys_by_module_and_copies_to_cpu(tmp_path):
+    """Found by mutation testing."""
     a, b = net(0), net(1)
     save_weights(tmp_path / "one.safetensors", {"": a})
     save_weights(tmp_path / "two.safetensors", {"enc": a, "dec": b})
@@ -182,6 +190,7 @@ def test_save_weights_names_keys_by_module_and_copies_to_cpu(tmp_path):
 
 
 def test_cpu_tensors_are_copies():
+    """Found by mutation testing."""
     weight = torch.ones(2, requires_grad=True)
     copied = checkpoint._cpu_tensors({"w": weight}, "")["w"]
     assert not copied.requires_grad
@@ -190,6 +199,7 @@ def test_cpu_tensors_are_copies():
 
 
 def test_read_safetensors_metadata_alone_and_errors(tmp_path):
+    """Found by mutation testing."""
     save_file({"t": torch.ones(2)}, tmp_path / "a.safetensors", metadata={"k": "v"})
     tensors, meta = read_safetensors(tmp_path / "a.safetensors", tensors=False)
     assert tensors == {} and meta == {"k": "v"}
@@ -205,6 +215,7 @@ def test_read_safetensors_metadata_alone_and_errors(tmp_path):
 
 
 def test_load_weights_names_the_first_mismatch():
+    """Found by mutation testing."""
     model = net()
     good = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(RunError) as caught:
@@ -250,6 +261,7 @@ def trained_state():
 
 
 def test_training_state_round_trip(tmp_path):
+    """Found by mutation testing."""
     model, opt = trained_state()
     gen = torch.Generator().manual_seed(3)
     path = tmp_path / "state.safetensors"
@@ -283,6 +295,7 @@ def test_training_state_round_trip(tmp_path):
 
 
 def test_training_state_of_several_modules_and_optimizers(tmp_path):
+    """Found by mutation testing."""
     a, b = net(0), net(1)
     opt_a, opt_b = torch.optim.SGD(a.parameters(), lr=0.1), torch.optim.Adam(b.parameters(), lr=0.2)
     path = tmp_path / "state.safetensors"
@@ -296,6 +309,7 @@ def test_training_state_of_several_modules_and_optimizers(tmp_path):
 
 
 def test_damaged_training_states_are_one_line_errors(tmp_path):
+    """Found by mutation testing."""
     model, opt = trained_state()
     path = tmp_path / "state.safetensors"
     save_file({"x": torch.ones(1)}, path, metadata={"format": "other"})
@@ -323,6 +337,7 @@ def test_damaged_training_states_are_one_line_errors(tmp_path):
 
 
 def test_a_training_state_that_does_not_fit_the_model_names_its_file(tmp_path):
+    """Found by mutation testing."""
     model, opt = trained_state()
     path = tmp_path / "state.safetensors"
     save_training_state(path, {"vae": model}, {"adam": opt}, {}, {"epoch": 1})
@@ -333,6 +348,7 @@ def test_a_training_state_that_does_not_fit_the_model_names_its_file(tmp_path):
 
 
 def test_a_write_failing_inside_safetensors_is_one_line(tmp_path):
+    """Found by mutation testing."""
     from safetensors import SafetensorError
 
     def fail(temp):
@@ -344,6 +360,7 @@ def test_a_write_failing_inside_safetensors_is_one_line(tmp_path):
 
 
 def test_non_tensor_optimizer_state_is_saved_as_tensors(tmp_path):
+    """Found by mutation testing."""
     model = net()
     opt = torch.optim.LBFGS(model.parameters(), lr=0.1, max_iter=2)  # keeps python ints (func_evals, n_iter)
     x = torch.randn(5, 3)
@@ -364,6 +381,7 @@ def test_non_tensor_optimizer_state_is_saved_as_tensors(tmp_path):
 
 
 def test_a_restore_error_without_a_message_still_names_its_kind(tmp_path, monkeypatch):
+    """Found by mutation testing."""
     model, opt = trained_state()
     path = tmp_path / "state.safetensors"
     save_training_state(path, {"vae": model}, {"adam": opt}, {}, {"epoch": 1})
@@ -481,12 +499,16 @@ def trials(reference, tmp_path, seeds) -> None:
     assert sum(kills) >= len(seeds)  # the kills did land
 
 
+@pytest.mark.e2e
 def test_killed_runs_resume_to_the_same_weights(reference, tmp_path):
+    """Found by fault injection."""
     started = time.monotonic()
     trials(reference, tmp_path, seeds=range(3))
     assert time.monotonic() - started < 240
 
 
+@pytest.mark.e2e
 @pytest.mark.thorough
 def test_killed_runs_resume_to_the_same_weights_many_trials(reference, tmp_path):
+    """Found by fault injection."""
     trials(reference, tmp_path, seeds=range(100, 120))

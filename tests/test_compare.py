@@ -8,6 +8,8 @@ import pytest
 
 from tests.helpers.html import Collector, Tables
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def digits(digits_npz):

@@ -1,9 +1,5 @@
-"""Property-based tests (Hypothesis) of everything a user hands vaelab besides data: config values from TOML
-or the command line, TOML text, and run directories whose config.json, metrics.jsonl and eval.json were edited.
-
-The property: a `VaelabError` with a one-line message, or a valid result; never another exception.
-CI runs a small example budget; `VAELAB_FUZZ=thorough python -m pytest tests/test_fuzz_config.py` a large one.
-Failures found are kept as explicit examples (`@example`)."""
+"""The options (vaelab.config, read through the registry of kinds): any config values and any TOML text give a
+configuration or a one-line error, never another exception (property tests, tests/helpers/fuzz.py)."""
 
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -25,6 +21,7 @@ KEYS = sorted(kinds.all_options()) + ["model", "recon", "latnt_dim", "train"]
 @example({"kind": ["vae"]})
 @example({"size": [0, 3]})
 def test_any_config_values_give_a_config_or_a_one_line_error(values):
+    """Found by fuzzing: a property test (Hypothesis)."""
     try:
         config = kinds.make_config(values)
     except VaelabError as exc:
@@ -39,6 +36,7 @@ def test_any_config_values_give_a_config_or_a_one_line_error(values):
 @example("epochs = = 3")
 @example("[train]\nlatent-dim = 2\n[other]\n")
 def test_any_toml_text_gives_options_or_a_one_line_error(tmp_path_factory, text):
+    """Found by fuzzing: a property test (Hypothesis)."""
     path = tmp_path_factory.mktemp("toml") / "run.toml"
     path.write_text(text)
     try:

@@ -12,6 +12,8 @@ from tests.helpers.runs import (
 )
 from vaelab.device import resolve_device
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def digits(digits_npz):
@@ -21,7 +23,8 @@ def digits(digits_npz):
 @pytest.mark.usefixtures("no_figures")
 def test_device_resolution_and_unavailable_or_invalid_devices(cli, digits, tmp_path):
     """auto and cpu resolve to the CPU on a machine without CUDA or MPS; asking for an absent GPU, or a device that
-    does not exist, is one line and exit 2 before anything is written (also on --resume, which may change it)."""
+    does not exist, is one line and exit 2 before anything is written (also on --resume, which may change it).
+    Checks a README claim."""
     has_mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     assert resolve_device("cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"

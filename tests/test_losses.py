@@ -1,4 +1,5 @@
-"""Loss terms against references: torch.distributions and direct computations."""
+"""The loss terms (vaelab.losses) against references: torch.distributions, closed forms and direct computations, for
+the likelihoods, the VAE's terms and batch sums, binarization, the KL weight's ramp and the adversarial losses."""
 
 import math
 
@@ -102,6 +103,7 @@ def test_adversarial_losses_match_their_definitions():
 
 
 def test_likelihoods_of_k_samples_broadcast_against_the_images():
+    """Found by mutation testing."""
     torch.manual_seed(0)
     x = (torch.rand(1, 2, 3, 2) > 0.5).float()  # one image: an index past the first would fail
     logits, mean = torch.randn(4, 1, 2, 3, 2), torch.rand(4, 1, 2, 3, 2)
@@ -124,6 +126,7 @@ def test_likelihoods_of_k_samples_broadcast_against_the_images():
 
 
 def test_bernoulli_in_float64_is_exact():
+    """Found by mutation testing."""
     logits = torch.tensor([-800.0, -3.0, 0.0, 2.5, 800.0], dtype=torch.float64).view(1, 1, 1, 5)
     x = torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0], dtype=torch.float64).view(1, 1, 1, 5)
     value = bernoulli_log_likelihood(logits, x)
@@ -133,6 +136,7 @@ def test_bernoulli_in_float64_is_exact():
 
 
 def test_vae_terms_default_to_the_elbo_and_add_the_squared_error_for_gaussians():
+    """Found by mutation testing."""
     torch.manual_seed(1)
     x, out = torch.rand(3, 1, 2, 2), torch.rand(3, 1, 2, 2)
     q = DiagonalGaussian(torch.randn(3, 2), torch.randn(3, 2))
@@ -149,6 +153,7 @@ def test_vae_terms_default_to_the_elbo_and_add_the_squared_error_for_gaussians()
 
 
 def test_batch_sums_are_the_closed_forms():
+    """Found by mutation testing."""
     torch.manual_seed(2)
     x, out = torch.rand(4, 1, 3, 3), torch.randn(4, 1, 3, 3)
     mean, logvar = torch.randn(4, 2), torch.randn(4, 2)
@@ -166,6 +171,7 @@ def test_batch_sums_are_the_closed_forms():
 
 
 def test_binarize_follows_the_grey_level():
+    """Found by mutation testing."""
     x = torch.tensor([0.0, 1.0, 0.25]).repeat(4000).view(-1, 1, 1, 3)
     b = binarize(x, torch.Generator().manual_seed(0))
     assert b.dtype == x.dtype and b.shape == x.shape
@@ -179,6 +185,7 @@ def test_binarize_follows_the_grey_level():
 
 
 def test_kl_weight_ramp():
+    """Found by mutation testing."""
     assert kl_weight(2.0, 1.0, 4.0) == 0.5
     assert kl_weight(2.0, 4.0, 4.0) == 2.0 and kl_weight(2.0, 9.0, 4.0) == 2.0
     assert kl_weight(3.0, 0.0, 0.0) == 3.0 and kl_weight(3.0, 0.0, -1.0) == 3.0
@@ -186,6 +193,7 @@ def test_kl_weight_ramp():
 
 
 def test_discriminator_and_generator_losses_are_the_papers():
+    """Found by mutation testing."""
     real, fake = torch.tensor([2.0, -0.5, 0.3]), torch.tensor([-1.5, 0.7])
     d_ns = -torch.sigmoid(real).log().mean() - (1 - torch.sigmoid(fake)).log().mean()
     torch.testing.assert_close(discriminator_loss(real, fake), d_ns)
@@ -199,5 +207,6 @@ def test_discriminator_and_generator_losses_are_the_papers():
 
 
 def test_feature_reconstruction_is_half_the_squared_distance_per_image():
+    """Found by mutation testing."""
     real, fake = torch.tensor([[1.0, 2.0, 0.0], [1.0, 0.0, 1.0]]), torch.tensor([[0.0, 1.0, 0.0], [4.0, 0.0, 5.0]])
     torch.testing.assert_close(feature_reconstruction(real, fake), torch.tensor([1.0, 12.5]))

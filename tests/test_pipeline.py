@@ -5,6 +5,8 @@ import pytest
 
 from vaelab import data
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def digits(digits_npz):
@@ -39,7 +41,8 @@ def test_train_with_eval_loads_the_data_once_and_builds_the_model_once(cli, digi
 
 
 def test_a_tiny_image_folder_trains_evaluates_and_reports(cli, tmp_path):
-    """20 images: every figure and the report adapt to a test split of a handful of images."""
+    """20 images: every figure and the report adapt to a test split of a handful of images.
+    Found by hardening (bad input and faults)."""
     from PIL import Image
 
     from vaelab import data

@@ -1,6 +1,5 @@
-"""What the README promises of the run report's tables and of the comparison study's answers: the numbers in
-report.html are the run's own (metrics.jsonl, eval.json, config.json), and the study's verdict sentences follow
-its numbers (swap two members' numbers and the sentence must say the opposite)."""
+"""The run report (vaelab.report): its tables hold the run's own numbers (metrics.jsonl, eval.json, config.json), and
+any eval.json leaves the report written."""
 
 import json
 import shutil
@@ -10,6 +9,8 @@ from hypothesis import example, given
 
 from tests.helpers.fuzz import FUZZ_RUNS, json_values
 from tests.helpers.html import Tables
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def reported(digits_npz, tmp_path_factory):
 
 def test_report_metrics_table_holds_the_last_epoch_of_metrics_jsonl(reported):
     """Catches a metrics table of the wrong epoch (the first, say), with train and test swapped, or with the
-    terms' columns out of order."""
+    terms' columns out of order. Checks a README claim."""
     run, page = reported
     last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["epoch"] == 2
@@ -63,7 +64,8 @@ def test_report_metrics_table_holds_the_last_epoch_of_metrics_jsonl(reported):
 
 
 def test_report_eval_table_holds_eval_json(reported):
-    """Catches an evaluation table that is missing, stale, or shows other numbers than eval.json."""
+    """Catches an evaluation table that is missing, stale, or shows other numbers than eval.json.
+    Checks a README claim."""
     run, page = reported
     result = json.loads((run / "eval.json").read_text())
     rows = dict(page.table("Evaluation (test split, 100 images)"))
@@ -76,7 +78,8 @@ def test_report_eval_table_holds_eval_json(reported):
 
 
 def test_report_configuration_table_holds_config_json(reported):
-    """Catches a configuration table that shows defaults or another run's options instead of config.json's."""
+    """Catches a configuration table that shows defaults or another run's options instead of config.json's.
+    Checks a README claim."""
     run, page = reported
     saved = json.loads((run / "config.json").read_text())
     rows = dict(page.table("Configuration")[1:])
@@ -99,14 +102,12 @@ def test_report_configuration_table_holds_config_json(reported):
     assert "latent dimension 3" in intro and "(400 train / 100 test images of shape (1, 28, 28))" in intro
 
 
-# --- the study's answers --------------------------------------------------------------------------------------
-
-
 @FUZZ_RUNS
 @given(json_values)
 @example({"samples": {"available": True}, "split": 3})
 @example({"samples": {}, "elbo": "x", "split": "test", "n_images": 2, "seed": 0, "run": "r", "notes": []})
 def test_any_eval_json_leaves_the_report_written(tiny_run, tmp_path_factory, value):
+    """Found by fuzzing: a property test (Hypothesis)."""
     from vaelab.report import run_report
 
     run_dir = tmp_path_factory.mktemp("eval") / "run"

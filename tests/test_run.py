@@ -51,6 +51,7 @@ def _changed(name: str, field_, saved, other_data: str) -> list[str]:
     return [flag, str(value)]
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("no_figures")
 @pytest.mark.parametrize("kind", kinds.names())
 def test_every_option_that_cannot_change_on_resume_is_refused_and_the_run_left_alone(cli, digits_npz, tmp_path, kind):
@@ -58,7 +59,8 @@ def test_every_option_that_cannot_change_on_resume_is_refused_and_the_run_left_a
     --resume, is a one-line error naming it (exit 2) that leaves the whole run directory as it was; the same value
     as the run's is accepted, and the resumable ones (a lower lr after a divergence) are applied from the resumed epoch
     on. Catches an option silently taken from the saved config (the user thinks it changed), silently applied to a
-    checkpoint it does not fit, or a new lr saved in config.json but not given to the optimizers."""
+    checkpoint it does not fit, or a new lr saved in config.json but not given to the optimizers.
+    Checks a README claim."""
     digits = digits_npz(256, 64)
     out = tmp_path / "run"
     ok(train(cli, digits, out, kind))
@@ -86,6 +88,7 @@ def test_every_option_that_cannot_change_on_resume_is_refused_and_the_run_left_a
     assert {group["lr"] for optimizer in groups.values() for group in optimizer} == {new_lr}  # every network's Adam
 
 
+@pytest.mark.e2e
 def test_runs_written_by_vaelab_0_1_0_still_load_report_and_resume(cli, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(OLD_RUN, old)
@@ -100,6 +103,7 @@ def test_runs_written_by_vaelab_0_1_0_still_load_report_and_resume(cli, tmp_path
     assert train["kind"] == "vae" and train["likelihood"] == "bernoulli" and "gan_lr" not in train
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "options",
     [
@@ -191,6 +195,7 @@ CONFIG_PATHS = st.sampled_from(
 )
 
 
+@pytest.mark.e2e
 @FUZZ_RUNS
 @given(CONFIG_PATHS, json_values)
 @example(["model", "shape"], [1, -28, 28])
@@ -199,6 +204,7 @@ CONFIG_PATHS = st.sampled_from(
 @example(["train", "seed"], "seven")
 @example([], [1, 2])
 def test_any_edit_of_config_json_opens_or_gives_a_one_line_error(tiny_run, tmp_path_factory, path, value):
+    """Found by fuzzing: a property test (Hypothesis)."""
     from vaelab.run import Run
 
     run_dir = tmp_path_factory.mktemp("edited") / "run"

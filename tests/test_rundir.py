@@ -14,6 +14,7 @@ from vaelab.rundir import RunDir
 
 
 def test_run_dir_paths(tmp_path):
+    """Found by mutation testing."""
     run = RunDir(tmp_path)
     assert repr(run) == f"RunDir({str(tmp_path)!r})"
     assert run.config_path == tmp_path / "config.json" and run.model_path == tmp_path / "model.safetensors"
@@ -31,6 +32,7 @@ def test_run_dir_paths(tmp_path):
     "meta", [[], {"train": {}}, {"model": {}}, {"model": [], "train": {}}, {"model": {}, "train": 1}]
 )
 def test_read_config_needs_model_and_train_tables(tmp_path, meta):
+    """Found by mutation testing."""
     run = RunDir(tmp_path)
     run.write_config(meta)
     with pytest.raises(RunError) as caught:
@@ -39,6 +41,7 @@ def test_read_config_needs_model_and_train_tables(tmp_path, meta):
 
 
 def test_config_round_trip(tmp_path):
+    """Found by mutation testing."""
     run = RunDir(tmp_path)
     run.write_config({"model": {"a": 1}, "train": {}, "kind": "vae"})
     assert run.read_config() == {"model": {"a": 1}, "train": {}, "kind": "vae"}
@@ -49,6 +52,7 @@ def epoch(n: int) -> dict:
 
 
 def test_metrics_lines_are_appended_and_later_epochs_dropped_on_resume(tmp_path):
+    """Found by mutation testing."""
     run = RunDir(tmp_path)
     run.start_metrics({"config": {"kind": "vae"}})
     assert run.metrics_path.read_text() == '{"config": {"kind": "vae"}}\n'
@@ -82,6 +86,7 @@ def test_metrics_lines_are_appended_and_later_epochs_dropped_on_resume(tmp_path)
     ],
 )
 def test_damaged_metrics_name_the_line(tmp_path, lines, message):
+    """Found by mutation testing."""
     run = RunDir(tmp_path)
     run.metrics_path.write_text("\n".join(lines) + "\n\n")
     with pytest.raises(RunError) as caught:
@@ -90,12 +95,14 @@ def test_damaged_metrics_name_the_line(tmp_path, lines, message):
 
 
 def test_blank_metrics_lines_are_skipped(tmp_path):
+    """Found by mutation testing."""
     run = RunDir(tmp_path)
     run.metrics_path.write_text('{"config": {}}\n   \n' + json.dumps(epoch(1)) + "\n")
     assert run.read_metrics() == ({"config": {}}, [epoch(1)])
 
 
 def test_eval_and_report_files(tmp_path):
+    """Found by mutation testing."""
     run = RunDir(tmp_path)
     assert run.read_eval() is None
     run.write_eval({"samples": {"fid": 1.5}})
@@ -110,11 +117,13 @@ def test_eval_and_report_files(tmp_path):
     assert run.report_path.read_text() == "<html>"
 
 
+@pytest.mark.e2e
 @FUZZ_RUNS
 @given(st.lists(json_values | st.text(max_size=30), max_size=4))
 @example([[1, 2]])
 @example([{"epoch": "two", "train": {}, "test": {}}])
 def test_any_metrics_lines_read_or_give_a_one_line_error(tiny_run, tmp_path_factory, lines):
+    """Found by fuzzing: a property test (Hypothesis)."""
     from vaelab.rundir import RunDir
 
     run_dir = tmp_path_factory.mktemp("metrics") / "run"

@@ -31,7 +31,8 @@ def sentence(lines: list[str], starts: str) -> str:
 
 
 def test_the_conv_against_mlp_verdict_follows_the_numbers():
-    """Catches a verdict that is fixed prose, or that compares the wrong way round (higher -ELBO as better)."""
+    """Catches a verdict that is fixed prose, or that compares the wrong way round (higher -ELBO as better).
+    Checks a README claim."""
     members = study()
     finals = {
         "mlp-z2": member(150, 10),
@@ -50,7 +51,8 @@ def test_the_conv_against_mlp_verdict_follows_the_numbers():
 
 
 def test_the_latent_dimension_verdicts_follow_the_numbers():
-    """Catches 'better reconstructions' or 'better samples' said whatever the recon term and the FD are."""
+    """Catches 'better reconstructions' or 'better samples' said whatever the recon term and the FD are.
+    Checks a README claim."""
     members = study(archs=("mlp",))
     finals = {"mlp-z2": member(160, 5, fd=300), "mlp-z10": member(100, 20, fd=200)}
     head = "<b>Latent dimension (mlp)</b>"
@@ -65,7 +67,7 @@ def test_the_latent_dimension_verdicts_follow_the_numbers():
 
 
 def test_the_kl_weight_answer_names_each_beta_with_its_own_numbers():
-    """Catches the beta sentence listing members' numbers under the wrong beta."""
+    """Catches the beta sentence listing members' numbers under the wrong beta. Checks a README claim."""
     members = study(archs=("mlp",), dims=(10,), betas=(0.5, 4.0))
     finals = {"mlp-z10-beta0.5": member(90, 30), "mlp-z10-beta4": member(130, 6)}
     text = sentence(answers(members, finals), "<b>The KL weight (mlp, z=10)</b>")
@@ -75,7 +77,8 @@ def test_the_kl_weight_answer_names_each_beta_with_its_own_numbers():
 
 
 def test_the_kinds_verdicts_name_the_member_with_the_better_number():
-    """Catches 'lowest FD' or 'lowest NLL' naming a fixed member, the first one, or the highest."""
+    """Catches 'lowest FD' or 'lowest NLL' naming a fixed member, the first one, or the highest.
+    Checks a README claim."""
     members = study(kind_names=("vae", "gan"), archs=("mlp",), dims=(10,))
     finals = {"vae-mlp-z10": member(100, 20, fd=250.0), "gan-mlp-z10": {**member(0, 0, fd=120.0), "test": {}}}
     head = "<b>VAE against adversarial models</b>"
@@ -93,7 +96,7 @@ def test_the_kinds_verdicts_name_the_member_with_the_better_number():
 
 
 def test_the_prior_against_sampler_verdict_follows_the_numbers():
-    """Catches 'better samples' said of a fitted sampler whose FD is not below the prior's."""
+    """Catches 'better samples' said of a fitted sampler whose FD is not below the prior's. Checks a README claim."""
     members = study(archs=("mlp",), dims=(10,))
     finals = {"mlp-z10": member(100, 20, fd=320.0)}
     finals["mlp-z10"]["eval"].update(

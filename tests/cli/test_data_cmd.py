@@ -7,6 +7,8 @@ import pytest
 
 from tests.helpers.files import HOSTILE, _folder, _png
 
+pytestmark = pytest.mark.e2e
+
 
 def test_cli_data_info_and_list(cli):
     info = cli("data", "info", "mnist-mini")
@@ -39,6 +41,7 @@ def test_cli_data_info_label_of_10_to_the_12(cli, tmp_path):
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_cli_data_info_on_hostile_inputs(cli, tmp_path, case):
+    """Found by fuzzing: a property test (Hypothesis)."""
     build, _ = HOSTILE[case]
     result = cli("data", "info", build(tmp_path / "case"))
     assert result.returncode == 2, result.stdout
@@ -47,7 +50,8 @@ def test_cli_data_info_on_hostile_inputs(cli, tmp_path, case):
 
 
 def test_cli_data_info_hostile_in_a_real_process(cli_process, tmp_path):
-    """The same through a real `python -m vaelab` (warnings, interpreter shutdown): one line, exit 2."""
+    """The same through a real `python -m vaelab` (warnings, interpreter shutdown): one line, exit 2.
+    Found by fuzzing: a property test (Hypothesis)."""
     for case in ("png bomb 20000^2", "idx dims past memory"):
         result = cli_process("data", "info", HOSTILE[case][0](tmp_path / case.replace(" ", "_")))
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -55,6 +59,7 @@ def test_cli_data_info_hostile_in_a_real_process(cli_process, tmp_path):
 
 @pytest.mark.parametrize("size", [["0", "0"], ["-3", "5"], ["1000000000", "1000000000"], ["1", "100000000"]])
 def test_cli_data_info_absurd_size(cli, tmp_path, size):
+    """Found by fuzzing: a property test (Hypothesis)."""
     folder = _folder(("a.png", _png(np.zeros((2, 2), np.uint8))), ("b.png", _png(np.ones((2, 2), np.uint8))))
     result = cli("data", "info", folder(tmp_path / "f"), "--size", *size)
     assert result.returncode == 2 and "size" in result.stderr and result.stderr.count("\n") == 1

@@ -5,6 +5,8 @@ import math
 
 import pytest
 
+pytestmark = pytest.mark.e2e
+
 
 def test_vaelab_eval_end_to_end(cli, digits_npz, tmp_path):
     path = digits_npz(500, 150)

@@ -1,4 +1,5 @@
-"""Figure commands, the run report and the comparison study, end to end through the command line."""
+"""The figure commands (`vaelab sample | reconstruct | interpolate | manifold | latents`) and the figures and report
+that training writes, end to end: each option changes what is drawn, and bad input is refused."""
 
 import base64
 
@@ -7,6 +8,8 @@ import pytest
 from PIL import Image
 
 from tests.helpers.html import Collector
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
-"""Bad input and faults: one line and a non-zero exit, never a traceback, and nothing lost.
+"""The contract of every command (vaelab.cli): bad input and faults give one line and a non-zero exit, never a
+traceback, and nothing is lost.
 
 Every command is walked with a missing path, a path whose parent is a file and a folder where a file is
-expected; run directories are damaged key by key; outputs, sizes and seeds are absurd; runs are stopped."""
+expected; run directories are damaged key by key; outputs are absurd; runs are stopped (SIGTERM)."""
 
 import json
 import shutil
@@ -16,6 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tests.helpers.runs import one_line_error, snapshot
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +76,7 @@ RUN_COMMANDS = [
 
 @pytest.mark.parametrize("command", RUN_COMMANDS, ids=lambda c: c[0])
 def test_every_run_command_on_missing_file_and_folder_paths(cli, tmp_path, command):
+    """Found by hardening (bad input and faults)."""
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     for path, message in [
@@ -84,6 +88,7 @@ def test_every_run_command_on_missing_file_and_folder_paths(cli, tmp_path, comma
 
 
 def test_figure_outputs_are_checked_before_the_work(cli, run, tmp_path):
+    """Found by hardening (bad input and faults)."""
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     for out, message in [
@@ -132,6 +137,7 @@ def _edit_config(run: Path, edit) -> None:
     ],
 )
 def test_damaged_config_json_is_named(cli, run, edit, message):
+    """Found by hardening (bad input and faults)."""
     _edit_config(run, edit)
     for command in ("sample", "report"):
         one = one_line_error(cli(command, run))
@@ -139,6 +145,7 @@ def test_damaged_config_json_is_named(cli, run, edit, message):
 
 
 def test_damaged_weights_state_metrics_and_eval(cli, run):
+    """Found by hardening (bad input and faults)."""
     weights = load_file(run / "model.safetensors")
     first = next(iter(weights))
     save_file({**weights, first: torch.full_like(weights[first], float("nan"))}, run / "model.safetensors")
@@ -167,6 +174,7 @@ def test_damaged_weights_state_metrics_and_eval(cli, run):
 
 
 def test_resume_after_editing_the_latent_dimension_refuses_before_training(cli, run):
+    """Found by hardening (bad input and faults)."""
     _edit_config(run, lambda m: {**m, "model": {**m["model"], "latent_dim": 5}})
     before = snapshot(run)
     one = one_line_error(cli("train", "--out", run, "--resume", "--epochs", "2", "--quiet"))
@@ -175,12 +183,14 @@ def test_resume_after_editing_the_latent_dimension_refuses_before_training(cli, 
 
 
 def test_killed_before_the_first_checkpoint_says_what_to_do(cli, tmp_path):
+    """Found by hardening (bad input and faults)."""
     (tmp_path / "run").mkdir()
     one = one_line_error(cli("train", "--out", tmp_path / "run", "--resume", "--quiet"))
     assert "stopped before its first epoch ended" in one and "without --resume" in one
 
 
 def test_a_run_that_diverges_again_leaves_its_directory_exactly_as_it_was(cli, run):
+    """Found by hardening (bad input and faults)."""
     before = snapshot(run)
     result = cli("train", "--out", run, "--resume", "--epochs", "2", "--lr", "1e12", "--quiet")
     assert result.returncode == 3, result.stderr
@@ -188,6 +198,7 @@ def test_a_run_that_diverges_again_leaves_its_directory_exactly_as_it_was(cli, r
 
 
 def test_sigterm_stops_with_a_message_and_the_checkpoint_intact(digits, tmp_path, cli_process):
+    """Found by hardening (bad input and faults)."""
     out = tmp_path / "run"
     src = str(Path(__file__).resolve().parents[2] / "src")
     process = subprocess.Popen(
@@ -231,7 +242,7 @@ def test_sigterm_stops_with_a_message_and_the_checkpoint_intact(digits, tmp_path
 @pytest.mark.parametrize("command", RUN_COMMANDS, ids=lambda c: c[0])
 def test_every_run_command_on_an_unreadable_file_and_a_read_only_folder(cli, run, monkeypatch, command):
     """Root reads and writes everything, so permissions are simulated: an unreadable config.json, then a run
-    folder that cannot be written (for the commands that write into it)."""
+    folder that cannot be written (for the commands that write into it). Found by hardening (bad input and faults)."""
     read_text = Path.read_text
 
     def unreadable(self, *args, **kwargs):
@@ -252,6 +263,7 @@ def test_every_run_command_on_an_unreadable_file_and_a_read_only_folder(cli, run
 
 
 def test_train_compare_explore_and_data_on_missing_unreadable_and_read_only_paths(cli, digits, tmp_path, monkeypatch):
+    """Found by hardening (bad input and faults)."""
     import os
 
     missing = tmp_path / "missing"

@@ -4,6 +4,8 @@ import pytest
 
 from vaelab import samplers
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def digits(digits_npz):

@@ -1,4 +1,5 @@
-"""Training end to end through the command line: outputs, reload, resume, divergence, bad config."""
+"""`vaelab train` end to end: its outputs and the model reloaded, resume, divergence, the TOML file below the flags,
+absurd values and paths, an existing run never overwritten."""
 
 import json
 import math
@@ -9,6 +10,8 @@ from safetensors.torch import load_file
 
 import vaelab
 from tests.helpers.runs import one_line_error
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +54,7 @@ def test_train_end_to_end_and_reload(cli_process, small_npz, tmp_path):
     assert model.reconstruct(x).shape == x.shape and model.sample(4).shape == (4, 1, 28, 28)
 
 
-# The save/load round trip against the model training left in memory: tests/test_models.py
+# The save/load round trip against the model training left in memory: tests/test_run.py
 # (test_a_saved_run_reloads_as_the_model_that_training_left_in_memory).
 
 
@@ -179,6 +182,7 @@ def digits(digits_npz):
 
 
 def test_train_paths_and_absurd_values(cli, digits, tmp_path):
+    """Found by hardening (bad input and faults)."""
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     base = ["train", "--data", digits, "--epochs", "1", "--quiet"]

@@ -68,7 +68,8 @@ def test_stratified_split_is_unchanged():
     data_=st.data(),
 )
 def test_fuzz_dataset_constructor(n, channels, side, dtype, data_):
-    """Dataset checks itself, so no caller can build one that breaks a label histogram or a class lookup."""
+    """Dataset checks itself, so no caller can build one that breaks a label histogram or a class lookup.
+    Found by fuzzing: a property test (Hypothesis)."""
     images = torch.zeros((n, channels, side, side + 1), dtype=dtype)
     label = st.integers(0, 3) | st.sampled_from([-1, MAX_CLASSES, 10**12])
     labels = data_.draw(st.none() | st.lists(label, min_size=n, max_size=n) | st.lists(label, max_size=4))

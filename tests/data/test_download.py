@@ -104,6 +104,7 @@ def test_corrupted_cache_file_is_detected(server, tmp_path):
         data.load("mnist", cache_dir=cache)
 
 
+@pytest.mark.e2e
 def test_offline_cli_error_is_one_line(cli_process, tmp_path, monkeypatch):
     monkeypatch.setenv(download.MIRROR_ENV, "http://127.0.0.1:9/")  # the discard port: nothing listens
     result = cli_process("data", "download", "fashion-mnist", "--cache-dir", tmp_path)

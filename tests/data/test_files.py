@@ -105,6 +105,7 @@ PATH_PARTS = st.text(st.characters(blacklist_characters="/\x00"), min_size=1, ma
 @example(entries=[("x", "link-self")], query=["y"], content=b"")  # below a loop of links
 @example(entries=[("x", "fifo")], query=[], content=b"")
 def test_fuzz_arbitrary_paths(scratch, entries, query, content):
+    """Found by fuzzing: a property test (Hypothesis)."""
     with fresh_dir(scratch) as folder:
         made = []
         for name, kind in entries:

@@ -1,4 +1,5 @@
-"""Data: the embedded set, the IDX / npz / image-folder readers, and every bad input they must refuse."""
+"""The image-folder reader (vaelab.data.folder): layouts, modes, bit depths and formats loaded pixel for pixel, and
+every bad folder or image refused in one line (a header claiming a huge image is refused before it is decoded)."""
 
 from __future__ import annotations
 
@@ -336,6 +337,7 @@ SIZES = (
 @example(images=[("a", (".png", png_header(3, 3, 16, 0)))] * 3, layout="classes", size=None)
 @example(images=[("", (".png", b"\x89PNG broken"))] * 2, layout="flat", size=10**9)
 def test_fuzz_image_folders(scratch, images, layout, size):
+    """Found by fuzzing: a property test (Hypothesis)."""
     with fresh_dir(scratch) as folder:
         for i, (sub, (suffix, raw)) in enumerate(images):
             where = folder
@@ -369,7 +371,8 @@ def expected_channels(raw: bytes) -> int:
     resize=st.none() | st.tuples(st.integers(1, 9), st.integers(1, 9)),
 )
 def test_fuzz_valid_images_always_load(scratch, size, data_, resize):
-    """Every image a user can save (any mode, any of the formats, values in range) loads: grey or RGB, its size."""
+    """Every image a user can save (any mode, any of the formats, values in range) loads: grey or RGB, its size.
+    Found by fuzzing: a property test (Hypothesis)."""
     encoded = [
         encode(data_.draw(pil_images(size, sane=True)), data_.draw(st.sampled_from(FORMATS)))
         for _ in range(data_.draw(st.integers(2, 4)))

@@ -213,6 +213,7 @@ def idx_bytes(draw) -> bytes:
 @FUZZ
 @given(raw=st.binary(max_size=300), name=st.sampled_from(["x-idx3-ubyte", "x-idx1-ubyte.gz", "x.ubyte", "x"]))
 def test_fuzz_idx_arbitrary_bytes(scratch, raw, name):
+    """Found by fuzzing: a property test (Hypothesis)."""
     with fresh_dir(scratch) as folder:
         (folder / name).write_bytes(raw)
         outcome(data.load, folder / name)
@@ -225,6 +226,7 @@ def test_fuzz_idx_arbitrary_bytes(scratch, raw, name):
 @example(raw=gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(">3I", 10**6, 28, 28)))  # claims 784 MB in a tiny gz
 @example(raw=bytes([0, 0, 0x0D, 3]) + struct.pack(">3I", 2, 1, 1) + struct.pack(">2f", float("nan"), 0.5))
 def test_fuzz_idx_images(scratch, raw):
+    """Found by fuzzing: a property test (Hypothesis)."""
     with fresh_dir(scratch) as folder:
         (folder / "train-images-idx3-ubyte").write_bytes(raw)
         outcome(data.load, folder / "train-images-idx3-ubyte")
@@ -239,6 +241,7 @@ def test_fuzz_idx_images(scratch, raw):
 @example(role="train-labels", raw=bytes([0, 0, 0x0C, 1, 0, 0, 0, 4]) + np.array([0, 1, 2, 2**31 - 1], ">i4").tobytes())
 @example(role="t10k-labels", raw=bytes([0, 0, 0x09, 1, 0, 0, 0, 2]) + bytes([0, 0xFF]))  # label -1
 def test_fuzz_idx_directory_with_one_bad_file(scratch, role, raw):
+    """Found by fuzzing: a property test (Hypothesis)."""
     rng = np.random.default_rng(0)
     with fresh_dir(scratch) as folder:
         for prefix, n in (("train", 4), ("t10k", 2)):

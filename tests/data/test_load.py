@@ -1,14 +1,11 @@
-"""Fuzzing the data readers: whatever a file holds, `vaelab.data` answers with a valid `Dataset` or a `VaelabError`
-whose message is one line, never another exception.
+"""Loading a data set by name or path (vaelab.data.load): valid arrays of every layout load exactly, each hostile
+file (tests/helpers/files.py's HOSTILE) is a one-line error, an unknown name is named.
 
-Inputs: arbitrary bytes, and files that are structurally valid but hold wrong values (IDX headers with
-absurd dimensions, npz arrays of every dtype and shape, images of every mode, size and format, crafted
-headers claiming huge images), image folders in every layout, and arbitrary paths.
-
-The example budget is small in CI (derandomized, so CI is reproducible); for a long manual run:
-    VAELAB_FUZZ=thorough python -m pytest -q tests/test_fuzz_data.py --hypothesis-show-statistics
-Every failure found is kept below as an `@example` of the test that found it, or as a case of HOSTILE.
-"""
+The property tests of the data readers (here and in test_idx, test_npz, test_folder, test_dataset, test_files):
+whatever a file holds, `vaelab.data` answers with a valid `Dataset` or a `VaelabError` whose message is one line,
+never another exception. Their budget is small in CI (derandomized); for a long manual run:
+    VAELAB_FUZZ=thorough python -m pytest -q tests/data --hypothesis-show-statistics
+Every failure found is kept as an `@example` of the test that found it, or as a case of HOSTILE."""
 
 from __future__ import annotations
 
@@ -36,7 +33,8 @@ from vaelab.errors import DataError, VaelabError
     data_=st.data(),
 )
 def test_fuzz_valid_arrays_load_exactly(scratch, n, hw, type_code, gz, layout, data_):
-    """Valid arrays in, the same pixels and labels out: IDX of each type (plain or gzipped), npz of each layout."""
+    """Valid arrays in, the same pixels and labels out: IDX of each type (plain or gzipped), npz of each layout.
+    Found by fuzzing: a property test (Hypothesis)."""
     dtype = np.dtype(IDX_TYPES[type_code]).newbyteorder("=")
     in_range = st.floats(0, 1, width=dtype.itemsize * 8) if dtype.kind == "f" else st.integers(0, 127)
     splits = [data_.draw(hnp.arrays(dtype, (count, *hw), elements=in_range)) for count in n]
@@ -65,6 +63,7 @@ def test_fuzz_valid_arrays_load_exactly(scratch, n, hw, type_code, gz, layout, d
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_inputs_give_one_line_errors(tmp_path, case):
+    """Found by fuzzing: a property test (Hypothesis)."""
     build, phrase = HOSTILE[case]
     path = build(tmp_path / "case.npz" if case == "a folder named .npz" else tmp_path / "case")
     with pytest.raises(VaelabError) as err:

@@ -270,6 +270,7 @@ def npz_arrays(draw) -> dict[str, np.ndarray]:
 @example(arrays={"images": np.zeros((3, 3, 3), np.uint8), "labels": np.array([0, 1, 2], np.uint64) - 1}, compressed=0)
 @example(arrays={"images": np.zeros((2, 2, 2), np.complex64)}, compressed=True)
 def test_fuzz_npz_values(scratch, arrays, compressed):
+    """Found by fuzzing: a property test (Hypothesis)."""
     with fresh_dir(scratch) as folder:
         (np.savez_compressed if compressed else np.savez)(folder / "x.npz", **arrays)
         outcome(data.load, folder / "x.npz")
@@ -292,6 +293,7 @@ def npy_member(shape: tuple, descr: str, payload: bytes) -> bytes:
 @example(shape=(10**6, 4096, 4096), descr="|u1", payload=b"\0" * 100, key="images", method=zipfile.ZIP_STORED)
 @example(shape=(3, 2, 2), descr="|O", payload=b"\x80\x04N.", key="images", method=zipfile.ZIP_STORED)  # a pickle
 def test_fuzz_npz_crafted_headers(scratch, shape, descr, payload, key, method):
+    """Found by fuzzing: a property test (Hypothesis)."""
     with fresh_dir(scratch) as folder:
         with zipfile.ZipFile(folder / "x.npz", "w", compression=method) as archive:
             archive.writestr(f"{key}.npy", npy_member(shape, descr, payload))
@@ -316,6 +318,7 @@ def damaged_npz(draw) -> bytes:
 @FUZZ
 @given(raw=damaged_npz() | st.binary(max_size=300).map(lambda b: b"PK\x03\x04" + b))
 def test_fuzz_npz_damaged_bytes(scratch, raw):
+    """Found by fuzzing: a property test (Hypothesis)."""
     with fresh_dir(scratch) as folder:
         (folder / "x.npz").write_bytes(raw)
         outcome(data.load, folder / "x.npz")

@@ -19,6 +19,7 @@ def frechet_reference(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def test_frechet_distance_matches_the_reference_for_small_and_large_spreads():
+    """Found by mutation testing."""
     torch.manual_seed(0)
     for scale in (0.05, 1.0, 20.0):
         a = scale * torch.randn(50, 3) @ torch.randn(3, 3)
@@ -32,6 +33,7 @@ def test_frechet_distance_matches_the_reference_for_small_and_large_spreads():
 
 
 def test_knn_radii_and_coverage_are_exact_on_a_line():
+    """Found by mutation testing."""
     x = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
     torch.testing.assert_close(frechet._knn_radii(x, 1), torch.tensor([1.0, 1.0, 2.0, 4.0]))
     torch.testing.assert_close(frechet._knn_radii(x, 2), torch.tensor([3.0, 2.0, 3.0, 6.0]))
@@ -43,6 +45,7 @@ def test_knn_radii_and_coverage_are_exact_on_a_line():
 
 
 def test_chunked_and_unchunked_precision_recall_agree():
+    """Found by mutation testing."""
     torch.manual_seed(1)
     real, fake = torch.randn(1100, 2), torch.randn(1030, 2) + 0.5
     radii = frechet._knn_radii(real, 3)
@@ -64,6 +67,7 @@ def coverage_reference(points, centres, k):
 
 
 def test_precision_recall_against_loops_with_the_default_k():
+    """Found by mutation testing."""
     torch.manual_seed(2)
     real, fake = torch.randn(25, 2, dtype=torch.float64), 1.5 * torch.randn(20, 2, dtype=torch.float64) + 1
     for k in (1, 3):

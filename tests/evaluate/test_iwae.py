@@ -1,5 +1,5 @@
-"""Evaluation against references: a linear-Gaussian model with an exact likelihood, the Frechet distance,
-precision / recall on known sets, active units on a model with dead dimensions, and `vaelab eval`."""
+"""The IWAE estimate of the log-likelihood (vaelab.evaluate.iwae): against a linear-Gaussian model whose likelihood
+is exact, against the estimator written out on tiny inputs, its blocks of decoded latents, bf16 and its progress."""
 
 import math
 
@@ -121,6 +121,7 @@ CASES = [("bernoulli", 7, 20), ("gaussian", 5, 8), ("bernoulli", 3, 8192), ("ber
 
 @pytest.mark.parametrize("likelihood, k, rows", CASES)
 def test_iwae_matches_the_written_out_estimator(likelihood, k, rows):
+    """Found by mutation testing."""
     model, data = tiny_vae(likelihood), tiny_images(9)
     model.train()
     estimate = iwae_log_likelihood(model, data, k, seed=4, rows=rows)
@@ -129,6 +130,7 @@ def test_iwae_matches_the_written_out_estimator(likelihood, k, rows):
 
 
 def test_iwae_defaults_and_bf16(capfd, monkeypatch):
+    """Found by mutation testing."""
     monkeypatch.setenv("VAELAB_PROGRESS", "1")  # a bar would show, were it not quiet by default
     model, data = tiny_vae(), tiny_images(4)
     rows = BLOCK_FLOATS // decoded_width(model)  # the default block
@@ -146,6 +148,7 @@ def test_iwae_defaults_and_bf16(capfd, monkeypatch):
 
 
 def test_iwae_shows_its_progress_when_asked(capfd, monkeypatch):
+    """Found by mutation testing."""
     monkeypatch.setenv("VAELAB_PROGRESS", "1")
     iwae_log_likelihood(tiny_vae(), tiny_images(3), 2, quiet=False)
     err = capfd.readouterr().err
@@ -155,7 +158,7 @@ def test_iwae_shows_its_progress_when_asked(capfd, monkeypatch):
 @pytest.mark.parametrize("rows", [1, 3, 8])
 def test_no_decoded_block_exceeds_rows(rows, monkeypatch):
     """`rows` bounds the latents decoded at once (samples x images); by default it is what keeps the widest
-    activation within BLOCK_FLOATS floats."""
+    activation within BLOCK_FLOATS floats. Found by mutation testing."""
     from vaelab.evaluate import iwae
 
     model, sizes = tiny_vae(latent_dim=10), []

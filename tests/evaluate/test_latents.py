@@ -9,6 +9,7 @@ from vaelab.models import VAE, VAEConfig
 
 
 def test_posterior_stats_over_several_batches():
+    """Found by mutation testing."""
     model, data = tiny_vae(latent_dim=2), tiny_images(10)
     model.train()
     stats = posterior_stats(model, data, batch_size=3)
@@ -22,6 +23,7 @@ def test_posterior_stats_over_several_batches():
 
 
 def test_active_units_counts_the_population_variance_above_the_threshold():
+    """Found by mutation testing."""
     means = torch.tensor([[0.5, 0.0, 0.2], [-0.5, 0.0, -0.2]], dtype=torch.float64)  # variances 0.25, 0, 0.04
     n, activity = active_units(means, threshold=0.25)
     assert n == 0 and activity.tolist() == pytest.approx([0.25, 0.0, 0.04])
@@ -31,6 +33,7 @@ def test_active_units_counts_the_population_variance_above_the_threshold():
 
 
 def test_collapse_warnings_word_for_word():
+    """Found by mutation testing."""
     kl = torch.tensor([0.001, 0.0024])
     assert collapse_warning(0, 2, kl) == (
         "posterior collapse: none of the 2 latent dimensions is active (total KL 0.003 nats); the decoder ignores z"

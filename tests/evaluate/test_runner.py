@@ -1,6 +1,6 @@
-"""What the README promises of `vaelab eval` and `vaelab train --eval`, checked against numbers recomputed here:
+"""What `vaelab eval` and `vaelab train --eval` compute (vaelab.evaluate), checked against numbers recomputed here:
 bits per dimension, the IWAE NLL's standard error, reconstruction MSE / PSNR (and that a trained model beats a
-constant image), `--split train`, `--json`, and the evaluation that `train --eval` runs after training."""
+constant image), `--split train`, `--json`, the run's precision, and the evaluation that `train --eval` runs."""
 
 import contextlib
 import io
@@ -13,6 +13,8 @@ import pytest
 import vaelab
 from vaelab import data
 from vaelab.evaluate.iwae import iwae_log_likelihood
+
+pytestmark = pytest.mark.e2e
 
 K = 20  # importance samples for the evals these tests run (train --eval uses the default, 1000)
 
@@ -68,7 +70,8 @@ def eval_json(cli, run, *args) -> dict:
 
 def test_train_with_eval_evaluates_the_test_split_after_training(evaluated, digits):
     """Catches `train --eval` skipping the evaluation, evaluating something else than the final model's test
-    split, or printing numbers that differ from the eval.json it wrote; and the report missing its section."""
+    split, or printing numbers that differ from the eval.json it wrote; and the report missing its section.
+    Checks a README claim."""
     run, printed, result = evaluated
     assert result["split"] == "test" and result["n_images"] == 200 and result["iwae"]["k"] == 1000
     assert f"{result['iwae']['nll']:.2f} +- {result['iwae']['nll_se']:.2f}" in printed
@@ -82,7 +85,7 @@ def test_train_with_eval_evaluates_the_test_split_after_training(evaluated, digi
 
 def test_bits_per_dim_are_the_nats_over_d_ln2(evaluated):
     """Catches a bits/dim that is not -ELBO or NLL / (D ln 2) with D the number of values in an image
-    (log2 against ln, a D of H*W or of the whole batch, the ELBO's sign)."""
+    (log2 against ln, a D of H*W or of the whole batch, the ELBO's sign). Checks a README claim."""
     run, printed, result = evaluated
     d = dims_of(run)
     assert d == 784
@@ -94,7 +97,8 @@ def test_bits_per_dim_are_the_nats_over_d_ln2(evaluated):
 
 def test_nll_and_its_standard_error_follow_the_per_image_estimates(cli, evaluated, digits):
     """Catches a standard error that is the standard deviation (not / sqrt(n)), a variance, or computed over
-    something else than the images; and an NLL that is not the mean of the per-image IWAE estimates."""
+    something else than the images; and an NLL that is not the mean of the per-image IWAE estimates.
+    Checks a README claim."""
     run, _, _ = evaluated
     result = eval_json(cli, run)
     per_image = -iwae_log_likelihood(vaelab.load(run), data.load(digits).test.images, K, seed=0)
@@ -110,7 +114,7 @@ def test_nll_and_its_standard_error_follow_the_per_image_estimates(cli, evaluate
 def test_reconstruction_mse_and_psnr_match_a_recomputation_and_beat_a_constant_image(cli, evaluated, digits):
     """Catches an MSE over the wrong images or from sampled rather than mean latents, a PSNR that is not
     10 log10(1 / MSE), and a model whose reconstructions are no better than the training split's mean image
-    (which reaches about 11.8 dB on these digits: a PSNR above 5 dB proves nothing)."""
+    (which reaches about 11.8 dB on these digits: a PSNR above 5 dB proves nothing). Checks a README claim."""
     run, _, _ = evaluated
     result = eval_json(cli, run)
     ds = data.load(digits)
@@ -125,7 +129,7 @@ def test_reconstruction_mse_and_psnr_match_a_recomputation_and_beat_a_constant_i
 
 
 def test_split_train_evaluates_the_training_images(cli, evaluated, digits):
-    """Catches `--split train` being ignored (the test split evaluated under another name)."""
+    """Catches `--split train` being ignored (the test split evaluated under another name). Checks a README claim."""
     run, _, _ = evaluated
     test, train = eval_json(cli, run), eval_json(cli, run, "--split", "train")
     assert (test["split"], test["n_images"]) == ("test", 200)
@@ -139,7 +143,7 @@ def test_split_train_evaluates_the_training_images(cli, evaluated, digits):
 
 def test_json_output_is_the_eval_json_and_the_table_shows_the_same_numbers(cli, evaluated):
     """Catches `--json` printing something that is not JSON (a table, progress text), or numbers that differ
-    from eval.json or from the printed table (evaluation is deterministic for a seed)."""
+    from eval.json or from the printed table (evaluation is deterministic for a seed). Checks a README claim."""
     run, _, _ = evaluated
     printed = eval_json(cli, run, "--seed", "3")
     saved = json.loads((run / "eval.json").read_text())
@@ -169,7 +173,7 @@ def test_json_output_is_the_eval_json_and_the_table_shows_the_same_numbers(cli, 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_a_run_is_evaluated_in_the_precision_it_was_trained_in(cli, digits_npz, tmp_path, precision):
     """`train --eval` and `compare` evaluate a `--precision bf16` run with a bf16 decoder (and an fp32 run in
-    fp32): catches the evaluation ignoring the run's precision, in either direction."""
+    fp32): catches the evaluation ignoring the run's precision, in either direction. Checks a README claim."""
     from vaelab.pipeline import finish_run
     from vaelab.run import Run
 

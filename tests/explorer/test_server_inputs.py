@@ -9,6 +9,7 @@ the fuzz run of a live server (thousands of requests) is marked `thorough` (pyth
 
 from __future__ import annotations
 
+import http.client as http_client
 import io
 import json
 import os
@@ -377,3 +378,67 @@ def test_explore_warns_only_off_loopback(runs, monkeypatch, capsys):
         assert capsys.readouterr().err == "", host
     explore([runs["gan2"]], host="0.0.0.0", open_browser=False, quiet=True)
     assert "warning: serving on 0.0.0.0" in capsys.readouterr().err
+
+
+# --- the fuzz run: thousands of requests at a live `vaelab explore` (thorough: python -m pytest -m thorough) -----
+
+
+@pytest.mark.thorough
+def test_thousands_of_random_requests_at_a_live_explorer(runs, digits_npz, tmp_path):
+    """VAELAB_EXPLORER_REQUESTS requests (default 3,000; at most VAELAB_EXPLORER_SECONDS, default 600) drawn from
+    the strategies, one in 50 an upload cut short, at `vaelab explore` on 127.0.0.1 serving an MLP VAE, a conv VAE
+    and a GAN. No 5xx, no traceback on its terminal, and it still serves at the end; prints the counts."""
+    from hypothesis import Phase
+
+    total = int(os.environ.get("VAELAB_EXPLORER_REQUESTS", "3000"))
+    budget = float(os.environ.get("VAELAB_EXPLORER_SECONDS", "600"))
+    conv = train_runs(digits_npz(400, 100), tmp_path, ["conv3"])["conv3"]
+    server = ExploreProcess([runs["mlp2"], conv, runs["gan2"]], "--quiet")
+    statuses, failures, no_answer = {}, [], []
+    start = time.monotonic()
+    try:
+        infos = json.loads(call(server.port, "GET", "/api/runs")[2])["runs"]
+        png = call(server.port, "GET", "/api/runs/0/test/0.png")[2]
+
+        @given(data=st.data())
+        @settings(
+            max_examples=total,
+            deadline=None,
+            database=None,
+            phases=[Phase.generate],  # nothing fails inside: the counts are the result
+            suppress_health_check=list(HealthCheck),
+        )
+        def fire(data):
+            if time.monotonic() - start > budget:
+                return
+            tried = sum(statuses.values()) + len(no_answer)
+            if tried % 50 == 49:
+                cut_short(server.port, multipart_head("/api/runs/0/encode", "b", 10_000), b"--b\r\n" + png[:100])
+            request = data.draw(hostile.calls(infos))
+            try:
+                status, _, body = call(server.port, request.method, request.path, request.body, headers=request.headers)
+            except (OSError, http_client.HTTPException) as exc:
+                no_answer.append((request, repr(exc)))
+                return
+            statuses[status] = statuses.get(status, 0) + 1
+            if status >= 500 and len(failures) < 5:
+                failures.append((request, status, body[:200]))
+
+        fire()
+        seconds = time.monotonic() - start
+        serving = call(server.port, "GET", "/api/runs")[0] == 200
+        serving &= call(server.port, "POST", "/api/runs/1/decode", json_body={"z": [0.1, 0.2, 0.3]})[0] == 200
+        code = server.interrupt()
+        stderr = server.stderr()
+    finally:
+        server.close()
+    tried = sum(statuses.values()) + len(no_answer)
+    fives = sum(n for status, n in statuses.items() if status >= 500)
+    summary = (
+        f"explorer fuzz run: {tried} requests in {seconds:.0f} s ({tried // 50} uploads cut short besides), "
+        f"{fives} answers 5xx, {len(no_answer)} without an answer, statuses {dict(sorted(statuses.items()))}, "
+        f"still serving: {serving}, Ctrl+C: exit {code}, stderr {stderr!r}"
+    )
+    print(summary)
+    assert fives == 0 and not no_answer and serving, (summary, failures, no_answer[:3])
+    assert code == 130 and stderr == "vaelab explore: stopped\n", summary

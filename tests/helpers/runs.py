@@ -12,11 +12,7 @@ from vaelab.run import Run
 
 # tiny networks, so that a run of a few epochs of 256 digits takes about a second
 TINY = ["--hidden", "32", "--latent-dim", "2", "--batch-size", "64", "--threads", "1", "--quiet"]
-
-
 KIND_EXTRA = {"vamp": ["--pseudo-inputs", "5"]}  # 500 pseudo-inputs would dominate a run this small
-
-
 TIMING = ("seconds", "images_per_s")
 
 

@@ -1,6 +1,6 @@
-"""Each kind's step against the same step written out from the papers' formulas, on one tiny batch: the GAN's
-losses and separate updates, the IWAE bound and its effective sample size, the VampPrior's mixture density, the
-VAE-GAN's equilibrium gating. Written for the mutation run of scripts/mutate.py (docs/mutation.md)."""
+"""The conditional VAE kind (Sohn et al. 2015): its step and test terms against the conditional ELBO written out,
+the label's path through encoder, decoder and sampling, the classes read from the data; end to end, unlabelled
+data refused and samples of the requested digit."""
 
 import copy
 
@@ -35,7 +35,8 @@ CVAE_CASES = {
 
 @pytest.mark.parametrize("case", CVAE_CASES)
 def test_the_cvae_step_is_the_conditional_elbo_written_out(tmp_path, case):
-    """Sohn et al. 2015: q(z|x,y), p(x|z,y); a label hidden with probability label_dropout in both networks."""
+    """Sohn et al. 2015: q(z|x,y), p(x|z,y); a label hidden with probability label_dropout in both networks.
+    Found by mutation testing."""
     from vaelab.losses import gaussian_log_likelihood, kl_weight
 
     options = CVAE_CASES[case]
@@ -73,7 +74,7 @@ def test_the_cvae_step_is_the_conditional_elbo_written_out(tmp_path, case):
 
 def test_the_cvae_test_terms_are_seeded_means_of_the_conditional_elbo(tmp_path):
     """The logged test terms: the labelled ELBO over the split, in batches of eval_batch_size, seeded with
-    seed + EVAL_SEED_OFFSET, the KL weighed by the epoch's beta."""
+    seed + EVAL_SEED_OFFSET, the KL weighed by the epoch's beta. Found by mutation testing."""
     from vaelab.losses import kl_weight, vae_terms
     from vaelab.noise import EVAL_SEED_OFFSET
 
@@ -105,6 +106,7 @@ def test_the_cvae_test_terms_are_seeded_means_of_the_conditional_elbo(tmp_path):
 
 
 def test_the_cvae_needs_its_classes_before_it_is_built(tmp_path):
+    """Found by mutation testing."""
     from vaelab.errors import ConfigError
     from vaelab.kinds.cvae import CVAE, CVAEConfig, build
     from vaelab.models import VAEConfig
@@ -120,6 +122,7 @@ def test_the_cvae_needs_its_classes_before_it_is_built(tmp_path):
 
 
 def test_the_cvae_model_conditions_encoder_decoder_and_samples_on_the_label(tmp_path):
+    """Found by mutation testing."""
     trainer = trainer_of(make(tmp_path, kind="cvae", classes=3))
     model = trainer.model.eval()
     x, y = batch(4), torch.tensor([2, 0, 1, 1])
@@ -144,6 +147,7 @@ def test_the_cvae_model_conditions_encoder_decoder_and_samples_on_the_label(tmp_
 
 
 def test_the_cvae_reads_its_classes_from_the_data_and_refuses_unlabelled_data(tmp_path):
+    """Found by mutation testing."""
     from vaelab import data
     from vaelab.errors import ConfigError, DataError
     from vaelab.kinds.cvae import prepare
@@ -171,7 +175,8 @@ def test_the_cvae_reads_its_classes_from_the_data_and_refuses_unlabelled_data(tm
 @pytest.mark.parametrize("options", [{"binarize": True}, {"likelihood": "gaussian", "learn_sigma": True}])
 def test_the_cvae_conditional_terms_binarize_and_use_the_learned_sigma(tmp_path, options):
     """conditional_terms (the CVAE's test terms and its eval ELBO): binarized with the split's seeded generator
-    before the labelled pass, the Gaussian likelihood with the model's own sigma, the KL weight 1 by default."""
+    before the labelled pass, the Gaussian likelihood with the model's own sigma, the KL weight 1 by default.
+    Found by mutation testing."""
     from vaelab.kinds.cvae import conditional_terms
     from vaelab.losses import binarize, vae_terms
 
@@ -217,6 +222,7 @@ def test_the_cvae_conditional_terms_binarize_and_use_the_learned_sigma(tmp_path,
 DIGIT_SHAPE = (1, 28, 28)
 
 
+@pytest.mark.e2e
 def test_cvae_on_data_without_labels_is_a_one_line_error(cli, tmp_path):
     path = tmp_path / "unlabelled.npz"
     ds = data.load("mnist-mini")
@@ -239,6 +245,7 @@ def test_cvae_labels_change_the_decoded_class_and_not_the_hidden_label_path():
     )
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_cvae_samples_are_of_the_requested_digit(cli, digits_npz, tmp_path):
     """The issue's criterion on a small run: the feature classifier reads the requested class in the samples."""

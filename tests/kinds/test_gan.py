@@ -1,4 +1,6 @@
-"""GAN and VAE-GAN: losses, the discriminator, short runs through the command line, resume, bad options."""
+"""The GAN kind (and, where they share it, the VAE-GAN's adversarial training): the step against the two losses
+written out, seeded test terms, learning rates, a generator started from a VAE's decoder, the gradients and test
+terms of rank 1 of a mirrored world; end to end, short runs through the command line and an exact resume."""
 
 import copy
 import json
@@ -24,6 +26,7 @@ def digits(digits_npz):
     return digits_npz(512, 128)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("model", ["gan", "vaegan"])
 def test_short_adversarial_runs_through_the_cli(cli, digits, tmp_path, model):
     out = tmp_path / model
@@ -63,6 +66,7 @@ def test_short_adversarial_runs_through_the_cli(cli, digits, tmp_path, model):
         assert cli("manifold", out, "--out", tmp_path / "m.png").returncode == 0
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("model", ["gan", "vaegan"])
 def test_adversarial_resume_matches_an_uninterrupted_run(cli, digits, tmp_path, model):
     whole, split = tmp_path / "whole", tmp_path / "split"
@@ -75,6 +79,7 @@ def test_adversarial_resume_matches_an_uninterrupted_run(cli, digits, tmp_path, 
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
+@pytest.mark.e2e
 def test_gan_generator_starts_from_a_vae_decoder(cli, digits, tmp_path):
     vae, gan = tmp_path / "vae", tmp_path / "gan"
     assert cli("train", "--data", digits, "--out", vae, "--epochs", "1", "--quiet", "--latent-dim", "4").returncode == 0
@@ -103,7 +108,8 @@ def test_gan_generator_starts_from_a_vae_decoder(cli, digits, tmp_path):
 
 def test_the_adversarial_test_terms_of_rank_1_use_its_shard_and_seed(tmp_path, mirror):
     """Each process scores its shard of the test images with noise seeded seed + offset + rank; the means are
-    over the images both processes cover (10 of 11), as a hinge GAN's losses when asked for."""
+    over the images both processes cover (10 of 11), as a hinge GAN's losses when asked for.
+    Found by mutation testing."""
     world = World(rank=1, size=2)
     torch.manual_seed(0)
     trainer = GANTrainer(make(tmp_path, epochs=2, kind="gan", gan_loss="hinge", seed=3), SHAPE, CPU, world)
@@ -129,7 +135,7 @@ def test_the_adversarial_test_terms_of_rank_1_use_its_shard_and_seed(tmp_path, m
 
 def test_the_gan_averages_each_network_s_gradients_across_processes(tmp_path, mirror):
     """Two mirrored processes: every gradient is summed (one all-reduce per parameter) and divided by 2, so the
-    step is the one-process step."""
+    step is the one-process step. Found by mutation testing."""
     one, two = (
         GANTrainer(make(tmp_path, epochs=2, kind="gan", grad_clip=0.1), SHAPE, CPU, world)
         for world in (World(), World(0, 2))
@@ -148,6 +154,7 @@ def test_the_gan_averages_each_network_s_gradients_across_processes(tmp_path, mi
 
 @pytest.mark.parametrize("loss", ["ns", "hinge"])
 def test_the_gan_step_is_the_two_losses_written_out(tmp_path, loss):
+    """Found by mutation testing."""
     trainer = trainer_of(make(tmp_path, kind="gan", gan_loss=loss, gan_lr=0.01, gan_betas=[0.5, 0.9], grad_clip=0.05))
     g, d = copy.deepcopy(trainer.model), copy.deepcopy(trainer.disc)
     x = batch()
@@ -177,6 +184,7 @@ def test_the_gan_step_is_the_two_losses_written_out(tmp_path, loss):
 
 
 def test_the_gan_test_terms_are_seeded_means_over_the_test_images(tmp_path):
+    """Found by mutation testing."""
     trainer = trainer_of(make(tmp_path, kind="gan", seed=3, eval_batch_size=4))
     images = (batch(10) * 255).to(torch.uint8)
     got = trainer.test_terms(images, None, 1)
@@ -199,6 +207,7 @@ def test_the_gan_test_terms_are_seeded_means_over_the_test_images(tmp_path):
 
 
 def test_a_gan_takes_a_new_learning_rate_in_both_optimizers(tmp_path):
+    """Found by mutation testing."""
     trainer = trainer_of(make(tmp_path, hidden=[8, 6], kind="gan", gan_lr=0.01))
     trainer.set_lr(make(tmp_path, hidden=[8, 6], kind="gan", gan_lr=0.003))
     assert trainer.modules == {"generator": trainer.model, "discriminator": trainer.disc}  # the checkpoint's names
@@ -207,6 +216,7 @@ def test_a_gan_takes_a_new_learning_rate_in_both_optimizers(tmp_path):
 
 
 def test_a_gan_started_from_a_vae_run_takes_its_architecture_and_its_decoder(tmp_path):
+    """Found by mutation testing."""
     from vaelab.checkpoint import save_weights
     from vaelab.errors import ConfigError, RunError
     from vaelab.kinds.gan import GANTrainer, generator_networks

@@ -1,5 +1,6 @@
 """The registry of kinds: a toy kind registered here goes through every public path (the proof that adding a
-kind is one module plus one registry line), runs written by vaelab 0.1.0 still load, unknown kinds are named."""
+kind is one module plus one registry line), unknown kinds are named, and what every kind must do: honour or refuse
+bf16 and --compile, train with its KL weight, refuse the options it has no use for, go through every command."""
 
 import json
 import math
@@ -26,6 +27,8 @@ from vaelab.kinds.base import Kind, networks
 from vaelab.models import VAE
 from vaelab.run import Run
 from vaelab.training.common import fused_adam, set_lr
+
+pytestmark = pytest.mark.e2e
 
 
 # --- a toy kind, written as a user adding one would: a deterministic autoencoder (no KL, no likelihood) -----
@@ -220,7 +223,8 @@ def test_options_a_kind_cannot_honour_are_refused_not_ignored(cli, tmp_path, kin
 def test_every_kind_honours_or_refuses_bf16_and_compile(cli, digits_npz, tmp_path, monkeypatch, kind):
     """`--precision bf16` and `--compile` either change how the kind trains or are refused in one line, never
     accepted and ignored. Catches: the GAN and VAE-GAN trainers (no autocast, no torch.compile) and the IWAE
-    trainer (its forward pass bypasses the compiled module) taking these options and training plain fp32."""
+    trainer (its forward pass bypasses the compiled module) taking these options and training plain fp32.
+    Checks a README claim."""
     digits = digits_npz(256, 64)
     ok(train(cli, digits, tmp_path / "fp32", kind))
     result = train(cli, digits, tmp_path / "bf16", kind, "--precision", "bf16")
@@ -251,7 +255,8 @@ def test_every_kind_with_a_kl_weight_trains_with_it(cli, digits_npz, tmp_path, k
     """For every kind with --beta: the logged KL weight is --beta (and follows --warmup-epochs), the logged loss (where
     the kind logs one) is recon + beta * KL on the training and the test split, and the weight changes what is
     learned: --beta 0 leaves a larger KL than the default, --beta 8 a smaller one, and a warm-up different weights.
-    Catches --beta or the warm-up being dropped from a kind's loss, or from its test loss only."""
+    Catches --beta or the warm-up being dropped from a kind's loss, or from its test loss only.
+    Checks a README claim."""
     digits = digits_npz(256, 64)
     kl = {}
     for beta in ("0", "1", "8"):

@@ -26,7 +26,8 @@ from vaelab.training.split import split_terms
 
 def test_the_vae_and_cvae_test_terms_of_rank_1_cover_its_shard(tmp_path, mirror, monkeypatch):
     """The VAE's and the conditional VAE's logged test terms are those of this process's shard (rank 1 of 2),
-    with the split's seeded noise, summed across the processes (here: the mirror's double)."""
+    with the split's seeded noise, summed across the processes (here: the mirror's double).
+    Found by mutation testing."""
     import vaelab.kinds.vae
     from vaelab.kinds.cvae import conditional_terms
     from vaelab.training.split import split_terms
@@ -50,6 +51,7 @@ def digits(digits_npz):
     return digits_npz(256, 64)
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("no_figures")
 def test_bf16_training_stays_within_half_a_nat_of_fp32_and_evaluates(cli, digits_npz, tmp_path):
     """The MLP VAE, three epochs on 600 digits, fp32 against bf16 from the same seed.
@@ -58,7 +60,7 @@ def test_bf16_training_stays_within_half_a_nat_of_fp32_and_evaluates(cli, digits
     0.4% per product) but the loss terms and sums stay in fp32 and Adam's updates in fp32 weights; on this setup the
     two runs differ by at most 0.06 nats (seeds 0-2), and the README promises 0.2 on a longer benchmark. A loss
     summed in bf16 (784 pixels) would be off by nats, and an ignored --precision leaves the weights identical: the
-    test checks both."""
+    test checks both. Checks a README claim."""
     from vaelab import data
     from vaelab.evaluate.iwae import iwae_log_likelihood
 
@@ -80,12 +82,13 @@ def test_bf16_training_stays_within_half_a_nat_of_fp32_and_evaluates(cli, digits
     assert math.isfinite(nll16) and abs(float(nll32 - nll16)) < 0.5
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("no_figures")
 def test_the_kl_warm_up_is_logged_and_is_the_weight_the_loss_uses(cli, digits, tmp_path):
     """--beta 2 --warmup-epochs 4 over 3 epochs: the logged weight is beta * epoch / 4 at each epoch's end, the test
     loss is exactly recon + that weight * KL, and the training loss (whose weight ramps step by step through the
     epoch) lies between recon + weight-at-start * KL and recon + weight-at-end * KL. Catches a warm-up or beta
-    dropped from the loss (the past bug) or a logged weight that is not the one trained with."""
+    dropped from the loss (the past bug) or a logged weight that is not the one trained with. Checks a README claim."""
     out = tmp_path / "run"
     ok(train(cli, digits, out, "vae", "--beta", "2", "--warmup-epochs", "4", epochs=3))
     records = epochs_of(out)
@@ -100,7 +103,7 @@ def test_the_kl_warm_up_is_logged_and_is_the_weight_the_loss_uses(cli, digits, t
 
 def test_the_vae_trainer_honours_bf16_and_compile_and_names_its_network_vae(tmp_path, monkeypatch):
     """The names in training_state.safetensors ("vae") are what older runs resume from; bf16 autocasts the forward
-    pass (close to fp32, not equal); --compile goes through torch.compile."""
+    pass (close to fp32, not equal); --compile goes through torch.compile. Found by mutation testing."""
     x = batch()
     fp32 = trainer_of(make(tmp_path, kind="vae"))
     bf16 = trainer_of(make(tmp_path, kind="vae", precision="bf16"))
@@ -130,6 +133,7 @@ def dataset():
 
 
 def test_the_vae_step_is_the_negative_elbo_written_out(tmp_path, dataset):
+    """Found by mutation testing."""
     config = make(tmp_path, epochs=2, beta=0.5, warmup_epochs=2.0, lr=0.01, grad_clip=0.05)
     trainer = kinds.get("vae").trainer(config, SHAPE, torch.device("cpu"), World())
     twin = copy.deepcopy(trainer.model)
@@ -155,6 +159,7 @@ def test_the_vae_step_is_the_negative_elbo_written_out(tmp_path, dataset):
 
 
 def test_the_vae_step_binarizes_with_the_noise_generator(tmp_path, dataset):
+    """Found by mutation testing."""
     config = make(tmp_path, epochs=2, binarize=True)
     trainer = kinds.get("vae").trainer(config, SHAPE, torch.device("cpu"), World())
     twin = copy.deepcopy(trainer.model)
@@ -169,6 +174,7 @@ def test_the_vae_step_binarizes_with_the_noise_generator(tmp_path, dataset):
 
 
 def test_the_gaussian_vae_logs_its_squared_error_and_checks_its_options(tmp_path, dataset):
+    """Found by mutation testing."""
     trainer = kinds.get("vae").trainer(
         make(tmp_path, epochs=2, likelihood="gaussian", sigma=0.5, learn_sigma=True),
         SHAPE,
@@ -189,6 +195,7 @@ def test_the_gaussian_vae_logs_its_squared_error_and_checks_its_options(tmp_path
 
 
 def test_the_vae_test_terms_use_the_seeded_eval_noise(tmp_path, dataset):
+    """Found by mutation testing."""
     config = make(tmp_path, epochs=2, beta=3.0, warmup_epochs=2.0, binarize=True, seed=5, eval_batch_size=3)
     trainer = kinds.get("vae").trainer(config, SHAPE, torch.device("cpu"), World())
     got = trainer.test_terms(dataset.test.images, None, 1)

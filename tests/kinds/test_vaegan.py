@@ -1,7 +1,6 @@
-"""The VAE-GAN's step written out from Larsen et al. (2016, Algorithm 1) as this project weighs it: each network's
-loss, each network's gradient of its own loss only, the equilibrium gating at its exact boundaries, the logged
-terms, the test terms and the networks' names and optimizers; and the adversarial kinds' learning-rate change.
-Written for the mutation run of scripts/mutate.py (docs/mutation.md)."""
+"""The VAE-GAN kind, its step written out from Larsen et al. (2016, Algorithm 1) as this project weighs it: each
+network's loss, each network's gradient of its own loss only, the equilibrium gating at its exact boundaries, the
+logged terms, the test terms and the networks' names and optimizers; end to end, the gating and its options."""
 
 import copy
 import json
@@ -80,6 +79,7 @@ def by_hand(vae, disc, x, noise, beta, o):
 
 
 def test_the_vaegan_networks_their_names_and_their_optimizers(tmp_path):
+    """Found by mutation testing."""
     trainer = trainer_of(make(tmp_path, **OPTIONS))
     assert trainer.modules == {"vae": trainer.model, "discriminator": trainer.disc}  # the checkpoint's names
     assert trainer.extra_weights() == {"discriminator": trainer.disc}
@@ -98,6 +98,7 @@ def test_the_vaegan_networks_their_names_and_their_optimizers(tmp_path):
 
 
 def test_the_vaegan_forward_pass_is_larsen_s_losses_written_out(tmp_path):
+    """Found by mutation testing."""
     trainer = trainer_of(make(tmp_path, **OPTIONS))
     vae, disc, x = copy.deepcopy(trainer.model), copy.deepcopy(trainer.disc), batch()
     terms, losses = trainer.forward(x, None, 0.5, torch.Generator().manual_seed(1))
@@ -115,6 +116,7 @@ GATES = [(0.4, False, True), (0.5, True, True), (0.75, True, True), (1.0, True, 
 
 @pytest.mark.parametrize("bce, train_dis, train_dec", GATES)
 def test_the_vaegan_update_steps_each_network_on_its_own_loss_as_gated(tmp_path, bce, train_dis, train_dec):
+    """Found by mutation testing."""
     trainer = trainer_of(make(tmp_path, **OPTIONS))
     vae, disc, x = copy.deepcopy(trainer.model), copy.deepcopy(trainer.disc), batch()
     _, losses = trainer.forward(x, None, 2.0, torch.Generator().manual_seed(1))
@@ -136,6 +138,7 @@ def test_the_vaegan_update_steps_each_network_on_its_own_loss_as_gated(tmp_path,
 
 
 def test_the_vaegan_test_terms_are_seeded_means_of_its_logged_terms(tmp_path):
+    """Found by mutation testing."""
     trainer = trainer_of(make(tmp_path, **{**OPTIONS, "seed": 4}))
     images = (batch(10, seed=2) * 255).to(torch.uint8)
     got = trainer.test_terms(images, None, 1)
@@ -172,6 +175,7 @@ def _unchanged(out: Path) -> dict[str, bool]:
     return {name: all(torch.equal(w[k], start[prefix[name] + k]) for k in w) for name, w in _parts(out).items()}
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("no_figures")
 def test_vaegan_equilibrium_gating_skips_exactly_the_updates_it_logs(cli, digits, tmp_path):
     """The gate on D's mean BCE decides each step: an equilibrium D's BCE never reaches (9.9, margin 0) leaves the
@@ -179,7 +183,7 @@ def test_vaegan_equilibrium_gating_skips_exactly_the_updates_it_logs(cli, digits
     learning but drops the decoder's adversarial term (with --gamma 0 --pixel-weight 0 that is the decoder's
     whole loss, so the decoder stays at its initial weights) and logs dec_adv_updated = 0; the converse settings
     update what the first ones froze. Catches a discriminator updated every step whatever the gate says (the past
-    bug), and a gate that is logged but not applied."""
+    bug), and a gate that is logged but not applied. Checks a README claim."""
     pure = ["--gamma", "0", "--pixel-weight", "0", "--hidden", "32,16"]  # the decoder's loss: its GAN term alone
     runs = {
         "d_frozen": ["--equilibrium", "9.9", "--margin", "0"],
@@ -197,11 +201,13 @@ def test_vaegan_equilibrium_gating_skips_exactly_the_updates_it_logs(cli, digits
     assert _unchanged(tmp_path / "open") == {"discriminator": False, "encoder": False, "decoder": False}
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("no_figures")
 def test_vaegan_pixel_weight_gamma_and_disc_layer_change_training_and_bad_values_are_refused(cli, digits, tmp_path):
     """Each of --pixel-weight, --gamma and --disc-layer changes the weights a VAE-GAN ends with (--disc-layer also the
     logged feature_recon, measured in another layer), and each refuses a bad value in one line before anything is
-    written. Catches an option parsed, saved in config.json and never passed to the loss or the discriminator."""
+    written. Catches an option parsed, saved in config.json and never passed to the loss or the discriminator.
+    Checks a README claim."""
     net = ["--hidden", "32,16"]  # two hidden layers, so that --disc-layer has a choice (overrides TINY's 32)
     ok(train(cli, digits, tmp_path / "default", "vaegan", *net))
     base = tensors(tmp_path / "default")
@@ -228,6 +234,7 @@ def test_vaegan_pixel_weight_gamma_and_disc_layer_change_training_and_bad_values
 
 @pytest.mark.parametrize("bce, d_updated, dec_adv", [(0.2, 0.0, 1.0), (0.68, 1.0, 1.0), (1.5, 1.0, 0.0)])
 def test_the_vaegan_gates_its_updates_on_the_discriminator_s_bce(tmp_path, bce, d_updated, dec_adv):
+    """Found by mutation testing."""
     trainer = trainer_of(tiny.make(tmp_path, kind="vaegan"))
     disc = copy.deepcopy(trainer.disc)
     _, losses = trainer.forward(batch(4), None, 0.0, torch.Generator().manual_seed(0))

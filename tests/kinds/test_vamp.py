@@ -1,7 +1,6 @@
-"""The IWAE's and the VampPrior's options, each written out: the IWAE with binarized inputs, bf16, a learned
-Gaussian sigma and its seeded test terms; the VampPrior's pseudo-inputs (initialised, clamped, counted), its
-Monte-Carlo KL at the reconstruction's z, the warm-up, binarization and learned sigma. Written for the mutation
-run of scripts/mutate.py (docs/mutation.md)."""
+"""The VampPrior kind (Tomczak & Welling 2018): its mixture prior against torch.distributions and sampling, the
+Monte-Carlo KL at the reconstruction's z, the pseudo-inputs (initialised, clamped, counted), and the step with each
+of its options written out (beta and the warm-up, binarization, a learned sigma)."""
 
 import copy
 import math
@@ -18,6 +17,7 @@ from vaelab.models import VAE, DiagonalGaussian, VAEConfig, standard_normal_log_
 
 
 def test_the_pseudo_inputs_start_as_faint_noise_and_stay_in_the_unit_interval():
+    """Found by mutation testing."""
     config = VampConfig(shape=SHAPE, latent_dim=2, hidden=(8,), pseudo_inputs=5)
     torch.manual_seed(0)
     model = VampVAE(config)
@@ -31,6 +31,7 @@ def test_the_pseudo_inputs_start_as_faint_noise_and_stay_in_the_unit_interval():
 
 
 def test_the_vamp_build_takes_a_plain_or_a_vamp_model_config():
+    """Found by mutation testing."""
     plain = build(VAEConfig(shape=SHAPE, latent_dim=2, hidden=(8,)))
     assert isinstance(plain, VampVAE) and plain.config.pseudo_inputs == 500 and plain.pseudo.shape[0] == 500
     own = build(VampConfig(shape=SHAPE, latent_dim=2, hidden=(8,), pseudo_inputs=3))
@@ -38,6 +39,7 @@ def test_the_vamp_build_takes_a_plain_or_a_vamp_model_config():
 
 
 def test_the_vamp_kl_is_taken_at_the_z_the_reconstruction_used(tmp_path):
+    """Found by mutation testing."""
     trainer = trainer_of(make(tmp_path, kind="vamp", pseudo_inputs=3))
     model, x = trainer.model, batch(4)
     assert trainer.model.pseudo.shape == (3, *SHAPE) and trainer.model.config.pseudo_inputs == 3
@@ -53,6 +55,7 @@ def test_the_vamp_kl_is_taken_at_the_z_the_reconstruction_used(tmp_path):
 
 
 def test_the_vamp_prior_scores_float64_latents_in_float64(tmp_path):
+    """Found by mutation testing."""
     model = trainer_of(make(tmp_path, kind="vamp", pseudo_inputs=3)).model
     z = torch.randn(5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     got = model.log_prior(z)
@@ -72,7 +75,7 @@ VAMP_CASES = {
 @pytest.mark.parametrize("case", VAMP_CASES)
 def test_the_vamp_step_with_its_options_written_out(tmp_path, case):
     """loss = recon + beta * (log q(z|x) - log p(z)) at the z the reconstruction used, p the learned mixture;
-    one Adam step over the encoder, decoder and pseudo-inputs."""
+    one Adam step over the encoder, decoder and pseudo-inputs. Found by mutation testing."""
     options = VAMP_CASES[case]
     trainer = trainer_of(make(tmp_path, kind="vamp", pseudo_inputs=3, lr=0.01, **options))
     if options.get("learn_sigma"):
@@ -106,6 +109,7 @@ def test_the_vamp_step_with_its_options_written_out(tmp_path, case):
 
 
 def test_the_vamp_prior_is_the_mixture_of_its_components():
+    """Found by mutation testing."""
     torch.manual_seed(0)
     means, logvars, z = torch.randn(5, 3), torch.randn(5, 3), torch.randn(2, 4, 3)
     mixture = MixtureSameFamily(

@@ -11,6 +11,7 @@ from vaelab.models.posterior import DiagonalGaussian, standard_normal_log_prob
 
 
 def test_posterior_std_mode_and_float64_samples():
+    """Found by mutation testing."""
     mean = torch.tensor([[0.5, -1.0]], dtype=torch.float64)
     logvar = torch.tensor([[math.log(4.0), math.log(0.25)]], dtype=torch.float64)
     q = DiagonalGaussian(mean, logvar)
@@ -24,6 +25,7 @@ def test_posterior_std_mode_and_float64_samples():
 
 
 def test_posterior_closed_forms():
+    """Found by mutation testing."""
     mean, logvar = torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([[0.0, math.log(2.0)], [0.0, 0.0]])
     q = DiagonalGaussian(mean, logvar)
     expected = torch.tensor([[0.5, 0.5 * (2.0 - 1.0 - math.log(2.0))], [0.0, 2.0]])

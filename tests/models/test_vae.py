@@ -1,4 +1,5 @@
-"""Model shapes for both architectures at several input shapes, and the VAE's API."""
+"""The VAE (vaelab.models.vae): shapes for both architectures at several input shapes, configurable sizes, the
+clamped log-variance and the Gaussian likelihood's mean image."""
 
 import pytest
 import torch

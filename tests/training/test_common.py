@@ -18,6 +18,7 @@ def mirror3(monkeypatch):
 
 
 def test_fused_adam_takes_the_module_s_parameters_lr_and_betas():
+    """Found by mutation testing."""
     module = nn.Linear(3, 2)
     optimizer = common.fused_adam(module, 0.01, [0.6, 0.95])
     (group,) = optimizer.param_groups
@@ -26,6 +27,7 @@ def test_fused_adam_takes_the_module_s_parameters_lr_and_betas():
 
 
 def test_fused_adam_falls_back_to_the_loop_where_the_build_has_no_fused_kernel(monkeypatch):
+    """Found by mutation testing."""
     real = torch.optim.Adam
 
     def adam(params, lr, betas, fused=None):
@@ -41,6 +43,7 @@ def test_fused_adam_falls_back_to_the_loop_where_the_build_has_no_fused_kernel(m
 
 
 def test_set_lr_changes_every_group_of_every_optimizer():
+    """Found by mutation testing."""
     one, two = nn.Linear(2, 2), nn.Linear(2, 1)
     optimizers = {
         "a": torch.optim.Adam([{"params": one.weight}, {"params": one.bias}], lr=0.1),
@@ -51,6 +54,7 @@ def test_set_lr_changes_every_group_of_every_optimizer():
 
 
 def test_wrap_is_ddp_across_processes_then_compile_if_asked(monkeypatch):
+    """Found by mutation testing."""
     made, compiled = [], []
 
     class FakeDDP(nn.Module):
@@ -72,6 +76,7 @@ def test_wrap_is_ddp_across_processes_then_compile_if_asked(monkeypatch):
 
 
 def test_gradients_are_averaged_over_the_processes(mirror3):
+    """Found by mutation testing."""
     module = nn.Linear(2, 1)
     module.weight.grad = torch.tensor([[3.0, -6.0]])  # the bias has no gradient: nothing to reduce
     common.average_gradients(module, World(rank=0, size=3))
@@ -85,6 +90,7 @@ def test_gradients_are_averaged_over_the_processes(mirror3):
 
 
 def test_scalars_are_averaged_over_the_processes_on_a_detached_copy(mirror3):
+    """Found by mutation testing."""
     values = torch.tensor([0.5, 1.5], requires_grad=True) * 1
     averaged = common.average_scalars(values, World(rank=2, size=3))
     assert torch.equal(averaged, torch.tensor([0.5, 1.5])) and not averaged.requires_grad

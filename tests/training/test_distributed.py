@@ -40,6 +40,7 @@ def last_epoch(run):
     return json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_two_processes_train_like_one(cli, digits, tmp_path):
     ddp, single = tmp_path / "ddp", tmp_path / "single"
@@ -64,6 +65,7 @@ def test_two_processes_train_like_one(cli, digits, tmp_path):
     assert a["test"]["loss"] < json.loads((ddp / "metrics.jsonl").read_text().splitlines()[1])["test"]["loss"]
 
 
+@pytest.mark.e2e
 def test_two_processes_average_the_gradients_of_the_global_batch(digits, tmp_path):
     """One SGD step (lr 1, no momentum) on the same global batch of 64 images, on one process and on two:
     the weights must change by the same mean gradient. Catches gradients summed across processes (a change
@@ -99,6 +101,7 @@ def test_two_processes_average_the_gradients_of_the_global_batch(digits, tmp_pat
             assert means[1][term] == pytest.approx(means[0][term], rel=1e-5), (kind, term)
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_two_processes_resume_exactly(digits, tmp_path):
     whole, split = tmp_path / "whole", tmp_path / "split"
@@ -112,6 +115,7 @@ def test_two_processes_resume_exactly(digits, tmp_path):
     assert all(torch.equal(x[k], y[k]) for k in x)
 
 
+@pytest.mark.e2e
 def test_global_batch_must_divide_among_processes(digits, tmp_path):
     result = torchrun(
         "train", "--data", digits, "--out", tmp_path / "r", "--batch-size", "63", "--quiet", "--epochs", "1"
@@ -119,6 +123,7 @@ def test_global_batch_must_divide_among_processes(digits, tmp_path):
     assert result.returncode != 0 and "must divide evenly among 2 processes" in result.stderr
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["gan", "vaegan"])
 def test_adversarial_models_train_on_two_processes(digits, tmp_path, model):
@@ -163,7 +168,7 @@ def make(tmp_path, **over):
 def test_rank_1_of_2_trains_on_its_shard_and_its_sums_are_summed_across(tmp_path, dataset, mirror):
     """Global batch 8: each process takes 4 images of its shard (every second image of the shared order, from
     its rank), 3 steps for the 12 images of its shard; the progress passed on counts those steps; the epoch's
-    means are the sums of both processes over the 24 images they share out."""
+    means are the sums of both processes over the 24 images they share out. Found by mutation testing."""
     world = World(rank=1, size=2)
     config = make(tmp_path, kind="vamp", pseudo_inputs=3, warmup_epochs=4.0)
     trainer = kinds.get("vamp").trainer(config, SHAPE, CPU, world)
@@ -202,6 +207,7 @@ def test_rank_1_of_2_trains_on_its_shard_and_its_sums_are_summed_across(tmp_path
 
 
 def test_a_run_of_two_processes_counts_steps_and_images_of_both_and_keeps_every_noise_state(tmp_path, dataset, mirror):
+    """Found by mutation testing."""
     other_noise = torch.Generator().manual_seed(99).get_state()
     mirror.gathered = {1: other_noise}  # rank 1's noise state (its weights' checksum is this process's)
     config = make(tmp_path, kind="iwae", k=2)
@@ -222,6 +228,7 @@ def test_a_run_of_two_processes_counts_steps_and_images_of_both_and_keeps_every_
 
 
 def test_rank_1_seeds_its_noise_with_its_rank_and_writes_nothing(tmp_path, dataset, mirror, capfd, monkeypatch):
+    """Found by mutation testing."""
     monkeypatch.setenv("VAELAB_PROGRESS", "1")
     world = World(rank=1, size=2)
     config = make(tmp_path, kind="iwae", k=2, seed=3, binarize=True, quiet=False)
@@ -237,6 +244,7 @@ def test_rank_1_seeds_its_noise_with_its_rank_and_writes_nothing(tmp_path, datas
 
 
 def test_the_weight_checksums_of_all_processes_must_agree(mirror):
+    """Found by mutation testing."""
     model = nn.Linear(1, 1)
     with torch.no_grad():
         model.weight.fill_(600.0)
@@ -266,6 +274,7 @@ def test_the_weight_checksums_of_all_processes_must_agree(mirror):
 
 
 def test_the_noise_states_of_the_other_ranks_are_gathered_by_rank(monkeypatch):
+    """Found by mutation testing."""
     fake = Mirror(3).install(monkeypatch)
     states = {r: torch.Generator().manual_seed(r).get_state() for r in range(3)}
     fake.gathered = states
@@ -275,6 +284,7 @@ def test_the_noise_states_of_the_other_ranks_are_gathered_by_rank(monkeypatch):
     assert loop._other_noise_states(torch.Generator(), World()) == {}
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["iwae", "vamp", "cvae"])
 def test_new_kinds_train_on_two_processes(digits_npz, tmp_path, kind):

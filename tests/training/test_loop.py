@@ -1,6 +1,6 @@
-"""The training loop and the VAE kind's step, in process on a tiny data set (24 images of 1 x 4 x 4): the files a run
-writes, exact epoch means against a written-out loop, resume, the divergence diagnosis, and one VAE step
-against the same step written out. Written to kill the mutants scripts/mutate.py found alive."""
+"""The training loop (vaelab.training.loop), in process on a tiny data set (24 images of 1 x 4 x 4): the files a run
+writes, exact epoch means against a written-out loop, resume, the run directory checked before any work, the
+progress bar, the divergence diagnosis; end to end, every kind's divergence through the command line."""
 
 import copy
 import json
@@ -49,6 +49,7 @@ def train(config, dataset, resume=False, on_epoch=None):
 
 
 def test_a_run_writes_its_config_metrics_weights_and_state(tmp_path, dataset):
+    """Found by mutation testing."""
     config = make(tmp_path, beta=2.0, warmup_epochs=4.0)
     seen = []
     started = time.perf_counter()
@@ -98,7 +99,8 @@ def test_a_run_writes_its_config_metrics_weights_and_state(tmp_path, dataset):
 
 
 def test_epoch_means_are_those_of_a_written_out_loop(tmp_path, dataset):
-    """train_epoch against the same epoch written out: the batch order, the noise and the per-image means."""
+    """train_epoch against the same epoch written out: the batch order, the noise and the per-image means.
+    Found by mutation testing."""
     config = make(tmp_path, batch_size=10, binarize=True, warmup_epochs=3.0)  # 24 images: batches of 10, 10, 4
     trainer = kinds.get("vae").trainer(config, SHAPE, torch.device("cpu"), World())
     twin = copy.deepcopy(trainer)
@@ -131,6 +133,7 @@ def test_epoch_means_are_those_of_a_written_out_loop(tmp_path, dataset):
 
 
 def test_epoch_means_of_a_kind_whose_terms_are_batch_means(tmp_path, dataset):
+    """Found by mutation testing."""
     config = make(tmp_path, kind="gan", batch_size=10)
     trainer = kinds.get("gan").trainer(config, SHAPE, torch.device("cpu"), World())
     twin = copy.deepcopy(trainer)
@@ -156,6 +159,7 @@ def test_epoch_means_of_a_kind_whose_terms_are_batch_means(tmp_path, dataset):
 
 
 def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path, dataset):
+    """Found by mutation testing."""
     straight = train(make(tmp_path / "a", epochs=3), dataset)
     first = make(tmp_path / "b", epochs=1)
     train(first, dataset)
@@ -173,6 +177,7 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path, da
 
 
 def test_resume_drops_the_lines_written_after_the_checkpoint_and_sets_the_new_lr(tmp_path, dataset):
+    """Found by mutation testing."""
     train(make(tmp_path, epochs=2), dataset)
     run = RunDir(tmp_path / "run")
     header, epochs = run.read_metrics()
@@ -184,6 +189,7 @@ def test_resume_drops_the_lines_written_after_the_checkpoint_and_sets_the_new_lr
 
 
 def test_resume_refuses_an_edited_model_section_and_damaged_states(tmp_path, dataset):
+    """Found by mutation testing."""
     train(make(tmp_path, epochs=1), dataset)
     run = RunDir(tmp_path / "run")
     meta = run.read_config()
@@ -209,6 +215,7 @@ def test_resume_refuses_an_edited_model_section_and_damaged_states(tmp_path, dat
 
 
 def test_prepare_run_dir_checks_before_any_work(tmp_path, dataset, monkeypatch):
+    """Found by mutation testing."""
     config = make(tmp_path)
     with pytest.raises(RunError) as caught:
         loop.prepare_run_dir(config, resume=True)
@@ -230,6 +237,7 @@ def test_prepare_run_dir_checks_before_any_work(tmp_path, dataset, monkeypatch):
 
 
 def test_default_run_dirs_count_up(tmp_path):
+    """Found by mutation testing."""
     config = make(tmp_path, data="mnist-mini", arch="conv", latent_dim=4)
     root = str(tmp_path / "runs")
     assert loop.default_run_dir(config, root).path == tmp_path / "runs" / "mnist-mini-conv-z4"
@@ -240,6 +248,7 @@ def test_default_run_dirs_count_up(tmp_path):
 
 
 def test_a_diverging_run_is_diagnosed_and_keeps_its_checkpoint(tmp_path, dataset, monkeypatch):
+    """Found by mutation testing."""
     train(make(tmp_path, epochs=1), dataset)
     run = RunDir(tmp_path / "run")
     before = {p.name: p.read_bytes() for p in run.path.iterdir()}
@@ -274,6 +283,7 @@ def test_a_diverging_run_is_diagnosed_and_keeps_its_checkpoint(tmp_path, dataset
 
 
 def test_diagnose_names_the_first_bad_term_and_the_kind_s_learning_rate(tmp_path):
+    """Found by mutation testing."""
     config = make(tmp_path, kind="gan", gan_lr=3e-4, grad_clip=0.5)
     bad = loop.NonFinite({"d_loss": torch.tensor(1.0), "g_loss": torch.tensor([1.0, math.inf])}, 2)
     error = loop.diagnose(bad, 7, 1, config, "gan_lr", RunDir(tmp_path))
@@ -287,6 +297,7 @@ def test_diagnose_names_the_first_bad_term_and_the_kind_s_learning_rate(tmp_path
 
 
 def test_a_global_batch_that_does_not_split_evenly_is_refused(tmp_path, dataset):
+    """Found by mutation testing."""
     config = make(tmp_path, batch_size=7)
     with pytest.raises(ConfigError) as caught:
         loop.train(config, kinds.get("vae"), dataset, RunDir(tmp_path / "run"), world=World(rank=0, size=2))
@@ -294,6 +305,7 @@ def test_a_global_batch_that_does_not_split_evenly_is_refused(tmp_path, dataset)
 
 
 def test_threads_option_sets_torch_threads(tmp_path, dataset, monkeypatch):
+    """Found by mutation testing."""
     asked = []
     monkeypatch.setattr(torch, "set_num_threads", asked.append)
     train(make(tmp_path, epochs=1, threads=1), dataset)
@@ -302,6 +314,7 @@ def test_threads_option_sets_torch_threads(tmp_path, dataset, monkeypatch):
 
 
 def test_the_progress_bar_shows_each_epoch_and_its_train_and_test_loss(tmp_path, dataset, capfd, monkeypatch):
+    """Found by mutation testing."""
     monkeypatch.setenv("VAELAB_PROGRESS", "1")  # shown even off a terminal
     train(make(tmp_path / "quiet"), dataset)
     assert capfd.readouterr().err == ""  # --quiet
@@ -316,7 +329,7 @@ def test_the_progress_bar_shows_each_epoch_and_its_train_and_test_loss(tmp_path,
 @pytest.mark.parametrize("kind", ["vae", "gan"])
 def test_the_bar_counts_images_and_shows_every_tenth_batch_s_terms_per_image(tmp_path, dataset, kind):
     """12 batches of 2: the bar moves by 2 images per batch; batches 0 and 10 show the kind's `shown` terms per
-    image (a VAE's terms are batch sums, a GAN's batch means), without forcing a redraw."""
+    image (a VAE's terms are batch sums, a GAN's batch means), without forcing a redraw. Found by mutation testing."""
     config = make(tmp_path, kind=kind, batch_size=2)
     trainer = kinds.get(kind).trainer(config, SHAPE, torch.device("cpu"), World())
     seen = []
@@ -348,7 +361,8 @@ def test_the_bar_counts_images_and_shows_every_tenth_batch_s_terms_per_image(tmp
 
 
 def test_a_run_is_its_seeded_epochs_written_out(tmp_path, dataset):
-    """train = the model initialised from the seed, the batch order drawn from the seed, the noise from seed + 1."""
+    """train = the model initialised from the seed, the batch order drawn from the seed, the noise from seed + 1.
+    Found by mutation testing."""
     config = make(tmp_path, seed=4, binarize=True)
     trained = train(config, dataset)
     torch.manual_seed(4)
@@ -362,6 +376,7 @@ def test_a_run_is_its_seeded_epochs_written_out(tmp_path, dataset):
 
 
 def test_resume_accepts_a_checkpoint_of_any_epoch_up_to_ten_million(tmp_path, dataset):
+    """Found by mutation testing."""
     train(make(tmp_path, epochs=1), dataset)
     run = RunDir(tmp_path / "run")
     tensors, metadata = read_safetensors(run.state_path)
@@ -373,13 +388,14 @@ def test_resume_accepts_a_checkpoint_of_any_epoch_up_to_ten_million(tmp_path, da
 
 
 def test_the_default_run_dir_is_named_after_the_data_s_last_path_part(tmp_path):
+    """Found by mutation testing."""
     config = make(tmp_path, data="sets/boX/", latent_dim=3)
     assert loop.default_run_dir(config, str(tmp_path)).path == tmp_path / "boX-mlp-z3"
 
 
 def test_a_conditional_run_reads_its_classes_and_trains_and_tests_with_the_labels(tmp_path, dataset):
     """The kind's `prepare` reads the classes before config.json is written; every batch and the test split
-    go to the trainer with their labels (the written-out run draws the same batches)."""
+    go to the trainer with their labels (the written-out run draws the same batches). Found by mutation testing."""
     from vaelab.kinds.cvae import conditional_terms
 
     config = make(tmp_path, kind="cvae", seed=2)
@@ -412,6 +428,7 @@ def test_a_conditional_run_reads_its_classes_and_trains_and_tests_with_the_label
 
 
 def test_a_gan_run_saves_its_discriminator_beside_the_generator(tmp_path, dataset):
+    """Found by mutation testing."""
     from vaelab.models.gan import Discriminator
 
     trained = train(make(tmp_path, kind="gan", epochs=1), dataset)
@@ -432,6 +449,7 @@ def test_a_gan_run_saves_its_discriminator_beside_the_generator(tmp_path, datase
 
 
 def test_train_starts_a_new_run_unless_told_to_resume(tmp_path, dataset):
+    """Found by mutation testing."""
     config = make(tmp_path, epochs=1)
     trained = loop.train(config, kinds.get("vae"), dataset, loop.prepare_run_dir(config, False))
     assert read_state_info(trained.run_dir.state_path) == {"epoch": 1, "step": 3}
@@ -445,13 +463,15 @@ def digits(digits_npz):
     return digits_npz(256, 64)
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("no_figures")
 @pytest.mark.parametrize("kind", kinds.names())
 def test_every_kind_diagnoses_divergence_keeps_its_checkpoint_and_resumes_from_it(cli, digits, tmp_path, kind):
     """An absurd learning rate gives exit 3 and one line naming the term that diverged and the option to lower,
     the last good checkpoint is left byte for byte, and the run resumed at a sane lr ends exactly like a run that
     never diverged. Catches: the adversarial kinds' divergence check never firing (a GAN at --gan-lr 1e35 exited 0
-    with NaN weights), a failed resume that moves the checkpoint, the generators' states or metrics.jsonl."""
+    with NaN weights), a failed resume that moves the checkpoint, the generators' states or metrics.jsonl.
+    Checks a README claim."""
     lr_flag = "--" + kinds.get(kind).lr_option.replace("_", "-")
     whole, split = tmp_path / "whole", tmp_path / "split"
     runs.ok(runs.train(cli, digits, whole, kind, epochs=2))
@@ -475,11 +495,13 @@ def test_every_kind_diagnoses_divergence_keeps_its_checkpoint_and_resumes_from_i
     assert runs.without_timing(runs.epochs_of(whole)) == runs.without_timing(runs.epochs_of(split))
 
 
+@pytest.mark.e2e
 @pytest.mark.usefixtures("no_figures")
 @pytest.mark.parametrize("kind", kinds.names())
 def test_every_kind_diverging_before_its_first_checkpoint_says_so_and_can_start_again(cli, digits, tmp_path, kind):
     """Divergence in the first epoch: exit 3, 'no checkpoint was written yet', no weights left behind that would
-    pass for a trained model, and the same --out trains at a sane lr without being refused as an existing run."""
+    pass for a trained model, and the same --out trains at a sane lr without being refused as an existing run.
+    Checks a README claim."""
     lr_flag = "--" + kinds.get(kind).lr_option.replace("_", "-")
     out = tmp_path / "run"
     message = runs.one_line_error(runs.train(cli, digits, out, kind, lr_flag, "1e35"), code=3)

@@ -1,5 +1,5 @@
-"""The IWAE estimator, the Frechet distance, precision / recall, active units and the split means, each against
-a direct reference computation on tiny inputs. Written to kill the mutants scripts/mutate.py found alive."""
+"""A split's means and ELBO terms (vaelab.training.split): exact means over uneven batches, without gradients, the
+seeded binarization and draws, the default batch, and the shard of rank 1 of a mirrored world."""
 
 import pytest
 import torch
@@ -13,6 +13,7 @@ from vaelab.training.split import split_means, split_terms
 
 
 def test_split_means_are_exact_means_over_uneven_batches():
+    """Found by mutation testing."""
     data = tiny_images(7)
     model = tiny_vae()
     model.train()
@@ -35,6 +36,7 @@ def test_split_means_are_exact_means_over_uneven_batches():
 
 
 def test_split_means_run_without_gradients_in_eval_mode():
+    """Found by mutation testing."""
     model = tiny_vae()
     seen = []
 
@@ -47,6 +49,7 @@ def test_split_means_run_without_gradients_in_eval_mode():
 
 
 def test_split_means_binarize_with_the_seeded_generator():
+    """Found by mutation testing."""
     data = tiny_images(6)
 
     def terms_of(x, y, generator):
@@ -68,6 +71,7 @@ def test_split_means_binarize_with_the_seeded_generator():
 
 
 def test_split_terms_are_the_vae_terms_of_seeded_draws():
+    """Found by mutation testing."""
     model, data = (
         tiny_vae(),
         tiny_images(45),
@@ -92,7 +96,8 @@ def test_split_terms_are_the_vae_terms_of_seeded_draws():
 
 
 def test_split_terms_batch_a_thousand_images_by_default():
-    """1001 images: one batch of 1000 and one of 1, the seeded draws grouped as with batch_size=1000."""
+    """1001 images: one batch of 1000 and one of 1, the seeded draws grouped as with batch_size=1000.
+    Found by mutation testing."""
     model = tiny_vae()
     data = tiny_images(1001, seed=3)
     assert split_terms(model, data, seed=4) == split_terms(model, data, seed=4, batch_size=1000)
@@ -101,7 +106,8 @@ def test_split_terms_batch_a_thousand_images_by_default():
 
 def test_split_means_of_rank_1_is_the_mean_over_its_shard(tmp_path, mirror):
     """Every second image of the split from rank 1 on (10 of 11 images shared out), binarized and scored with the
-    seeded generator; sums and counts are summed across the processes, so the mean is the shard's."""
+    seeded generator; sums and counts are summed across the processes, so the mean is the shard's.
+    Found by mutation testing."""
     from vaelab.losses import binarize
     from vaelab.training.split import split_means, split_terms
 
