@@ -3,8 +3,9 @@
 
 Fitted with scikit-learn's `GaussianMixture` (EM, full covariances; the optional extra `vaelab[samplers]`);
 its weights, means and covariances are saved in safetensors and sampled with torch, so loading and sampling
-need no scikit-learn. A file is checked on load as a model's weights are (`mixture_fault`): a mixture that loads
-samples finite latents, and any other file is a one-line error naming it."""
+need no scikit-learn. A file is checked on load as a model's weights are, and a `GMMSampler` is valid by
+construction (`check_mixture`): a mixture that loads samples finite latents; any other file is a one-line error
+naming it."""
 
 from __future__ import annotations
 
@@ -40,8 +41,13 @@ INFO_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
+class InvalidMixture(ValueError):
+    """What keeps three tensors from being a mixture that samples finite latents (one line)."""
+
+
 class GMMSampler:
-    """A fitted mixture: `weights` `[K]`, `means` `[K, D]`, `covariances` `[K, D, D]` (checked: `mixture_fault`)."""
+    """A fitted mixture: `weights` `[K]`, `means` `[K, D]`, `covariances` `[K, D, D]`; `InvalidMixture` if they do
+    not make one (`check_mixture`)."""
 
     name = "gmm"
 
@@ -52,7 +58,7 @@ class GMMSampler:
             covariances.double(),
             info,
         )
-        self.cholesky = torch.linalg.cholesky(self.covariances)
+        self.cholesky = check_mixture(self.weights, self.means, self.covariances)  # [K, D, D]
         self.description = f"a {len(weights)}-component Gaussian mixture fitted to the training posterior means"
 
     @property
@@ -111,15 +117,14 @@ def fit(means: torch.Tensor, components: int = 10, seed: int = 0) -> GMMSampler:
         "iterations": int(mixture.n_iter_),
         "mean_log_likelihood": float(mixture.score(array)),
     }
-    weights, centres, covariances = (
-        torch.from_numpy(a) for a in (mixture.weights_, mixture.means_, mixture.covariances_)
-    )
-    fault = mixture_fault(weights, centres, covariances)
-    if fault:  # the means were checked above, so this is a failure of EM, not of the user's data
-        raise RunError(
-            f"fit-sampler: the fitted mixture is not usable ({fault}); try another --seed or fewer --components"
+    try:
+        return GMMSampler(
+            *(torch.from_numpy(a) for a in (mixture.weights_, mixture.means_, mixture.covariances_)), info
         )
-    return GMMSampler(weights, centres, covariances, info)
+    except InvalidMixture as exc:  # the means were checked above, so this is a failure of EM, not of the data
+        raise RunError(
+            f"fit-sampler: the fitted mixture is not usable ({exc}); try another --seed or fewer --components"
+        ) from None
 
 
 def save(sampler: GMMSampler, path: str | Path) -> None:
@@ -140,25 +145,30 @@ def load(path: str | Path, latent_dim: int | None = None) -> GMMSampler:
     """The mixture saved at `path`, checked (for a run's latent space of `latent_dim` dimensions, when given);
     any fault is a one-line RunError naming the file, the fault and how to fit it again."""
     path = Path(path)
-    again = f"fit it again with `vaelab fit-sampler {path.parent}`"
+
+    def refused(fault: str) -> RunError:
+        return RunError(f"{path}: {fault}; fit it again with `vaelab fit-sampler {path.parent}`")
+
     if latent_dim is not None and path.is_file() and path.stat().st_size > max_file_bytes(latent_dim):
-        raise RunError(
-            f"{path}: {path.stat().st_size:,} bytes, more than a mixture of at most {MAX_COMPONENTS} components "
-            f"in {latent_dim} dimensions holds; {again}"
+        size = path.stat().st_size
+        raise refused(
+            f"{size:,} bytes, more than a mixture of at most {MAX_COMPONENTS} components in {latent_dim} dimensions holds"
         )
     try:
         tensors, metadata = read_safetensors(path)
     except RunError as exc:
-        raise RunError(f"{exc}; {again}") from None
+        raise RunError(f"{exc}; fit it again with `vaelab fit-sampler {path.parent}`") from None
     fault = tensors_fault(tensors, latent_dim)
     if fault:
-        raise RunError(f"{path}: {fault}; {again}")
-    weights, means, covariances = (tensors[key].double() for key in TENSORS)
-    info, info_fault = read_info(metadata, len(weights))
-    fault = mixture_fault(weights, means, covariances) or info_fault
+        raise refused(fault)
+    info, fault = read_info(metadata, len(tensors["weights"]))
+    try:
+        sampler = GMMSampler(*(tensors[key] for key in TENSORS), info)
+    except InvalidMixture as exc:
+        raise refused(str(exc)) from None
     if fault:
-        raise RunError(f"{path}: {fault}; {again}")
-    return GMMSampler(weights, means, covariances, info)
+        raise refused(fault)
+    return sampler
 
 
 def tensors_fault(tensors: dict[str, torch.Tensor], latent_dim: int | None) -> str | None:
@@ -183,31 +193,33 @@ def tensors_fault(tensors: dict[str, torch.Tensor], latent_dim: int | None) -> s
     return None
 
 
-def mixture_fault(weights: torch.Tensor, means: torch.Tensor, covariances: torch.Tensor) -> str | None:
-    """What keeps float64 `weights` `[K]`, `means` `[K, D]`, `covariances` `[K, D, D]` from being a mixture that
-    samples finite latents (finite and bounded values, weights summing to 1, covariances symmetric positive-definite),
-    or None."""
+def check_mixture(weights: torch.Tensor, means: torch.Tensor, covariances: torch.Tensor) -> torch.Tensor:
+    """The Cholesky factors `[K, D, D]` of float64 `covariances`, when with `weights` `[K]` and `means` `[K, D]` they
+    make a mixture that samples finite latents (finite and bounded values, weights summing to 1, covariances
+    symmetric positive-definite); otherwise `InvalidMixture` saying why."""
     for key, value in zip(TENSORS, (weights, means, covariances), strict=True):
         if not torch.isfinite(value).all():
-            return f"{key} hold non-finite values (NaN or inf)"
+            raise InvalidMixture(f"{key} hold non-finite values (NaN or inf)")
     total = float(weights.sum())
     if float(weights.min()) < 0 or not math.isclose(total, 1.0, rel_tol=0, abs_tol=WEIGHT_TOLERANCE):
         low = f"; weight {int(weights.argmin())} is {float(weights.min()):g}" if float(weights.min()) < 0 else ""
-        return f"weights must be >= 0 and sum to 1 (sum {total:.6g}{low})"
+        raise InvalidMixture(f"weights must be >= 0 and sum to 1 (sum {total:.6g}{low})")
     largest = float(means.abs().max())
     if largest > MAX_MAGNITUDE:
-        return f"means reach {largest:.3g}, beyond the {MAX_MAGNITUDE:g} a latent space holds"
+        raise InvalidMixture(f"means reach {largest:.3g}, beyond the {MAX_MAGNITUDE:g} a latent space holds")
     variances = covariances.diagonal(dim1=1, dim2=2)  # [K, D]
     if float(variances.max()) > MAX_MAGNITUDE**2:
-        return f"covariances hold a variance of {float(variances.max()):.3g}, beyond {MAX_MAGNITUDE**2:g}"
+        raise InvalidMixture(
+            f"covariances hold a variance of {float(variances.max()):.3g}, beyond {MAX_MAGNITUDE**2:g}"
+        )
     asymmetry = (covariances - covariances.mT).abs().amax(dim=(1, 2))  # [K]
     scale = variances.abs().amax(dim=1)
     if (asymmetry > SYMMETRY_TOLERANCE * scale).any():
-        return f"covariance {int((asymmetry - SYMMETRY_TOLERANCE * scale).argmax())} is not symmetric"
+        raise InvalidMixture(f"covariance {int((asymmetry - SYMMETRY_TOLERANCE * scale).argmax())} is not symmetric")
     cholesky, failed = torch.linalg.cholesky_ex(covariances)
     if bool(failed.any()) or not torch.isfinite(cholesky).all():
-        return f"covariance {int(failed.nonzero()[0]) if failed.any() else 0} is not positive-definite"
-    return None
+        raise InvalidMixture(f"covariance {int(failed.nonzero()[0]) if failed.any() else 0} is not positive-definite")
+    return cholesky
 
 
 def read_info(metadata: dict[str, str], components: int) -> tuple[dict[str, Any], str | None]:
