@@ -71,6 +71,7 @@ class Context:
     cache_dir: Any
     quiet: bool
     binarize: bool  # the run was trained on binarized images: its likelihoods are measured on a seeded binarization
+    samplers: dict[str, Any]  # the samplers fitted to the run (`vaelab fit-sampler`), checked when the run was opened
 
 
 @dataclass(frozen=True)

@@ -125,11 +125,7 @@ class PriorMismatchResult(Section):
 
 
 def measure(ctx: Context) -> tuple[PriorMismatchResult, list[str]]:
-    from vaelab import samplers
-
-    found = prior_mismatch(
-        ctx.model, ctx.dataset.train.images, samplers.fitted(ctx.run.path), ctx.seed, device=ctx.device
-    )
+    found = prior_mismatch(ctx.model, ctx.dataset.train.images, ctx.samplers, ctx.seed, device=ctx.device)
     return PriorMismatchResult.from_dict(found), []
 
 

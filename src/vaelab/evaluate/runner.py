@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from vaelab import samplers
 from vaelab.checkpoint import check_writable
 from vaelab.device import resolve_device
 from vaelab.errors import ConfigError
@@ -41,11 +42,12 @@ def evaluate_run(
     run = run if isinstance(run, Run) else Run.open(run, dev)
     if write:
         check_writable(run.path)
+    fitted = samplers.fitted(run.path)  # a damaged sampler file is refused before any work
     model, dataset = run.model.to(dev), run.dataset()
     images = getattr(dataset, split).images
     binarize = bool(getattr(run.config.options, "binarize", False))
     started = time.perf_counter()
-    ctx = Context(run, model, dataset, images, split, seed, iwae_k, precision, dev, cache_dir, quiet, binarize)
+    ctx = Context(run, model, dataset, images, split, seed, iwae_k, precision, dev, cache_dir, quiet, binarize, fitted)
     result = EvalResult(
         run=str(run.path),
         split=split,

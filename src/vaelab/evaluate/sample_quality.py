@@ -112,9 +112,7 @@ class SamplersResult(Section):
 
 
 def measure_samplers(ctx: Context) -> tuple[SamplersResult | None, list[str]]:
-    from vaelab import samplers
-
-    fitted = samplers.fitted(ctx.run.path)
+    fitted = ctx.samplers
     if not fitted:
         return None, []
     found = {
