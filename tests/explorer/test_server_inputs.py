@@ -302,11 +302,18 @@ def test_a_500_carries_no_exception_text_and_is_logged_once(client, monkeypatch,
 # --- a live `vaelab explore`: aborted uploads, Ctrl+C ---------------------------------------------------------
 
 
-def test_aborted_uploads_print_nothing_and_the_server_keeps_serving(runs):
-    """100 uploads cut short (a multipart body, a raw PNG body) used to print ~4,800 lines of tracebacks."""
+def test_aborted_and_damaged_uploads_print_nothing_and_the_server_keeps_serving(runs):
+    """100 uploads cut short (a multipart body, a raw PNG body) used to print ~4,800 lines of tracebacks; a damaged
+    TIFF made Pillow print its warnings ("Corrupt EXIF data") on the server's terminal."""
     server = ExploreProcess([runs["mlp2"]], "--quiet")
     try:
         png = call(server.port, "GET", "/api/runs/0/test/0.png")[2]
+        tiff = io.BytesIO()
+        Image.open(io.BytesIO(png)).save(tiff, "TIFF")
+        for cut in (8, 12, 100):
+            one_line_error(
+                call(server.port, "POST", "/api/runs/0/encode", tiff.getvalue()[:cut]), (400, 415), "upload:"
+            )
         for i in range(100):
             if i % 2:
                 part = b"--b\r\nContent-Disposition: form-data; name=file; filename=x.png\r\n\r\n" + png

@@ -47,21 +47,28 @@ def read_upload(body: bytes, shape: tuple[int, int, int], invert: bool = False) 
     """An uploaded image file -> uint8 `[H, W, C]` at the data's `shape` (C, H, W), and a note when it had to be
     converted (resized, or turned grey / RGB). Transparent pixels are laid over black (the digits' background);
     `invert` turns dark strokes on light paper into the data's light strokes on black."""
+    with warnings.catch_warnings():
+        # what Pillow tolerates in a file ("Truncated File Read", palette transparency) is the user's file, not a
+        # line for the server's terminal; a decompression bomb is an error
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return _read_upload(body, shape, invert)
+
+
+def _read_upload(body: bytes, shape: tuple[int, int, int], invert: bool) -> tuple[np.ndarray, str | None]:
     c, h, w = shape
     if not body:
         raise ImageError("upload: the request body is empty; send an image file (PNG, JPEG, ...)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(body))
-            width, height = image.size
-            if width * height > MAX_UPLOAD_PIXELS:
-                raise ImageError(
-                    f"upload: a {width}x{height} image is too large (at most {MAX_UPLOAD_PIXELS:,} pixels); "
-                    f"the model takes {w}x{h}",
-                    413,
-                )
-            image.load()
+        image = Image.open(io.BytesIO(body))
+        width, height = image.size
+        if width * height > MAX_UPLOAD_PIXELS:
+            raise ImageError(
+                f"upload: a {width}x{height} image is too large (at most {MAX_UPLOAD_PIXELS:,} pixels); "
+                f"the model takes {w}x{h}",
+                413,
+            )
+        image.load()
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
