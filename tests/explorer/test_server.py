@@ -287,12 +287,19 @@ def test_the_page_is_served_and_needs_nothing_from_outside(client):
     assert status == 200 and b'<canvas id="draw"' in page
     static = {m for m in re.findall(rb'(?:src|href)="(static/[^"]+)"', page)}
     assert {b"static/main.js", b"static/explorer.css"} <= static
-    for name in (b"static/main.js", b"static/api.js", b"static/map.js", b"static/run.js", b"static/explorer.css"):
-        status, headers, body = client.call("GET", "/" + name.decode())
+    from vaelab.explorer.server import static_dir
+
+    files = sorted(p.name for p in static_dir().iterdir() if p.suffix in (".js", ".css"))
+    assert {"main.js", "http.js", "paint.js", "geometry.js", "map.js", "run.js", "explorer.css"} <= set(files)
+    imported = set()
+    for name in files:
+        status, headers, body = client.call("GET", f"/static/{name}")
         assert status == 200 and body, name
         assert not re.search(rb"https?://", body), f"{name} fetches from outside: the page must work offline"
-        if name.endswith(b".js"):
+        if name.endswith(".js"):
             assert "javascript" in headers["content-type"]
+            imported |= {m.decode() for m in re.findall(rb"from '\./([\w.]+)'", body)}
+    assert imported and imported <= set(files), imported - set(files)  # every module a module imports is served
 
 
 def one_line_error(result, *fragments):

@@ -1,7 +1,7 @@
 // The page: one column per run, and the shared panels (encode, map settings, interpolate, sample) that act on
 // every column at once, so that side by side the same image is encoded and interpolated by each run.
 
-import { Latest, getJSON, postJSON, request } from './api.js';
+import { Latest, getJSON, postJSON, request } from './http.js';
 import { RunView } from './run.js';
 
 const $ = (id) => document.getElementById(id);

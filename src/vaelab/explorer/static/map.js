@@ -69,7 +69,7 @@ export class MapView {
   }
 
   drawTicks(ctx) {
-    const [u0, u1, v0, v1] = this.box();
+    const [u0, u1, , v1] = this.box(); // the bottom edge's v is not labelled (the u label sits there)
     const f = (x) => (Math.abs(x) < 1e-9 ? '0' : x.toFixed(Math.abs(x) >= 10 ? 0 : 2));
     ctx.font = '11px system-ui, sans-serif';
     const label = (text, x, y, align) => {

@@ -1,9 +1,9 @@
 // One run's column: its map, the image decoded at the cursor or the current point, the posterior of the encoded
 // image, the interpolation and sample strips, and a slider per latent dimension.
 
-import {
-  COLOURS, Latest, colour, ellipse, getJSON, imageElement, paintRaw, pointAt, postJSON, project, shiftedOrigin,
-} from './api.js';
+import { ellipse, pointAt, project, shiftedOrigin } from './geometry.js';
+import { Latest, getJSON, postJSON } from './http.js';
+import { COLOURS, colour, imageElement, paintRaw } from './paint.js';
 import { MapView } from './map.js';
 
 const fmt = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : '–');
