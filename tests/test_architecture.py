@@ -22,6 +22,7 @@ LAYERS = [
         "vaelab.progress",
         "vaelab.checkpoint",
         "vaelab.rundir",
+        "vaelab.extras",
     ),
     ("vaelab.data",),
     ("vaelab.nets", "vaelab.models"),
@@ -30,10 +31,11 @@ LAYERS = [
     ("vaelab.kinds",),
     ("vaelab.run",),
     ("vaelab.evaluate", "vaelab.samplers"),
-    ("vaelab.latent_walks", "vaelab.plots", "vaelab.figures"),
+    ("vaelab.latent_walks", "vaelab.plots", "vaelab.figure", "vaelab.figures", "vaelab.study_figures"),
     ("vaelab.report", "vaelab.study_answers"),
+    ("vaelab.export", "vaelab.tracking"),
     ("vaelab.pipeline", "vaelab.compare"),
-    ("vaelab.cli", "vaelab.__main__", "vaelab.explorer"),
+    ("vaelab.cli", "vaelab.__main__", "vaelab.explorer", "vaelab.api"),
 ]
 
 

@@ -4,8 +4,8 @@ members' numbers and the sentence must say the opposite)."""
 import copy
 from pathlib import Path
 
-from vaelab import compare
-from vaelab.study_answers import answers
+from vaelab import compare, study_answers
+from vaelab.evaluate import EvalResult
 
 
 def study(kind_names=("vae",), archs=("mlp", "conv"), dims=(2, 10), betas=(1.0,)) -> list:
@@ -16,8 +16,24 @@ def member(recon: float, kl: float, fd: float | None = None, nll: float | None =
     terms = {"recon": recon, "kl": kl, "loss": recon + kl}
     row = {"test": terms, "train": dict(terms), "seconds": 1.0}
     if fd is not None or nll is not None:
-        row["eval"] = {"samples": {"fd_classifier": fd}, **({"iwae": {"nll": nll, "k": 100}} if nll else {})}
+        iwae = {"iwae": {"k": 100, "nll": nll, "nll_se": 0.1, "bits_per_dim": 0.2}} if nll else {}
+        row["eval"] = {"samples": {"available": True, "fd_classifier": fd}, **iwae}
     return row
+
+
+def answers(members: list, finals: dict) -> list[str]:
+    """The study's answers for members' numbers written as plain tables (read as compare.Finals, the evaluation
+    as eval.json is read)."""
+    typed = {
+        name: compare.Finals(
+            f["test"],
+            f["train"],
+            f["seconds"],
+            EvalResult.from_dict({"run": name, "split": "test", "n_images": 10, **f["eval"]}) if "eval" in f else None,
+        )
+        for name, f in finals.items()
+    }
+    return study_answers.answers(members, typed)
 
 
 def swapped(finals: dict, a: str, b: str) -> dict:
@@ -101,10 +117,13 @@ def test_the_prior_against_sampler_verdict_follows_the_numbers():
     finals = {"mlp-z10": member(100, 20, fd=320.0)}
     finals["mlp-z10"]["eval"].update(
         prior_mismatch={
+            "n_images": 10,
+            "level": 0.01,
+            "definition": "",
             "prior": {"kl_to_aggregate": 0.66, "holes": 0.009},
             "gmm": {"kl_to_aggregate": 0.03, "holes": 0.023},
         },
-        samplers={"gmm": {"available": True, "fd_classifier": 82.0}},
+        samplers={"gmm": {"description": "a mixture", "available": True, "fd_classifier": 82.0}},
     )
     head = "<b>Prior against aggregate posterior (mlp-z10)</b>"
     text = sentence(answers(members, finals), head)

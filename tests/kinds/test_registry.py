@@ -21,7 +21,7 @@ from tests.helpers.runs import (
     tensors,
     train,
 )
-from vaelab import data, kinds
+from vaelab import data, figures, kinds
 from vaelab.config import option, option_fields
 from vaelab.kinds.base import Kind, networks
 from vaelab.models import VAE
@@ -121,7 +121,7 @@ def test_a_kind_registered_in_a_test_trains_saves_loads_evaluates_and_reports(cl
     assert [e["epoch"] for e in epochs] == [1, 2] and set(epochs[-1]["test"]) == {"recon"}
     assert epochs[-1]["test"]["recon"] < epochs[0]["test"]["recon"]  # it learns
     # every figure its abilities call for (an encoder: reconstructions, interpolation, latents)
-    for name in toy_kind.figures:
+    for name in figures.names(toy_kind):
         assert (out / f"{name}.png").is_file(), name
     model = vaelab.load(out)
     weights = load_file(out / "model.safetensors")
@@ -288,7 +288,7 @@ def test_new_kinds_train_resume_evaluate_and_report(cli, digits, tmp_path, kind,
     epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()[1:]]
     assert [e["epoch"] for e in epochs] == [1, 2] and epochs[-1]["test"]["loss"] < epochs[0]["test"]["loss"]
     run = Run.open(out)
-    for name in run.kind.figures:
+    for name in figures.names(run.kind):
         assert (out / f"{name}.png").is_file(), name
     fitted = cli("fit-sampler", out, "--components", "3")
     assert fitted.returncode == 0, fitted.stderr
