@@ -13,7 +13,10 @@ Routes (`R` is a run's index in the order given on the command line):
     POST /api/runs/R/interpolate       {"a", "b", "steps", "spherical"} -> path and images
     POST /api/runs/R/sample            {"n", "seed", "sampler"} -> latent points and images
 
-A bad request gets a 4xx answer whose body is one line of JSON, {"error": "..."}; the server keeps serving.
+A bad request gets a 4xx answer whose body is one line of JSON, {"error": "..."}; the server keeps serving. Every
+number a request carries (in its path, query, headers or JSON body) is parsed with bounds by `params`. A bug gets a
+500 whose message says nothing of the exception (its traceback goes to the server's terminal, once); a client that
+goes away mid-request gets nothing, and nothing is printed.
 Model work runs in a worker thread, one computation at a time (two cores: parallel decodes only contend).
 """
 
@@ -61,8 +64,9 @@ def error(message: str, status: int) -> JSONResponse:
 
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and params.integer_text(declared, "Content-Length", 0, MAX_DECLARED) > limit:
-        raise BadRequest(f"request body too large ({int(declared):,} bytes; at most {limit:,})", 413)
+    declared = None if declared is None else params.integer_text(declared, "Content-Length", 0, MAX_DECLARED)
+    if declared is not None and declared > limit:
+        raise BadRequest(f"request body too large ({declared:,} bytes; at most {limit:,})", 413)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
