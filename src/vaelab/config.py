@@ -36,12 +36,14 @@ MAX_WIDTH = 1 << 16  # hidden units, channels: far above what fits a laptop, far
 MAX_SEED = (1 << 62) - 1  # seeds are offset by small constants and must stay a signed 64-bit integer
 
 
-def option(default: Any, help: str, **checks: Any) -> Any:
+def option(default: Any, help: str, resumable: bool = False, **checks: Any) -> Any:
     """A config field: its default, its help line, and the checks its value must pass.
 
     checks: `choices` (a tuple), `min` / `max` (inclusive), `above` / `below` (exclusive), `length` or
-    `nonempty` (of a list); each bound applies to every element of a list. Lists get a fresh copy of their default."""
-    metadata = {"help": help, **checks}
+    `nonempty` (of a list); each bound applies to every element of a list. Lists get a fresh copy of their default.
+    `resumable`: the option may take a new value when a run is resumed (`--resume --epochs 50`, a lower learning
+    rate after a divergence); every other option must match the saved run (`is_resumable`)."""
+    metadata = {"help": help, **checks, **({"resumable": True} if resumable else {})}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -67,22 +69,25 @@ class TrainConfig:
     latent_dim: int = option(10, "latent dimension (default 10; the course compares 2 and 10)", min=1, max=MAX_WIDTH)
     activation: str = option("relu", f"hidden activation: {', '.join(ACTIVATIONS)}", choices=ACTIVATIONS)
     # optimisation
-    epochs: int = option(20, "number of epochs", min=1, max=1_000_000)
+    epochs: int = option(20, "number of epochs", min=1, max=1_000_000, resumable=True)
     batch_size: int = option(128, "batch size", min=1, max=1 << 20)
-    grad_clip: float = option(0.0, "clip the gradient norm to this value (0: off)", min=0)
+    grad_clip: float = option(0.0, "clip the gradient norm to this value (0: off)", min=0, resumable=True)
     seed: int = option(0, "random seed (same seed and thread count: same result)", min=0, max=MAX_SEED)
-    threads: int = option(0, "CPU threads for torch (0: torch's default)", min=0, max=4096)
-    device: str = option("auto", "|".join(DEVICES), choices=DEVICES)
+    threads: int = option(0, "CPU threads for torch (0: torch's default)", min=0, max=4096, resumable=True)
+    device: str = option("auto", "|".join(DEVICES), choices=DEVICES, resumable=True)
     precision: str = option(
         "fp32",
         "fp32, or bf16 to autocast the forward pass to bfloat16 (faster on CPUs with bf16 units and on GPUs)",
         choices=PRECISIONS,
+        resumable=True,
     )
-    compile: bool = option(False, "torch.compile the model (a start-up cost that pays off on long runs and GPUs)")
-    eval_batch_size: int = option(1000, "batch size for evaluation", min=1, max=1 << 20)
+    compile: bool = option(
+        False, "torch.compile the model (a start-up cost that pays off on long runs and GPUs)", resumable=True
+    )
+    eval_batch_size: int = option(1000, "batch size for evaluation", min=1, max=1 << 20, resumable=True)
     # outputs
     out: str | None = option(None, "run directory (default runs/<data>-<arch>-z<latent>)")
-    quiet: bool = option(False, "no progress bar")
+    quiet: bool = option(False, "no progress bar", resumable=True)
     # the kind's own options (a dataclass instance), filled by kinds.make_config
     options: Any = field(default=None, metadata={"internal": True})
 
@@ -97,8 +102,17 @@ def option_fields(cls: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
 
 
+def is_resumable(field_: dataclasses.Field) -> bool:
+    """Whether an option may change when a run is resumed (declared with `option(..., resumable=True)`)."""
+    return bool(field_.metadata.get("resumable"))
+
+
+COMMAND_LINE = "option"  # the origin of values given as options (a message names the option alone)
+
+
 class Layer(dict):
-    """Option values from one origin (a TOML file, the command line), keys normalized."""
+    """Option values from one origin (a TOML file, the command line), keys normalized. An error about one of
+    its values names its origin (`kinds.make_config`), so that a bad value in a file is not blamed on an option."""
 
     def __init__(self, values: dict[str, Any], origin: str):
         super().__init__({OLD_NAMES.get(k.replace("-", "_"), k.replace("-", "_")): v for k, v in values.items()})

@@ -14,25 +14,11 @@ from torch import nn
 
 from vaelab import data, kinds
 from vaelab.checkpoint import load_weights, read_tensors
-from vaelab.config import Layer, TrainConfig
+from vaelab.config import COMMAND_LINE, Layer, TrainConfig, is_resumable, option_fields
 from vaelab.device import memory_bytes
 from vaelab.errors import ConfigError, RunError
 from vaelab.models import parameter_count
 from vaelab.rundir import NO_STATE, RunDir
-
-# What may change when a run is resumed; every other option must match the saved run.
-RESUMABLE = (
-    "epochs",
-    "lr",
-    "gan_lr",
-    "grad_clip",
-    "quiet",
-    "device",
-    "threads",
-    "eval_batch_size",
-    "precision",
-    "compile",
-)
 
 
 def load_dataset(config: TrainConfig) -> data.Dataset:
@@ -105,17 +91,51 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     return Run.open(run_dir, device).model
 
 
-def resume_config(run_dir: str | Path, overrides: dict[str, Any]) -> TrainConfig:
-    """The saved config of `run_dir` with the allowed `overrides` applied (a lower lr after a divergence, say)."""
+def resumable_options(kind: kinds.Kind) -> list[str]:
+    """The options of `kind` that may change when a run is resumed: those declared `option(..., resumable=True)`."""
+    fields = {**option_fields(TrainConfig), **option_fields(kind.options)}
+    return [name for name, field_ in fields.items() if is_resumable(field_)]
+
+
+def resume_config(run_dir: str | Path, *overrides: dict[str, Any]) -> TrainConfig:
+    """The saved config of `run_dir` with the allowed `overrides` applied (a lower lr after a divergence, say).
+
+    `overrides` are layers, later ones winning: a `config.Layer` (a TOML file) is named in the errors its values
+    cause; plain dicts are the command line's. A bad value saved in config.json names that file."""
     run = RunDir(run_dir)
     if not run.has_state():
         raise RunError(f"{run_dir}: no training state to resume from ({NO_STATE})")
-    saved = kinds.config_from_saved(run.read_config()["train"]).to_dict()
-    given = Layer(overrides, "option")
+    try:
+        saved = kinds.config_from_saved(run.read_config()["train"]).to_dict()
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{run.config_path}: the saved train section is invalid ({exc}); restore the file, or train a new run"
+        ) from None
+    layers = [layer if isinstance(layer, Layer) else Layer(layer, COMMAND_LINE) for layer in overrides]
+    origin = {name: layer.origin for layer in layers for name, value in layer.items() if value is not None}
+    given = {name: value for layer in layers for name, value in layer.items() if value is not None}
     if given.get("kind", saved["kind"]) != saved["kind"]:
-        raise ConfigError(f"kind: cannot change on --resume (the run was trained as {saved['kind']!r})")
-    wanted = kinds.make_config(saved, given).to_dict()
+        raise ConfigError(
+            _named(origin["kind"], f"kind: cannot change on --resume (the run was trained as {saved['kind']!r})")
+        )
+    kind = kinds.get(saved["kind"])
+    wanted = kinds.make_config(saved, *overrides).to_dict()  # a TOML layer names its file in its errors
+    resumable = resumable_options(kind)
     for name in given:
-        if name not in RESUMABLE and name != "out" and wanted.get(name) != saved.get(name):
-            raise ConfigError(f"{name}: cannot change on --resume (the run was trained with {saved.get(name)!r})")
-    return kinds.make_config(saved, {k: wanted[k] for k in RESUMABLE if k in wanted}, {"out": str(run_dir)})
+        if name not in resumable and name != "out" and wanted.get(name) != saved.get(name):
+            raise ConfigError(
+                _named(
+                    origin[name], f"{name}: cannot change on --resume (the run was trained with {saved.get(name)!r})"
+                )
+            )
+    return kinds.make_config(saved, {k: wanted[k] for k in resumable if k in wanted}, {"out": str(run_dir)})
+
+
+def _named(origin: str, message: str) -> str:
+    """A message about a value, prefixed with the file it came from (a value from the command line is named by its
+    option alone)."""
+    return message if origin == COMMAND_LINE else f"{origin}: {message}"
+
+
+# The resumable options of the built-in kinds, by name (the resume code asks each kind's fields).
+RESUMABLE = tuple(dict.fromkeys(name for kind in kinds.KINDS.values() for name in resumable_options(kind)))

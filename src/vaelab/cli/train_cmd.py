@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> None:
     if args.resume:
         if not args.out:
             raise ConfigError("--resume needs --out RUN_DIR: the run to continue")
-        config = resume_config(args.out, {**file_values, **given_options(args)})
+        config = resume_config(args.out, file_values, given_options(args))  # the TOML file is named in its errors
     else:
         config = kinds.make_config(file_values, given_options(args))
     run_dir = train_run(config, resume=args.resume, evaluate=args.eval)

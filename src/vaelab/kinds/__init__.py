@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from vaelab.config import OLD_NAMES, Layer, TrainConfig, option_fields, set_options, unknown_key
+from vaelab.config import COMMAND_LINE, OLD_NAMES, Layer, TrainConfig, option_fields, set_options, unknown_key
 from vaelab.errors import ConfigError
 from vaelab.kinds import cvae, gan, iwae, vae, vaegan, vamp
 from vaelab.kinds.base import Kind, Trainer
@@ -61,26 +61,34 @@ def all_options() -> dict[str, tuple[dataclasses.Field, list[str]]]:
     return table
 
 
-def make_config(*layers: dict[str, Any], origin: str = "option") -> TrainConfig:
+def make_config(*layers: dict[str, Any], origin: str = COMMAND_LINE) -> TrainConfig:
     """A checked TrainConfig from dicts of values, later ones winning (None means 'not given').
 
-    A `config.Layer` names its own origin in errors (a TOML file); plain dicts are `origin`."""
+    A `config.Layer` names its own origin in errors (a TOML file: `run.toml: lr: must be...`); plain dicts are
+    `origin`, named only for an unknown key."""
+    named = [isinstance(layer, Layer) and layer.origin != COMMAND_LINE for layer in layers]
     layers = [layer if isinstance(layer, Layer) else Layer(layer, origin) for layer in layers]
     given = [Layer({k: v for k, v in layer.items() if v is not None}, layer.origin) for layer in layers]
     kind_name = next((layer["kind"] for layer in reversed(given) if "kind" in layer), TrainConfig().kind)
     kind = get(kind_name)
     config, options = TrainConfig(), kind.options()
     shared, own, known = option_fields(TrainConfig), option_fields(kind.options), list(all_options())
-    for layer in given:
+    for layer, is_named in zip(given, named):
         for key in layer:
             if key in shared or key in own:
                 continue
             if key not in known:
                 raise unknown_key(key, known, layer.origin)
             reason = f" ({kind.refuses[key]})" if key in kind.refuses else ""
-            raise ConfigError(f"{key}: has no meaning with --kind {kind.name}{reason}")
-        set_options(config, {k: v for k, v in layer.items() if k in shared})
-        set_options(options, {k: v for k, v in layer.items() if k in own})
+            prefix = f"{layer.origin}: " if is_named else ""
+            raise ConfigError(f"{prefix}{key}: has no meaning with --kind {kind.name}{reason}")
+        try:
+            set_options(config, {k: v for k, v in layer.items() if k in shared})
+            set_options(options, {k: v for k, v in layer.items() if k in own})
+        except ConfigError as exc:
+            if not is_named:
+                raise
+            raise ConfigError(f"{layer.origin}: {exc}") from None  # the file's value, not the option's
     config.options = options
     if kind.check:
         kind.check(config)

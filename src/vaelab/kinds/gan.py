@@ -31,7 +31,9 @@ from vaelab.training.common import average_gradients, fused_adam, set_lr
 class AdversarialOptions:
     """The Adam of every network of an adversarial kind (Radford et al. 2016's settings for a GAN)."""
 
-    gan_lr: float = option(2e-4, "Adam learning rate of every network of a GAN (2e-4) / VAE-GAN (1e-3)", above=0)
+    gan_lr: float = option(
+        2e-4, "Adam learning rate of every network of a GAN (2e-4) / VAE-GAN (1e-3)", above=0, resumable=True
+    )
     gan_betas: list[float] = option(
         [0.5, 0.999], "Adam betas of a GAN / VAE-GAN (default 0.5,0.999)", length=2, min=0, below=1
     )

@@ -45,7 +45,7 @@ class VAEOptions(KLWeight):
     )
     learn_sigma: bool = option(False, "learn the Gaussian likelihood's standard deviation")
     binarize: bool = option(False, "dynamic binarization of the inputs, resampled every batch")
-    lr: float = option(1e-3, "Adam learning rate", above=0)
+    lr: float = option(1e-3, "Adam learning rate", above=0, resumable=True)
     adam_betas: list[float] = option([0.9, 0.999], "Adam betas, e.g. 0.9,0.999", length=2, min=0, below=1)
 
 

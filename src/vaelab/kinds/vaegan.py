@@ -34,7 +34,9 @@ from vaelab.training.common import average_scalars
 
 @dataclass
 class VAEGANOptions(KLWeight, AdversarialOptions):
-    gan_lr: float = option(1e-3, "Adam learning rate of every network of a GAN (2e-4) / VAE-GAN (1e-3)", above=0)
+    gan_lr: float = option(
+        1e-3, "Adam learning rate of every network of a GAN (2e-4) / VAE-GAN (1e-3)", above=0, resumable=True
+    )
     gamma: float = option(
         0.1, "VAE-GAN: weight of the feature-space reconstruction in the decoder's loss (default 0.1)", min=0
     )
