@@ -7,10 +7,10 @@ import signal
 import sys
 import threading
 
-from vaelab.cli import compare_cmd, data_cmd, eval_cmd, explore_cmd, figures_cmd, sampler_cmd, train_cmd
+from vaelab.cli import compare_cmd, data_cmd, eval_cmd, explore_cmd, export_cmd, figures_cmd, sampler_cmd, train_cmd
 from vaelab.errors import VaelabError, one_line
 
-COMMANDS = [data_cmd, train_cmd, eval_cmd, figures_cmd, compare_cmd, explore_cmd, sampler_cmd]
+COMMANDS = [data_cmd, train_cmd, eval_cmd, figures_cmd, compare_cmd, explore_cmd, sampler_cmd, export_cmd]
 
 
 class Parser(argparse.ArgumentParser):
