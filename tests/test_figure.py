@@ -11,6 +11,8 @@ from PIL import Image
 from vaelab import data, figures, plots, study_figures
 from vaelab.figure import Figure, StudyFigure, argument
 
+pytestmark = pytest.mark.e2e  # they train runs through the CLI: not for the mutation runs
+
 
 def draw_mean_image(run, out=None, n: int = 10):
     """The mean of the first `n` test images."""

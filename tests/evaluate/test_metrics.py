@@ -13,6 +13,9 @@ from vaelab.evaluate.metric import Metric, Section, optional
 from vaelab.run import Run
 
 
+pytestmark = pytest.mark.e2e  # they train runs through the CLI: not for the mutation runs
+
+
 @dataclass
 class MeanPixel(Section):
     mean: float

@@ -333,3 +333,25 @@ def test_cli_errors_before_serving(cli, runs, tmp_path, monkeypatch):
     result = cli("explore", runs["mlp2"], "--no-browser")
     one_line_error(result, 'pip install "vaelab[explore]"')
     assert result.stderr.count("\n") == 1
+
+
+def test_a_sampler_file_damaged_while_serving_is_a_409_with_one_line(runs, tmp_path):
+    """A run's file that goes bad after the explorer opened it (here a fitted sampler overwritten with garbage) gets
+    the one-line message naming the file, as a 409, not a 500; the server keeps serving. Found by hardening."""
+    import shutil
+
+    from vaelab.cli import main
+    from vaelab.explorer.session import open_sessions
+
+    run = tmp_path / "mlp2"
+    shutil.copytree(runs["mlp2"], run)
+    assert main(["fit-sampler", str(run), "--components", "2"]) == 0
+    client = Client(open_sessions([run]))
+    try:
+        assert len(client.json("POST", "/api/runs/0/sample", json_body={"n": 2, "sampler": "gmm"})["z"]) == 2
+        (run / "sampler-gmm.safetensors").write_bytes(b"not a safetensors file")
+        result = client.call("POST", "/api/runs/0/sample", json_body={"n": 2, "sampler": "gmm"})
+        assert_error(result, 409, "sampler-gmm.safetensors", "fit-sampler")
+        assert len(client.json("POST", "/api/runs/0/sample", json_body={"n": 2})["z"]) == 2
+    finally:
+        client.close()

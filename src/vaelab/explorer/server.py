@@ -41,7 +41,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from vaelab.errors import ConfigError
+from vaelab.errors import ConfigError, VaelabError, one_line
 from vaelab.explorer import images, params
 from vaelab.explorer.params import BadRequest
 from vaelab.explorer.session import Session
@@ -200,6 +200,10 @@ class Api:
     async def disconnected(self, request: Request, exc: ClientDisconnect) -> Response:
         return Response(status_code=400)  # nobody reads it: the client went away mid-request (an aborted upload)
 
+    async def run_error(self, request: Request, exc: VaelabError) -> Response:
+        # a run's file damaged or removed while serving (a sampler file, say): its one line, a conflict, not a bug
+        return error(one_line(str(exc)), 409)
+
     async def internal_error(self, request: Request, exc: Exception) -> Response:
         # a bug: uvicorn logs its traceback once; the answer carries no text of the exception (it may hold paths)
         return error("internal error (the server's terminal shows what went wrong)", 500)
@@ -225,6 +229,7 @@ def create_app(sessions: list[Session]) -> Starlette:
         BadRequest: api.bad_request,
         HTTPException: api.http_error,
         ClientDisconnect: api.disconnected,
+        VaelabError: api.run_error,
         Exception: api.internal_error,
     }
     return Starlette(routes=routes, exception_handlers=handlers)

@@ -215,8 +215,9 @@ class Session:
 
     def sample(self, n: int, seed: int | None = None, sampler: str = "N(0, I)") -> tuple[list, np.ndarray]:
         """n latent points drawn from the sampler (the prior N(0, I)) and their decoded images."""
-        if sampler not in samplers(self.run):
-            raise ValueError(f"sampler: {sampler!r} is not one of {samplers(self.run)}")
+        known = self._info["samplers"]  # listed (and their files checked) when the run was opened
+        if sampler not in known:
+            raise ValueError(f"sampler: {sampler!r} is not one of {known}")
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         if sampler == "N(0, I)":
             z = self.model.sample_prior(n, generator).cpu()  # the model's own prior (learned for the VampPrior)
