@@ -12,7 +12,6 @@ from vaelab.evaluate import EvalResult, metrics, read_eval
 from vaelab.evaluate.metric import Metric, Section, optional
 from vaelab.run import Run
 
-
 pytestmark = pytest.mark.e2e  # they train runs through the CLI: not for the mutation runs
 
 
