@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vaelab import kinds
+from vaelab import kinds, tracking
 from vaelab.checkpoint import atomic_write, check_writable, read_state_info
 from vaelab.config import TrainConfig, option_fields
 from vaelab.errors import ConfigError
@@ -92,19 +92,19 @@ def kinds_options(base: dict[str, Any], kind_names: list[str]) -> dict[str, dict
     return per_kind
 
 
-def train_member(member: Member, evaluate: bool, iwae_k: int, quiet: bool) -> str:
-    """Train, resume or complete one member; returns what was done."""
+def train_member(member: Member, evaluate: bool, iwae_k: int, quiet: bool, track: tracking.Log | None = None) -> str:
+    """Train, resume or complete one member (mirrored to `track`'s tracker when it trains); returns what was done."""
     from vaelab.pipeline import finish_run, train_run
 
     run_dir = RunDir(member.path)
     fit = STUDY_SAMPLERS if evaluate else ()  # measured in eval: the prior against a sampler fitted after training
     if not run_dir.has_state():
-        train_run(member.config, evaluate=evaluate, iwae_k=iwae_k, fit_samplers=fit)
+        train_run(member.config, evaluate=evaluate, iwae_k=iwae_k, fit_samplers=fit, log=track)
         return "trained"
     done = read_state_info(run_dir.state_path)["epoch"]
     if done < member.config.epochs:
         config = resume_config(member.path, {"epochs": member.config.epochs, "quiet": quiet})
-        train_run(config, resume=True, evaluate=evaluate, iwae_k=iwae_k, fit_samplers=fit)
+        train_run(config, resume=True, evaluate=evaluate, iwae_k=iwae_k, fit_samplers=fit, log=track)
         return f"resumed from epoch {done}"
     if run_dir.report_path.exists() and (not evaluate or run_dir.eval_path.exists()):
         return "complete"
@@ -124,10 +124,15 @@ def run_study(
     iwae_k: int = 100,
     log=print,
     kind_names=("vae",),
+    track: tracking.Log | None = None,
 ) -> Path:
+    """Train every member (`plan`) into `out`, then its report; with `track`, each member is mirrored to that tracker,
+    the members grouped as one study (an MLflow experiment, a TensorBoard folder)."""
     out = Path(out)
     members = plan(base, list(archs), list(latent_dims), list(betas), out, list(kind_names))
     check_writable(out)
+    if track:
+        track.check()  # its package installed: refused before the first member trains
     out.mkdir(parents=True, exist_ok=True)
     study = {
         "members": [m.name for m in members],
@@ -142,7 +147,7 @@ def run_study(
     atomic_write(out / STUDY_FILE, lambda temp: Path(temp).write_text(json.dumps(study, indent=2)))
     for i, member in enumerate(members, 1):
         log(f"[{i}/{len(members)}] {member.name}: ...")
-        what = train_member(member, evaluate, iwae_k, member.config.quiet)
+        what = train_member(member, evaluate, iwae_k, member.config.quiet, track and track.member(out))
         log(f"[{i}/{len(members)}] {member.name}: {what}")
     return study_report(out, members)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from vaelab import kinds, plots
+from vaelab import kinds, plots, tracking
 from vaelab.config import TrainConfig
 from vaelab.device import World, memory_bytes
 from vaelab.errors import ConfigError
@@ -51,18 +51,23 @@ def train_run(
     evaluate: bool = False,
     iwae_k: int = 1000,
     fit_samplers: tuple[str, ...] = (),
+    log: tracking.Log | None = None,
 ) -> Path:
+    """Train (or resume) the run `config` describes, then everything after training (`finish_run`); with `log`,
+    mirrored to a tracker (TensorBoard, MLflow) as it goes."""
     from vaelab.training.loop import prepare_run_dir, train
 
     kind = kinds.get(config.kind)
     run_dir = prepare_run_dir(config, resume)
     dataset = load_dataset(config)
     check_size(config, dataset.shape)
-    trained = train(config, kind, dataset, run_dir, resume, on_epoch=epoch_samples(config.seed))
-    if World.from_env().is_main:
-        device = next(trained.model.parameters()).device
-        run = Run.open(run_dir.path, device, model=trained.model, dataset=dataset)
-        finish_run(run, evaluate, iwae_k, config.device, config.quiet, fit_samplers)
+    with tracking.start(log, run_dir, config, resume) as tracked:
+        trained = train(config, kind, dataset, run_dir, resume, on_epoch=tracked.on_epoch(epoch_samples(config.seed)))
+        if World.from_env().is_main:
+            device = next(trained.model.parameters()).device
+            run = Run.open(run_dir.path, device, model=trained.model, dataset=dataset)
+            finish_run(run, evaluate, iwae_k, config.device, config.quiet, fit_samplers)
+            tracked.finish(run)
     return run_dir.path
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from vaelab import kinds
-from vaelab.cli.train_cmd import add_config_options, given_options
+from vaelab.cli.train_cmd import add_config_options, add_log_options, given_options, log_option
 from vaelab.config import read_toml
 
 VARIED = ("arch", "latent_dim", "beta", "kind", "out")
@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--iwae-k", type=int, default=100, help="importance samples per image in each member's evaluation (default 100)"
     )
+    add_log_options(parser)
     add_config_options(parser, skip=VARIED)
     parser.set_defaults(run=run)
 
@@ -60,7 +61,8 @@ def run(args: argparse.Namespace) -> None:
         kinds.get(name)  # an unknown kind is a one-line error before anything is trained
     quiet = bool(base.get("quiet"))
     log = (lambda message: print(message, file=sys.stderr)) if quiet else print
+    track = log_option(args)  # each member to a tracker, grouped as one study
     path = run_study(
-        base, args.archs, args.latent_dims, args.betas, args.out, not args.no_eval, args.iwae_k, log, args.kinds
+        base, args.archs, args.latent_dims, args.betas, args.out, not args.no_eval, args.iwae_k, log, args.kinds, track
     )
     print(f"study report: {path}")

@@ -42,6 +42,28 @@ def given_options(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    """--log TRACKER and --log-uri: mirror training to TensorBoard or MLflow (`vaelab.tracking`)."""
+    from vaelab import tracking
+
+    parser.add_argument(
+        "--log",
+        choices=tracking.names(),
+        help="also log to a tracker: "
+        + "; ".join(f"{t.name}: {t.help} (pip install 'vaelab[{t.extra}]')" for t in tracking.TRACKERS.values()),
+    )
+    parser.add_argument("--log-uri", metavar="URI", help="where --log writes (a folder, or a tracking server's URI)")
+
+
+def log_option(args: argparse.Namespace):
+    """The tracking asked for (a `tracking.Log`), or None; --log-uri alone is an error."""
+    from vaelab import tracking
+
+    if args.log_uri and not args.log:
+        raise ConfigError("--log-uri: says where --log writes; give --log too (" + ", ".join(tracking.names()) + ")")
+    return tracking.Log(args.log, args.log_uri) if args.log else None
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "train",
@@ -51,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file (options given here win)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--eval", action="store_true", help="run `vaelab eval` on the test split at the end")
+    add_log_options(parser)
     add_config_options(parser)
     parser.set_defaults(run=run)
 
@@ -66,12 +89,12 @@ def run(args: argparse.Namespace) -> None:
         config = resume_config(args.out, file_values, given_options(args))  # the TOML file is named in its errors
     else:
         config = kinds.make_config(file_values, given_options(args))
-    run_dir = train_run(config, resume=args.resume, evaluate=args.eval)
+    run_dir = train_run(config, resume=args.resume, evaluate=args.eval, log=log_option(args))
     if not World.from_env().is_main:
         return
     if args.eval:
-        from vaelab.evaluate import format_table
+        from vaelab.evaluate import format_table, read_eval
         from vaelab.rundir import RunDir
 
-        print(format_table(RunDir(run_dir).read_eval()))
+        print(format_table(read_eval(RunDir(run_dir))))
     print(f"run written to {run_dir} (open {run_dir / 'report.html'})", file=sys.stderr if config.quiet else sys.stdout)

@@ -23,6 +23,9 @@ MAX_DECODE_PIXELS = 8192 * 8192
 
 
 def gib(nbytes: int) -> str:
+    """A size for a message: three significant digits (`1.5 GiB`, `412 GiB`, `12,345 GiB`; MiB below 1 GiB)."""
+    if nbytes >= 999.5 * 2**30:  # .3g would write 1e+03
+        return f"{nbytes / 2**30:,.0f} GiB"
     return f"{nbytes / 2**30:.3g} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.3g} MiB"
 
 

@@ -19,7 +19,8 @@ from vaelab.config import TrainConfig
 from vaelab.data import Dataset
 from vaelab.device import World
 from vaelab.errors import ConfigError
-from vaelab.models import VAEConfig
+from vaelab.kinds.memory import Footprint, StepSizes, encoder_decoder, on_meta
+from vaelab.models import VAE, VAEConfig
 
 
 class Trainer(Protocol):
@@ -67,6 +68,16 @@ class Kind:
     # fit the config to the data set before the trainer is built, or raise a one-line error (a conditional
     # kind reads the number of classes here, and refuses data without labels)
     prepare: Callable[[TrainConfig, Dataset], None] | None = None
+    # what one training step and one evaluation block hold in memory, for the pre-flight check (`kinds.memory`):
+    # (config, image shape, step sizes) -> Footprint; a kind that declares none is sized as a plain VAE
+    memory: Callable[[TrainConfig, tuple[int, int, int], StepSizes], Footprint] | None = None
+
+    def footprint(self, config: TrainConfig, shape: tuple[int, int, int], sizes: StepSizes) -> Footprint:
+        """This kind's memory at its peak for `config` on images of `shape` (its own networks, built on the meta
+        device), or a plain VAE's for a kind that declares no `memory`."""
+        if self.memory is not None:
+            return self.memory(config, shape, sizes)
+        return encoder_decoder(on_meta(lambda: VAE(networks(config, shape))), sizes)
 
     @property
     def figures(self) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ from vaelab import data
 from vaelab.config import TrainConfig, option
 from vaelab.errors import ConfigError, DataError
 from vaelab.kinds.base import Kind, plain_precision_only
+from vaelab.kinds.memory import Footprint, StepSizes, encoder_decoder, on_meta
 from vaelab.kinds.vae import VAEOptions, VAETrainer, check, vae_networks
 from vaelab.losses import batch_sums, binarize, kl_weight, vae_terms
 from vaelab.models import VAE, DiagonalGaussian, VAEConfig
@@ -139,7 +140,7 @@ def prepare(config: TrainConfig, dataset: data.Dataset) -> None:
     """Labels are required; `classes` is read from the data set (or checked against it)."""
     if dataset.train.labels is None or dataset.test.labels is None:
         raise DataError(
-            f"{dataset.name}: has no labels, and a conditional VAE (--kind cvae) needs one per image; "
+            f"{dataset.source or dataset.name}: has no labels, and a conditional VAE (--kind cvae) needs one per image; "
             "use a labelled data set (mnist-mini, an .npz with train_labels and test_labels, or an "
             "image folder with one subfolder per class)"
         )
@@ -148,6 +149,14 @@ def prepare(config: TrainConfig, dataset: data.Dataset) -> None:
         config.options.classes = found
     elif config.options.classes < found:
         raise ConfigError(f"classes: the data set has {found} classes, more than --classes {config.options.classes}")
+
+
+def memory(config: TrainConfig, shape: tuple[int, int, int], sizes: StepSizes) -> Footprint:
+    """The encoder runs twice per image (with the label, and without it for the hidden ones), the label's one-hot
+    and its embedding enter the step, and the decoder takes [z, one-hot] (the classes as `prepare` read them)."""
+    classes = max(1, config.options.classes)
+    model = on_meta(lambda: CVAE(CVAEConfig(**vae_networks(config, shape).to_dict(), classes=classes)))
+    return encoder_decoder(model, sizes, encodes=2, per_image=classes + model.label_embedding.out_features)
 
 
 def conditional_terms(
@@ -240,4 +249,5 @@ KIND = Kind(
     model_config=CVAEConfig,
     prepare=prepare,
     labels=True,
+    memory=memory,
 )

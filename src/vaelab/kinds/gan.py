@@ -8,6 +8,7 @@ DistributedDataParallel does, by hand, since a step takes two losses from one fo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from vaelab.config import TrainConfig, option
 from vaelab.device import World, sum_across
 from vaelab.errors import ConfigError, RunError
 from vaelab.kinds.base import Kind, networks, plain_precision_only
+from vaelab.kinds.memory import Footprint, StepSizes, layers, on_meta, parameters
 from vaelab.losses import discriminator_loss, generator_loss
 from vaelab.models import VAEConfig
 from vaelab.models.gan import Discriminator, Generator
@@ -71,6 +73,18 @@ def generator_networks(config: TrainConfig, shape: tuple[int, int, int]) -> VAEC
     if source.likelihood != "bernoulli":
         raise ConfigError("init_from: only a Bernoulli VAE's decoder (logits) can start a GAN generator")
     return source
+
+
+def memory(config: TrainConfig, shape: tuple[int, int, int], sizes: StepSizes) -> Footprint:
+    """G decodes a batch of z; D sees the real and generated images in one pass, then the generated ones again for
+    G's loss (`GANTrainer.forward`), and both networks have an Adam. Per image: z, G's layers, the input, the
+    generated image and the two concatenated, and D's layers three times. The test pass runs D on both halves."""
+    net = generator_networks(config, shape)
+    gen, disc = on_meta(lambda: Generator(net)), on_meta(lambda: Discriminator(net))
+    g, d, pixels = layers(gen.decoder, net.latent_dim), layers(disc, *shape), math.prod(shape)
+    train = sizes.batch * (net.latent_dim + g.total + 4 * pixels + 3 * d.total)
+    evaluate = sizes.eval_batch * (net.latent_dim + 2 * g.widest + 4 * pixels + 4 * d.widest)
+    return Footprint(parameters(gen, disc), train, evaluate)
 
 
 class AdversarialTrainer:
@@ -193,4 +207,5 @@ KIND = Kind(
     lr_option="gan_lr",
     refuses={"lr": "use gan_lr / gan_betas", "adam_betas": "use gan_lr / gan_betas"},
     check=plain_precision_only("gan"),  # its trainer has no autocast and no torch.compile
+    memory=memory,
 )

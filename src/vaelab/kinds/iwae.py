@@ -17,10 +17,11 @@ from typing import Any
 
 import torch
 
-from vaelab.config import option
+from vaelab.config import TrainConfig, option
 from vaelab.device import World
 from vaelab.kinds.base import Kind, plain_precision_only
-from vaelab.kinds.vae import VAEOptions, VAETrainer, check
+from vaelab.kinds.memory import Footprint, StepSizes, encoder_decoder, on_meta
+from vaelab.kinds.vae import VAEOptions, VAETrainer, check, vae_networks
 from vaelab.losses import binarize, log_likelihood
 from vaelab.models import VAE, DiagonalGaussian
 from vaelab.noise import EVAL_SEED_OFFSET
@@ -97,6 +98,13 @@ def split_bound(
     )
 
 
+def memory(config: TrainConfig, shape: tuple[int, int, int], sizes: StepSizes) -> Footprint:
+    """A step decodes k latent samples per image, each with its likelihood terms (`iwae_terms`: [k, B, C, H, W]);
+    the test split's bound decodes `eval_batch // k` images k times (`split_bound`)."""
+    model = on_meta(lambda: VAE(vae_networks(config, shape)))
+    return encoder_decoder(model, sizes, samples=config.options.k, lower=("k",))
+
+
 class IWAETrainer(VAETrainer):
     """The VAE's networks and Adam; the loss of a batch is -L_k summed over it / its size."""
 
@@ -154,5 +162,6 @@ KIND = Kind(
     encoder=True,
     likelihood=True,
     refuses={"beta": "the IWAE bound has no KL weight", "warmup_epochs": "the IWAE bound has no KL weight"},
-    check=plain_precision_only("iwae", check, refused=("compile",)),  # bf16 yes; its forward bypasses torch.compile
+    check=plain_precision_only("iwae", check, refused=("compile",)),
+    memory=memory,  # bf16 yes; its forward bypasses torch.compile
 )

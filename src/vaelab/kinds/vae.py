@@ -16,6 +16,7 @@ from vaelab.config import LIKELIHOODS, TrainConfig, option
 from vaelab.device import World
 from vaelab.errors import ConfigError
 from vaelab.kinds.base import Kind, networks
+from vaelab.kinds.memory import Footprint, StepSizes, encoder_decoder, on_meta
 from vaelab.losses import batch_sums, binarize, kl_weight
 from vaelab.models import VAE, DiagonalGaussian, VAEConfig
 from vaelab.noise import EVAL_SEED_OFFSET
@@ -60,6 +61,11 @@ def check(config: TrainConfig) -> None:
 def vae_networks(config: TrainConfig, shape: tuple[int, int, int]) -> VAEConfig:
     o = config.options
     return networks(config, shape, likelihood=o.likelihood, sigma=o.sigma, learn_sigma=o.learn_sigma)
+
+
+def memory(config: TrainConfig, shape: tuple[int, int, int], sizes: StepSizes) -> Footprint:
+    """One latent sample per image through the VAE's encoder and decoder (`kinds.memory.encoder_decoder`)."""
+    return encoder_decoder(on_meta(lambda: VAE(vae_networks(config, shape))), sizes)
 
 
 class VAETrainer:
@@ -145,4 +151,5 @@ KIND = Kind(
     encoder=True,
     likelihood=True,
     check=check,
+    memory=memory,
 )

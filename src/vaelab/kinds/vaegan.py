@@ -15,6 +15,7 @@ it, on small data, the weak feature-space term lets the KL collapse the posterio
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from vaelab.config import TrainConfig, option
 from vaelab.device import World
 from vaelab.kinds.base import Kind, networks, plain_precision_only
 from vaelab.kinds.gan import AdversarialOptions, AdversarialTrainer, adam
+from vaelab.kinds.memory import Footprint, StepSizes, encoder_decoder, layers, on_meta, parameters
 from vaelab.kinds.vae import KLWeight
 from vaelab.losses import bernoulli_log_likelihood, feature_reconstruction, generator_loss, kl_weight
 from vaelab.models import VAE
@@ -50,6 +52,20 @@ class VAEGANOptions(KLWeight, AdversarialOptions):
         0.68, "VAE-GAN: target discriminator BCE for update gating (default 0.68)", above=0, below=10
     )
     margin: float = option(0.35, "VAE-GAN: gating margin around the equilibrium (default 0.35)", min=0)
+
+
+def memory(config: TrainConfig, shape: tuple[int, int, int], sizes: StepSizes) -> Footprint:
+    """The VAE's step (`encoder_decoder`), plus a second decode (of prior samples), the two images' sigmoids, the
+    real, reconstructed and sampled images concatenated and D's layers on all three (`VAEGANTrainer._pass`):
+    retain_graph keeps it all through the three backward passes, and D has its own Adam."""
+    net = networks(config, shape)
+    vae = on_meta(lambda: VAE(net))
+    disc = on_meta(lambda: Discriminator(net, config.options.disc_layer))
+    plain = encoder_decoder(vae, sizes)
+    dec, d, pixels = layers(vae.decoder, net.latent_dim), layers(disc, *shape), math.prod(shape)
+    train = plain.train + sizes.batch * (net.latent_dim + dec.total + 5 * pixels + 3 * d.total)
+    test = sizes.eval_batch * (net.latent_dim + 2 * dec.widest + 5 * pixels + 6 * d.widest)
+    return Footprint(parameters(vae, disc), train, max(plain.evaluate, test))
 
 
 class VAEGANTrainer(AdversarialTrainer):
@@ -147,4 +163,5 @@ KIND = Kind(
         "adam_betas": "use gan_lr / gan_betas",
     },
     check=plain_precision_only("vaegan"),  # its trainer has no autocast and no torch.compile
+    memory=memory,
 )

@@ -24,6 +24,7 @@ from torch import nn
 
 from vaelab.config import TrainConfig, option
 from vaelab.kinds.base import Kind, plain_precision_only
+from vaelab.kinds.memory import MIXTURE_FLOATS, Footprint, StepSizes, encoder_decoder, layers, on_meta
 from vaelab.kinds.vae import VAEOptions, VAETrainer, check, vae_networks
 from vaelab.losses import binarize, log_likelihood
 from vaelab.models import VAE, DiagonalGaussian, VAEConfig
@@ -134,6 +135,15 @@ def build(config: VAEConfig) -> VampVAE:
     return VampVAE(config if isinstance(config, VampConfig) else VampConfig(**config.to_dict()))
 
 
+def memory(config: TrainConfig, shape: tuple[int, int, int], sizes: StepSizes) -> Footprint:
+    """Every step passes the K pseudo-inputs through the encoder (with gradients: `prior_components`), and log p(z)
+    of each latent is a mixture over the K components (`mixture_log_prob`: [batch, K] tables)."""
+    k = config.options.pseudo_inputs
+    model = on_meta(lambda: VampVAE(VampConfig(**vae_networks(config, shape).to_dict(), pseudo_inputs=k)))
+    pseudo = k * (math.prod(shape) + layers(model.encoder, *shape).total)
+    return encoder_decoder(model, sizes, prior=MIXTURE_FLOATS * k, per_step=pseudo, lower=("pseudo_inputs",))
+
+
 class VampTrainer(VAETrainer):
     """One Adam over the encoder, decoder and pseudo-inputs; loss = recon + beta * (log q(z|x) - log p(z))."""
 
@@ -172,4 +182,5 @@ KIND = Kind(
     likelihood=True,
     check=plain_precision_only("vamp", check),
     model_config=VampConfig,
+    memory=memory,
 )

@@ -183,10 +183,6 @@ def _train(
         bar.close()
         rng = {"order": order_gen.get_state(), "noise": noise_gen.get_state(), **_other_noise_states(noise_gen, world)}
         if world.is_main:
-            if resume and epoch == start_epoch + 1:
-                # only now, with a good epoch behind it, does a resumed run change its files: a run that diverges
-                # again right away leaves config.json and metrics.jsonl exactly as they were
-                run_dir.write_config({**run_dir.read_config(), "train": config.to_dict()})
             run_dir.append_metrics(
                 {
                     "epoch": epoch,
@@ -199,6 +195,10 @@ def _train(
                 },
                 after_epoch=start_epoch if resume and epoch == start_epoch + 1 else None,
             )
+            if resume and epoch == start_epoch + 1:
+                # only now, with a good epoch written, does a resumed run change its options: a run that diverges
+                # again right away, or whose metrics.jsonl cannot be written, leaves config.json as it was
+                run_dir.write_config({**run_dir.read_config(), "train": config.to_dict()})
             trainer.model.eval()
             if on_epoch:
                 on_epoch(run_dir, epoch, trainer.model)
@@ -278,6 +278,7 @@ def _restore(trainer, run_dir: RunDir, order_gen, noise_gen, world: World, confi
             f"{run_dir.config_path}: the model section does not match the run's options ({', '.join(changed)}); "
             "it was edited: restore it, or train a new run"
         )
+    run_dir.read_metrics()  # a damaged metrics.jsonl refuses the resume now, not after an epoch of work
     rng, info = load_training_state(run_dir.state_path, trainer.modules, trainer.optimizers)
     epoch = info.get("epoch")
     if (
