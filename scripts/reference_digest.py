@@ -2,7 +2,9 @@
 
     python scripts/reference_digest.py BEFORE AFTER
 
-Weights, training states and figures must be byte-identical. JSON and JSON-lines files are compared after
+Figures must be byte-identical; weights and training states too, but for the order of the metadata table in a
+safetensors header, which the library writes in hash order (it differs between two runs of the same code): a
+safetensors file is compared as its header, keys sorted, and its data bytes. JSON and JSON-lines files are compared after
 dropping what measures time or names the machine (`seconds`, `images_per_s`, `versions`) and writing each
 folder's own path as ROOT; HTML reports after dropping the sentence and the column that give training seconds;
 printed output after writing the folder as ROOT and dropping timings. Prints one line per differing file and
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import struct
 import sys
 from pathlib import Path
 
@@ -46,9 +49,17 @@ def _html(text: str) -> str:
     return text
 
 
+def _safetensors(raw: bytes) -> bytes:
+    size = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + size])
+    return json.dumps(header, sort_keys=True).encode() + raw[8 + size :]
+
+
 def normalized(path: Path, root: Path) -> bytes:
     raw = path.read_bytes()
     name = path.name
+    if name.endswith(".safetensors"):
+        return _safetensors(raw)
     if name.endswith((".json", ".jsonl", ".html", ".stdout")):
         text = raw.decode().replace(str(root), "ROOT")
         if name.endswith(".json"):
