@@ -203,7 +203,7 @@ def for_kind(kind) -> list[Figure]:
 
 
 def names(kind) -> tuple[str, ...]:
-    """The names of the figures drawn for every run of `kind` (those its model and data allow)."""
+    """The names of the figures drawn for a run of `kind` (each if the run's model and data allow it: `when`)."""
     return tuple(f.name for f in for_kind(kind) if f.default)
 
 
