@@ -79,22 +79,6 @@ class Kind:
             return self.memory(config, shape, sizes)
         return encoder_decoder(on_meta(lambda: VAE(networks(config, shape))), sizes)
 
-    @property
-    def figures(self) -> tuple[str, ...]:
-        """The figures of a run of this kind (the manifold needs a latent dimension of at least 2; `latents`
-        draws the KL per dimension too)."""
-        classes = ("classes",) if self.labels else ()
-        if self.encoder:
-            return ("reconstructions", "samples", "curves", "interpolation", "manifold", "latents", *classes)
-        return ("samples", "curves", "manifold", *classes)
-
-    @property
-    def eval_sections(self) -> tuple[str, ...]:
-        """The sections of `vaelab eval` that apply: likelihood ones need p(x|z), latent ones q(z|x)."""
-        likelihood = ("elbo", "iwae") if self.likelihood else ()
-        latent = ("latents", "reconstruction") if self.encoder else ()
-        return (*likelihood, *latent, "samples")
-
 
 def networks(config: TrainConfig, shape: tuple[int, int, int], **likelihood: Any) -> VAEConfig:
     """The encoder/decoder architecture of the shared options (+ a likelihood's settings)."""
