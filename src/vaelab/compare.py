@@ -59,7 +59,7 @@ def plan(
 ) -> list[Member]:
     """One member per (kind, arch, latent dimension, beta), all sharing every other option of `base`.
     A kind without a KL weight (a GAN) gets one member per (arch, latent dimension) whatever the betas."""
-    kind_names = kind_names or ["vae"]
+    kind_names = ["vae"] if kind_names is None else kind_names  # an empty list is an error, not the default
     if not archs or not latent_dims or not betas or not kind_names:
         raise ConfigError("compare: --kinds, --archs, --latent-dims and --betas each need at least one value")
     own = kinds_options(base, kind_names)
@@ -128,9 +128,22 @@ def run_study(
 ) -> Path:
     """Train every member (`plan`) into `out`, then its report; with `track`, each member is mirrored to that tracker,
     the members grouped as one study (an MLflow experiment, a TensorBoard folder)."""
+    from vaelab.pipeline import check_runs
+
     out = Path(out)
     members = plan(base, list(archs), list(latent_dims), list(betas), out, list(kind_names))
     check_writable(out)
+    # every member's full configuration (its data and labels, its sizes and memory; a resumed one's saved run) is
+    # checked before the first trains: a study does not fail after hours on a member it could have refused at once
+    planned = {}
+    for member in members:
+        run_dir = RunDir(member.path)
+        if not run_dir.has_state():
+            planned[f"compare: member {member.name}"] = member.config
+        elif read_state_info(run_dir.state_path)["epoch"] < member.config.epochs:
+            saved = resume_config(member.path, {"epochs": member.config.epochs, "quiet": member.config.quiet})
+            planned[f"compare: member {member.name} (resumed)"] = saved
+    check_runs(planned)
     if track:
         track.check()  # its package installed: refused before the first member trains
     out.mkdir(parents=True, exist_ok=True)

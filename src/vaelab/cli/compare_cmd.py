@@ -15,9 +15,12 @@ VARIED = ("arch", "latent_dim", "beta", "kind", "out")
 def _list(kind):
     def parse(text: str):
         try:
-            return [kind(v) for v in text.split(",") if v.strip()]
+            values = [kind(v.strip()) for v in text.split(",") if v.strip()]
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected comma-separated values, got {text!r}") from None
+        if not values:  # "" or " , ": refused, not read as the default
+            raise argparse.ArgumentTypeError(f"expected at least one comma-separated value, got {text!r}")
+        return values
 
     return parse
 

@@ -1,0 +1,109 @@
+"""vaelab.compare's plan and the checks `run_study` makes before the first member trains (`pipeline.check_runs`), and
+`vaelab compare`'s lists: a study that cannot run fails at once, naming the member and its data, instead of after
+other members trained, and an empty --kinds is refused rather than read as the default (issue 27, item 4)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from tests.helpers.runs import one_line_error
+from vaelab import data, kinds, pipeline
+from vaelab.compare import plan, run_study
+from vaelab.errors import ConfigError, DataError
+
+
+@pytest.fixture(scope="module")
+def unlabelled(tmp_path_factory) -> Path:
+    """An .npz of digits without labels: a VAE trains on it, a conditional VAE cannot."""
+    ds = data.load("mnist-mini")
+    path = tmp_path_factory.mktemp("unlabelled") / "digits_without_labels.npz"
+    np.savez(path, train_images=ds.train.images[:128].numpy(), test_images=ds.test.images[:32].numpy())
+    return path
+
+
+def test_plan_refuses_an_empty_list_of_kinds_and_defaults_only_when_none_is_given(tmp_path):
+    with pytest.raises(ConfigError, match="--kinds, --archs, --latent-dims and --betas each need at least one value"):
+        plan({}, ["mlp"], [2], [1.0], tmp_path, [])
+    assert [m.config.kind for m in plan({}, ["mlp"], [2], [1.0], tmp_path, None)] == ["vae"]
+
+
+@pytest.mark.parametrize("value", ["", ",", " , ", ", ,"])
+@pytest.mark.parametrize("option", ["--kinds", "--archs", "--latent-dims", "--betas"])
+def test_an_empty_list_option_is_a_one_line_error_and_nothing_is_made(cli, tmp_path, option, value):
+    result = cli("compare", option, value, "--out", tmp_path / "study", "--epochs", "1", "--quiet")
+    message = one_line_error(result)
+    assert f"expected at least one comma-separated value, got {value!r}" in message, message
+    assert not (tmp_path / "study").exists()
+
+
+def test_a_list_option_ignores_the_spaces_around_its_values(tmp_path):
+    from vaelab.cli import build_parser
+
+    args = build_parser().parse_args(["compare", "--kinds", "vae, iwae", "--latent-dims", " 2 , 10", "--out", "x"])
+    assert (args.kinds, args.latent_dims) == (["vae", "iwae"], [2, 10])
+
+
+def test_the_cvae_refusal_of_data_without_labels_names_the_data_path(unlabelled):
+    from vaelab.kinds.cvae import prepare
+
+    dataset = data.load(unlabelled)
+    with pytest.raises(DataError, match=rf"^{unlabelled}: has no labels, and a conditional VAE"):
+        prepare(kinds.make_config({"kind": "cvae"}), dataset)
+
+
+def test_check_runs_loads_each_data_set_once_and_names_the_run_and_its_data(unlabelled, monkeypatch):
+    loads = []
+    real = pipeline.load_dataset
+    monkeypatch.setattr(pipeline, "load_dataset", lambda config: loads.append(config.data) or real(config))
+    configs = {f"member {k}": kinds.make_config({"kind": k, "data": str(unlabelled)}) for k in ("vae", "iwae")}
+    pipeline.check_runs(configs)
+    assert loads == [str(unlabelled)]
+    configs["member cvae"] = kinds.make_config({"kind": "cvae", "data": str(unlabelled)})
+    with pytest.raises(DataError, match=rf"^member cvae: {unlabelled}: has no labels"):
+        pipeline.check_runs(configs)
+    assert configs["member cvae"].options.classes == 0  # checked on a copy: the member's config is left as given
+    wrong = {"member conv": kinds.make_config({"data": str(unlabelled), "arch": "conv", "channels": [4] * 6})}
+    with pytest.raises(ConfigError, match=rf"^member conv on {unlabelled}: arch conv: an image side of 28 is too"):
+        pipeline.check_runs(wrong)
+
+
+def test_a_member_that_needs_labels_is_refused_before_any_member_trains(cli, unlabelled, tmp_path):
+    """vae,cvae on unlabelled digits: the VAE member would train first; the study is refused before it does, and
+    the message names the member and the data file."""
+    study = tmp_path / "study"
+    message = one_line_error(cli("compare", "--kinds", "vae,cvae", "--data", unlabelled, "--out", study, "--quiet"))
+    assert message.startswith(f"vaelab: error: compare: member cvae-mlp-z2: {unlabelled}: has no labels"), message
+    assert not study.exists()
+
+
+def test_a_member_too_large_for_memory_or_for_its_images_is_refused_before_any_trains(cli, unlabelled, tmp_path):
+    study = tmp_path / "study"
+    too_deep = ["--archs", "mlp,conv", "--channels", "4,4,4,4,4,4", "--data", unlabelled, "--out", study, "--quiet"]
+    message = one_line_error(cli("compare", *too_deep))
+    assert message.startswith(f"vaelab: error: compare: member conv-z2 on {unlabelled}: arch conv: an image side"), (
+        message
+    )
+    assert not study.exists()
+    huge = ["--kinds", "vae,iwae", "--k", "10000", "--batch-size", "1048576", "--data", unlabelled, "--out", study]
+    message = one_line_error(cli("compare", *huge, "--quiet"))
+    assert message.startswith(f"vaelab: error: compare: member iwae-mlp-z2 on {unlabelled}: --k 10000: a training step")
+    assert "for a batch of 128" in message  # the data set's 128 training images, not the option's million
+    assert not study.exists()
+
+
+def test_run_study_checks_a_resumed_members_saved_run_first(unlabelled, tmp_path, monkeypatch):
+    """A member that has a training state is resumed from its config.json: a damaged one is refused before the
+    other members train."""
+    monkeypatch.setattr("vaelab.compare.train_member", lambda *args: pytest.fail("a member trained"))
+    study = tmp_path / "study"
+    member = study / "mlp-z10"
+    member.mkdir(parents=True)
+    save_file({"x": torch.zeros(1)}, member / "training_state.safetensors", metadata={"info": '{"epoch": 0}'})
+    (member / "config.json").write_text('{"model": {}, "train": {"lr": -1}}')
+    base = {"data": str(unlabelled), "epochs": 1, "quiet": True}
+    with pytest.raises(ConfigError, match=r"mlp-z10/config.json: the saved train section is invalid \(lr: "):
+        run_study(base, ["mlp"], [2, 10], [1.0], study, evaluate=False, log=lambda message: None)
+    assert sorted(p.name for p in study.iterdir()) == ["mlp-z10"]  # no study.json, no other member
