@@ -1,14 +1,21 @@
-"""Progress bars for long work: on stderr, hidden by --quiet, and shown only on a terminal unless asked
-(VAELAB_PROGRESS=1 forces them, e.g. under a job scheduler that logs stderr)."""
+"""Progress bars for long work: hidden by --quiet, shown on a terminal (stderr) and in a notebook (tqdm.auto: a
+widget with ipywidgets, else text), hidden elsewhere unless asked (VAELAB_PROGRESS=1 forces them, e.g. under a job
+scheduler that logs stderr)."""
 
 from __future__ import annotations
 
 import os
+import sys
 
-from tqdm import tqdm
+from tqdm.auto import tqdm
+
+
+def in_notebook() -> bool:
+    """A Jupyter kernel runs this process: its output is no terminal, yet shows progress bars."""
+    return "ipykernel" in sys.modules
 
 
 def bar(total: int | None, desc: str, quiet: bool = False, unit: str = "it", **options) -> tqdm:
-    forced = os.environ.get("VAELAB_PROGRESS") == "1"
+    forced = os.environ.get("VAELAB_PROGRESS") == "1" or in_notebook()
     disable = True if quiet else (False if forced else None)  # None: tqdm hides it when stderr is no terminal
     return tqdm(total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True, **options)
