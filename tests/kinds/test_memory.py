@@ -117,6 +117,8 @@ def test_the_cvae_encodes_twice_and_decodes_a_latent_with_its_one_hot_label():
     assert f.parameters == VAE_PARAMETERS + embedding + wider
     assert f.train == 128 * (PIXELS + 2 * ENCODER.total + (10 + 400) + ROW) == 670_976
     assert f.evaluate == BLOCK
+    # before `prepare` has read the data's classes (0: the data set's), one class is sized
+    assert footprint("cvae", classes=0).parameters == VAE_PARAMETERS + 1 * 400 + 1 * 400
 
 
 def test_the_gan_is_sized_with_its_discriminator():
