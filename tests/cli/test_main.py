@@ -301,3 +301,33 @@ def test_train_compare_explore_and_data_on_missing_unreadable_and_read_only_path
     ):
         assert "is not writable" in one_line_error(cli(*args)), args
     assert list(locked.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["explore", "no-such-run", "--no-browser"], ["train", "--epochs", "1"]])
+def test_ctrl_c_while_the_command_starts_is_one_line(command, tmp_path):
+    """Ctrl-C in the first seconds, while torch is being imported (the parser's command modules import it), prints
+    one line and exits 130: the imports run inside the command's handlers. Found by hardening (issue 27)."""
+    from tests.helpers.processes import SRC, environment
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vaelab", *command],
+        cwd=tmp_path,
+        env={**environment(), "PYTHONPATH": SRC},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    maps = Path(f"/proc/{process.pid}/maps")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:  # until torch's library is being loaded
+        try:
+            if "libtorch" in maps.read_text():
+                break
+        except OSError:
+            pass
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, (process.returncode, err)
+    assert err.strip().count("\n") == 0 and "Traceback" not in err, err
+    assert err.startswith("vaelab"), err

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 import threading
 
-from vaelab.cli import compare_cmd, data_cmd, eval_cmd, explore_cmd, export_cmd, figures_cmd, sampler_cmd, train_cmd
 from vaelab.errors import VaelabError, one_line
 
-COMMANDS = [data_cmd, train_cmd, eval_cmd, figures_cmd, compare_cmd, explore_cmd, sampler_cmd, export_cmd]
+# the command modules, imported when the parser is built (inside `main`'s handlers: they import torch, which takes
+# seconds, and a Ctrl-C meanwhile is one line like any other)
+COMMANDS = [
+    "data_cmd",
+    "train_cmd",
+    "eval_cmd",
+    "figures_cmd",
+    "compare_cmd",
+    "explore_cmd",
+    "sampler_cmd",
+    "export_cmd",
+]
 
 
 class Parser(argparse.ArgumentParser):
@@ -24,8 +35,8 @@ def build_parser() -> Parser:
     parser = Parser(prog="vaelab", description="Train, evaluate and explore variational autoencoders.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for module in COMMANDS:
-        module.register(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"vaelab.cli.{name}").register(sub)
     return parser
 
 
@@ -38,12 +49,11 @@ def _terminate(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     previous = (
         signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     )
     try:
+        args = build_parser().parse_args(argv)
         return int(args.run(args) or 0)
     except VaelabError as exc:
         print(f"vaelab: error: {one_line(str(exc))}", file=sys.stderr)
