@@ -12,6 +12,8 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from vaelab.explorer import ink
+
 MAX_UPLOAD_PIXELS = 4096 * 4096  # checked from the header, before any pixel is decoded
 
 
@@ -43,19 +45,26 @@ def data_url(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
 
 
-def read_upload(body: bytes, shape: tuple[int, int, int], invert: bool = False) -> tuple[np.ndarray, str | None]:
+def read_upload(
+    body: bytes, shape: tuple[int, int, int], invert: bool | None = False, box: int | None = None
+) -> tuple[np.ndarray, str | None]:
     """An uploaded image file -> uint8 `[H, W, C]` at the data's `shape` (C, H, W), and a note when it had to be
-    converted (resized, or turned grey / RGB). Transparent pixels are laid over black (the digits' background);
-    `invert` turns dark strokes on light paper into the data's light strokes on black."""
+    converted (resized, turned grey / RGB, inverted, normalized). Transparent pixels are laid over black (the digits'
+    background); `invert` turns dark strokes on light paper into the data's light strokes on black (None: when the
+    image's border is light, for digit-like data, `box` given). With `box` (the data's normalization box, see
+    `ink`), a grey image is cropped to its ink, scaled into the box and centred by its centre of mass, as the data's
+    digits are (an image that already looks so is left as it is)."""
     with warnings.catch_warnings():
         # what Pillow tolerates in a file ("Truncated File Read", palette transparency) is the user's file, not a
         # line for the server's terminal; a decompression bomb is an error
         warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        return _read_upload(body, shape, invert)
+        return _read_upload(body, shape, invert, box)
 
 
-def _read_upload(body: bytes, shape: tuple[int, int, int], invert: bool) -> tuple[np.ndarray, str | None]:
+def _read_upload(
+    body: bytes, shape: tuple[int, int, int], invert: bool | None, box: int | None
+) -> tuple[np.ndarray, str | None]:
     c, h, w = shape
     if not body:
         raise ImageError("upload: the request body is empty; send an image file (PNG, JPEG, ...)")
@@ -84,6 +93,19 @@ def _read_upload(body: bytes, shape: tuple[int, int, int], invert: bool) -> tupl
     image, notes = to_grey_or_rgb(image, c)
     if image.size != (w, h):
         notes.insert(0, f"resized from {image.size[0]}x{image.size[1]} to {w}x{h}, the model's image size")
+    digits = box is not None and c == 1
+    if invert is None:
+        invert = digits and ink.light_border(np.asarray(image))
+        if invert:
+            notes.append("dark strokes on a light background: inverted to the data's light strokes on black")
+    if digits:
+        array = np.asarray(image, dtype=np.uint8)
+        array = 255 - array if invert else array
+        if image.size != (w, h) or not ink.is_normalized(array, box):
+            notes.append(f"cropped to its ink, scaled into the data's {box}x{box} box and centred, as the digits are")
+            array = ink.normalize(array, h, w, box)
+        return np.ascontiguousarray(array[:, :, None]), ("; ".join(notes) or None)
+    if image.size != (w, h):
         image = image.resize((w, h), Image.Resampling.LANCZOS)
     array = np.asarray(image, dtype=np.uint8)
     array = array[:, :, None] if array.ndim == 2 else array

@@ -9,7 +9,10 @@ Routes (`R` is a run's index in the order given on the command line):
     GET  /api/runs/R/test/I.png        test image I
     POST /api/runs/R/decode?format=raw|png     {"z": [D numbers]} -> one image (raw: uint8 H x W x C bytes)
     POST /api/runs/R/grid?format=raw|png       {"origin", "axes", "box": [u0, u1, v0, v1], "n"} -> one mosaic
-    POST /api/runs/R/encode[?invert=1][&test=I]  an image file as the body (or test image I) -> the posterior
+    POST /api/runs/R/encode[?invert=auto|1|0][&normalize=1|0][&test=I]
+                                       an image file as the body (or test image I) -> the posterior; for digit-like
+                                       data an upload is inverted when its border is light (invert=auto) and cropped,
+                                       scaled and centred like the data's digits (normalize=1; see `ink`)
     POST /api/runs/R/interpolate       {"a", "b", "steps", "spherical"} -> path and images
     POST /api/runs/R/sample            {"n", "seed", "sampler"} -> latent points and images
 
@@ -153,7 +156,10 @@ class Api:
 
     async def encode(self, request: Request) -> Response:
         session = self.encoder_of(request)
-        invert = params.flag(request.query_params.get("invert", "0"), "invert")
+        invert = request.query_params.get("invert", "auto")
+        invert = None if invert == "auto" else params.flag(invert, "invert")
+        normalize = params.flag(request.query_params.get("normalize", "1"), "normalize")
+        box = session.ink_box if normalize else None
         note = None
         if "test" in request.query_params:
             index = params.integer_text(request.query_params["test"], "test", 0, len(session.test_images) - 1)
@@ -161,7 +167,7 @@ class Api:
         else:
             body = await read_body(request, MAX_UPLOAD_BYTES)
             try:
-                image, note = await self.compute(images.read_upload, body, session.shape, invert)
+                image, note = await self.compute(images.read_upload, body, session.shape, invert, box)
             except images.ImageError as exc:
                 raise BadRequest(str(exc), exc.status) from None
         result = await self.compute(session.encode, image)

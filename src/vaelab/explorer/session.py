@@ -21,10 +21,12 @@ import torch
 from vaelab import data, latent_walks, losses
 from vaelab.errors import RunError, VaelabError
 from vaelab.evaluate.latents import active_units, posterior_stats
+from vaelab.explorer import ink
 from vaelab.run import Run
 
 MAX_POINTS = 5000  # test posterior means shown on the map (and used for KL per dimension, activity, PCA)
 ELBO_SAMPLES = 32  # z ~ q(z|x) averaged for the per-image reconstruction term
+REFERENCE_IMAGES, REFERENCE_SAMPLES = 500, 4  # the test-set mean -ELBO the page shows beside an image's
 
 
 # --- what the run's kind can do (asked of the registry's Kind, never of its name) --------------------------
@@ -103,6 +105,8 @@ class Session:
         test = self.dataset.test
         self.test_images = test.images
         self.test_labels = None if test.labels is None else test.labels[:MAX_POINTS]
+        # the side of the box the data's digits are scaled into (20 for MNIST), None for data that is not digit-like
+        self.ink_box: int | None = ink.ink_box(test.images[:MAX_POINTS].numpy())
         self.means: torch.Tensor | None = None  # [N, D] test posterior means
         self.kl_per_dim: list[float] | None = None
         self.active: list[bool] | None = None
@@ -113,6 +117,7 @@ class Session:
             self.kl_per_dim = [float(v) for v in stats["kl_per_dim"]]
             _, activity = active_units(self.means)
             self.active = [bool(a > 0.01) for a in activity]
+        self.test_elbo = self.reference_elbo() if self.has_encoder and self.has_likelihood else None
 
         self._info = self._describe()
 
@@ -135,10 +140,12 @@ class Session:
             "shape": list(self.shape),
             "data": self.dataset.name,
             "n_test": int(self.test_images.shape[0]),
+            "ink_box": self.ink_box,
             "has_encoder": self.has_encoder,
             "has_likelihood": self.has_likelihood,
             "no_encoder_reason": None if self.has_encoder else no_encoder_reason(kind),
             "kl_per_dim": self.kl_per_dim,
+            "test_elbo": self.test_elbo,
             "active": self.active,
             "samplers": samplers(self.run),
             "classes": self.classes(),
@@ -228,6 +235,20 @@ class Session:
         return z.tolist(), self.decode(z)
 
     # --- encoding ---
+
+    def reference_elbo(self) -> dict[str, float]:
+        """The mean -ELBO terms (nats) of the first REFERENCE_IMAGES test images, REFERENCE_SAMPLES draws each: the
+        yardstick the page puts beside one image's -ELBO (an unbiased estimate of the same mean as `encode`'s)."""
+        x = data.to_float(self.test_images[:REFERENCE_IMAGES])  # [N, C, H, W]
+        generator = torch.Generator().manual_seed(0)
+        with torch.inference_mode():
+            q = self.model.encode(x)
+            recon = torch.zeros(x.shape[0])
+            for _ in range(REFERENCE_SAMPLES):
+                z = q.mean + q.std * torch.randn(q.mean.shape, generator=generator)
+                recon -= losses.log_likelihood(self.model.likelihood, self.model.decode(z), x, self.model.log_sigma)
+            recon, kl = float(recon.mean()) / REFERENCE_SAMPLES, float(q.kl().mean())
+        return {"recon": recon, "kl": kl, "neg_elbo": recon + kl, "images": int(x.shape[0])}
 
     def encode(self, image: np.ndarray, n_samples: int = 8, seed: int = 0) -> dict[str, Any]:
         """The posterior q(z|x) of one uint8 image `[H, W, C]` at the data's size: its mean and standard deviation,

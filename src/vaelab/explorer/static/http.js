@@ -2,9 +2,19 @@
 
 export class ApiError extends Error {}
 
+// Who answers 'api/...' requests: the server (fetch), or, in a page exported without a server, an in-browser
+// backend with the same routes that returns Response objects (see local.js).
+let backend = null;
+export function setBackend(answer) { backend = answer; }
+
+// The URL of an image the API serves (a test image): itself, or a data: URL from the in-browser backend.
+export function imageUrl(path) {
+  return backend && backend.imageUrl ? backend.imageUrl(path) : path;
+}
+
 // fetch, turning a non-2xx answer into an ApiError carrying the server's one-line message
 export async function request(path, options = {}) {
-  const response = await fetch(path, options);
+  const response = backend && path.startsWith('api/') ? await backend.fetch(path, options) : await fetch(path, options);
   if (!response.ok) {
     let message = `${response.status} ${response.statusText}`;
     try { message = (await response.json()).error || message; } catch { /* not JSON */ }

@@ -1,135 +1,64 @@
 // The page: one column per run, and the shared panels (encode, map settings, interpolate, sample) that act on
 // every column at once, so that side by side the same image is encoded and interpolated by each run.
 
-import { Latest, getJSON, postJSON, request } from './http.js';
+import { getJSON, postJSON } from './http.js';
+import { showError } from './errors.js';
+import { setupEncoding } from './encode.js';
+import { restoreState, watchState } from './state.js';
 import { RunView } from './run.js';
 
 const $ = (id) => document.getElementById(id);
-const settings = { base: 'origin', showGrid: true, gridN: 15 };
-let statusTimer = null;
+const settings = { base: 'origin', showGrid: true, showPrior: true, gridN: 15 };
 
 const app = {
   settings,
-  error(view, error) {
+  // an error shown near the control that failed (`where`), or in the run's column, until dismissed
+  error(view, error, where = null) {
     const text = `${view ? `${view.info.name}: ` : ''}${error && error.message ? error.message : error}`;
-    $('status').textContent = text;
-    console.error(text);
-    clearTimeout(statusTimer);
-    statusTimer = setTimeout(() => { $('status').textContent = ''; }, 8000);
+    showError(where || (view && view.el.errors) || $('status'), text);
   },
+  changed() {}, // replaced by the URL state's watcher
 };
 
-function setupEncoding(views) {
-  const encoders = views.filter((v) => v.info.has_encoder);
-  const missing = views.filter((v) => !v.info.has_encoder);
-  if (missing.length) {
-    const names = missing.map((v) => v.info.name).join(', ');
-    const which = missing.length > 1 ? 'they have' : 'it has';
-    $('no-encoder').hidden = false;
-    $('no-encoder').textContent = `${encoders.length ? 'Not encoded by' : 'Not available for'} ${names}: ${which} no encoder `
-      + `(see ${missing.length > 1 ? 'their columns' : 'its column'}).`;
+// --- the layout: maps as large as the window allows, columns side by side while they fit ---
+
+const GAP = 14; const MIN_MAP = 240; const MAX_MAP = 760; const SIDE = 360;
+
+export function layout(views) {
+  const runs = $('runs');
+  const width = Math.max(runs.clientWidth - 24, MIN_MAP);
+  const n = views.length;
+  const column = Math.floor((width - GAP * (n - 1)) / n);
+  const heightCap = Math.max(MIN_MAP, window.innerHeight - 150);
+  const fits = column >= MIN_MAP + 2;
+  runs.classList.toggle('wrap', !fits);
+  const wide = fits && column - SIDE - 12 >= Math.min(heightCap, 420); // room for the details beside the map
+  const map = Math.max(MIN_MAP, Math.min(MAX_MAP, heightCap, (wide ? column - SIDE - 12 : column) - 2));
+  for (const view of views) {
+    view.root.classList.toggle('wide', wide);
+    view.root.style.width = `${fits ? column : map + 2}px`;
+    view.resize(map);
   }
-  const source = encoders[0] || views[0];
-  const [, height, width] = source.info.shape;
-  const canvas = $('draw');
-  canvas.width = width; canvas.height = height;
-  const ctx = canvas.getContext('2d');
-  const clear = () => { ctx.fillStyle = '#000'; ctx.fillRect(0, 0, width, height); };
-  clear();
-  if (!encoders.length) {
-    for (const el of document.querySelectorAll('#encode-panel > :not(h2, #no-encoder)')) el.hidden = true;
-    return;
-  }
-
-  // each run encodes the latest image asked for, one request at a time
-  for (const view of encoders) {
-    view.encodes = new Latest(async ({ blob, invert, paint }) => {
-      const response = await request(`${view.api}/encode${invert ? '?invert=1' : ''}`, {
-        method: 'POST', body: blob, headers: { 'Content-Type': blob.type || 'application/octet-stream' },
-      });
-      const result = await response.json();
-      view.showPosterior(result);
-      if (view === encoders[0]) {
-        $('input-note').textContent = result.note ? `Note: ${result.note}.` : '';
-        if (paint) {
-          const img = new Image();
-          img.onload = () => ctx.drawImage(img, 0, 0, width, height);
-          img.src = result.input;
-        }
-      }
-    }, (e) => app.error(view, e));
-  }
-  const encodeAll = (blob, options = {}) => encoders.forEach((v) => v.encodes.push({ blob, ...options }));
-  const encodeDrawing = () => canvas.toBlob((blob) => encodeAll(blob), 'image/png');
-
-  // drawing: light strokes on black, like the digits; encoded live (throttled) and when the stroke ends
-  let last = null; let lastEncode = 0;
-  const pen = Math.max(1.2, width / 11);
-  const at = (event) => {
-    const rect = canvas.getBoundingClientRect();
-    return [((event.clientX - rect.left) * width) / rect.width, ((event.clientY - rect.top) * height) / rect.height];
-  };
-  const stroke = (from, to) => {
-    ctx.strokeStyle = '#fff'; ctx.fillStyle = '#fff'; ctx.lineWidth = pen; ctx.lineCap = 'round'; ctx.lineJoin = 'round';
-    ctx.beginPath(); ctx.moveTo(...from); ctx.lineTo(...to); ctx.stroke();
-  };
-  canvas.addEventListener('pointerdown', (event) => {
-    canvas.setPointerCapture(event.pointerId);
-    last = at(event);
-    stroke(last, last);
-    document.querySelectorAll('#gallery img.chosen').forEach((img) => img.classList.remove('chosen'));
-  });
-  canvas.addEventListener('pointermove', (event) => {
-    if (!last) return;
-    const point = at(event);
-    stroke(last, point);
-    last = point;
-    if (performance.now() - lastEncode > 150) { lastEncode = performance.now(); encodeDrawing(); }
-  });
-  const end = () => { if (last) { last = null; encodeDrawing(); } };
-  canvas.addEventListener('pointerup', end);
-  canvas.addEventListener('pointercancel', end);
-  $('clear').addEventListener('click', () => { clear(); $('input-note').textContent = ''; });
-
-  $('upload').addEventListener('change', () => {
-    const file = $('upload').files[0];
-    if (file) encodeAll(file, { invert: $('invert').checked, paint: true });
-    $('upload').value = '';
-  });
-
-  // the test images of the first run with an encoder
-  const n = source.info.n_test;
-  let offset = 0;
-  const showGallery = () => {
-    const count = Math.min(32, n);
-    $('gallery').replaceChildren(...Array.from({ length: count }, (_, k) => {
-      const index = (offset + k) % n;
-      const img = document.createElement('img');
-      img.src = `${source.api}/test/${index}.png`;
-      img.alt = `test image ${index}`; img.title = `test image ${index}: click to encode`;
-      img.dataset.index = index;
-      img.addEventListener('click', async () => {
-        document.querySelectorAll('#gallery img.chosen').forEach((other) => other.classList.remove('chosen'));
-        img.classList.add('chosen');
-        try {
-          encodeAll(await (await request(img.src)).blob(), { paint: true });
-        } catch (e) { app.error(null, e); }
-      });
-      return img;
-    }));
-  };
-  showGallery();
-  $('more').addEventListener('click', () => { offset = (offset + 32) % n; showGallery(); });
+  // the maps' tops aligned: every column's head as tall as the tallest
+  const heads = views.map((v) => v.root.querySelector('.run-head'));
+  heads.forEach((h) => { h.style.minHeight = ''; });
+  const tallest = Math.max(...heads.map((h) => h.offsetHeight));
+  heads.forEach((h) => { h.style.minHeight = `${tallest}px`; });
 }
 
 function setupMap(views) {
   $('base').addEventListener('change', () => {
     settings.base = $('base').value;
     views.forEach((v) => { v.choosePlane(false); v.showCurrent(); });
+    app.changed();
   });
   $('show-grid').addEventListener('change', () => {
     settings.showGrid = $('show-grid').checked;
     views.forEach((v) => v.requestGrid());
+  });
+  $('show-prior').addEventListener('change', () => {
+    settings.showPrior = $('show-prior').checked;
+    views.forEach((v) => v.map.drawOverlay());
   });
   $('grid-n').addEventListener('change', () => {
     const n = Math.round(Number($('grid-n').value));
@@ -140,21 +69,25 @@ function setupMap(views) {
 }
 
 function setupInterpolation(views) {
+  const errors = $('interp-errors');
   const state = () => {
     const a = views.every((v) => v.A); const b = views.every((v) => v.B);
     $('ab-state').textContent = a && b ? 'A and B set: interpolate' : `${a ? 'A set' : 'A not set'}, ${b ? 'B set' : 'B not set'}`;
   };
-  $('set-a').addEventListener('click', () => { views.forEach((v) => { v.A = v.z.slice(); v.map.drawOverlay(); }); state(); });
-  $('set-b').addEventListener('click', () => { views.forEach((v) => { v.B = v.z.slice(); v.map.drawOverlay(); }); state(); });
+  app.abChanged = state;
+  const set = (key) => { views.forEach((v) => { v[key] = v.z.slice(); v.map.drawOverlay(); }); state(); app.changed(); };
+  $('set-a').addEventListener('click', () => set('A'));
+  $('set-b').addEventListener('click', () => set('B'));
   $('interpolate').addEventListener('click', () => {
     const steps = Math.max(2, Math.min(64, Math.round(Number($('steps').value)) || 10));
     $('steps').value = steps;
     const spherical = $('interp-mode').value === 'spherical';
-    for (const view of views) {
-      if (!view.A || !view.B) { app.error(view, 'set A and B first (each from the current point)'); continue; }
+    views.forEach((view, k) => {
+      if (!view.A || !view.B) { app.error(view, 'set A and B first (each from the current point)', errors); return; }
+      if (view.A.every((x, i) => x === view.B[i])) { view.showSamePoint(); return; }
       postJSON(`${view.api}/interpolate`, { a: view.A, b: view.B, steps, spherical })
-        .then((result) => view.showInterpolation(result), (e) => app.error(view, e));
-    }
+        .then((result) => view.showInterpolation(result, k === 0), (e) => app.error(view, e, errors));
+    });
   });
 }
 
@@ -165,9 +98,10 @@ function setupSampling(views) {
     button.type = 'button';
     button.textContent = `Sample from ${sampler}`;
     button.addEventListener('click', () => {
-      for (const view of views.filter((v) => v.info.samplers.includes(sampler))) {
-        postJSON(`${view.api}/sample`, { n: 8, sampler }).then((r) => view.showSamples(r), (e) => app.error(view, e));
-      }
+      views.filter((v) => v.info.samplers.includes(sampler)).forEach((view, k) => {
+        postJSON(`${view.api}/sample`, { n: 8, sampler })
+          .then((r) => view.showSamples(r, sampler, k === 0), (e) => app.error(view, e, $('sample-errors')));
+      });
     });
     $('samplers').append(button);
   }
@@ -175,19 +109,24 @@ function setupSampling(views) {
 
 async function main() {
   const { runs } = await getJSON('api/runs');
-  const controls = 290;
-  const available = window.innerWidth - controls - 24 * runs.length;
-  const mapSize = Math.max(280, Math.min(440, Math.floor(available / runs.length)));
-  const views = runs.map((info) => new RunView(info, app, mapSize));
+  const views = runs.map((info) => new RunView(info, app, MIN_MAP));
   $('runs').append(...views.map((v) => v.root));
   $('runs-summary').textContent = runs.map((r) => r.name).join(' · ');
   document.title = `vaelab explore: ${runs.map((r) => r.name).join(', ')}`;
-  window.explorer = { views, settings };
+  window.explorer = { views, settings, app, layout: () => layout(views) };
+  layout(views);
   await Promise.all(views.map((v) => v.load()));
-  setupEncoding(views);
+  setupEncoding(views, app);
   setupMap(views);
   setupInterpolation(views);
   setupSampling(views);
+  restoreState(views, app);
+  watchState(views, app);
+  let pending = null;
+  new ResizeObserver(() => {
+    cancelAnimationFrame(pending);
+    pending = requestAnimationFrame(() => layout(views));
+  }).observe($('runs'));
   document.body.dataset.ready = 'true';
 }
 

@@ -12,11 +12,15 @@ export class MapView {
     this.view = { cu: 0, cv: 0, span: 2 }; // centre and half-width of the visible box
     this.labels = ['u', 'v'];
     this.grid = null; // {canvas, box}: the decoded grid and the box it was decoded over
+    this.size = 0;
     this.resize(size);
     this.listen();
+    this.overlay.setAttribute('aria-label', 'latent map: arrow keys move the current point, + and - zoom, 0 fits the view');
   }
 
+  // The map's side in CSS pixels; returns whether it changed (the caller redraws and asks for a new grid).
   resize(size) {
+    if (size === this.size) return false;
     this.size = size;
     const ratio = window.devicePixelRatio || 1;
     for (const canvas of [this.base, this.overlay]) {
@@ -25,6 +29,7 @@ export class MapView {
       canvas.getContext('2d').setTransform(ratio, 0, 0, ratio, 0, 0);
     }
     this.wrap.style.width = `${size + 2}px`;
+    return true;
   }
 
   // plane coordinates <-> CSS pixels of the canvas
@@ -49,7 +54,7 @@ export class MapView {
     const ctx = this.base.getContext('2d');
     const s = this.size;
     ctx.clearRect(0, 0, s, s);
-    ctx.fillStyle = '#fff';
+    ctx.fillStyle = getComputedStyle(this.wrap).getPropertyValue('--map-bg').trim() || '#fff';
     ctx.fillRect(0, 0, s, s);
     if (this.grid) {
       const [u0, u1, v0, v1] = this.grid.box;
@@ -128,7 +133,23 @@ export class MapView {
       const wasDragging = press.dragging;
       press = null;
       if (wasDragging) this.handlers.viewChanged();
-      else this.handlers.click(this.u(x), this.v(y));
+      else this.handlers.click(this.u(x), this.v(y), x, y);
+    });
+    // the keyboard: arrows move the current point by a twentieth of the view, + and - zoom, 0 fits
+    el.addEventListener('keydown', (event) => {
+      const step = this.view.span / 10;
+      const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] };
+      if (moves[event.key]) {
+        event.preventDefault();
+        this.handlers.nudge(...moves[event.key]);
+      } else if (event.key === '+' || event.key === '=' || event.key === '-') {
+        event.preventDefault();
+        const { cu, cv, span } = this.view;
+        this.setView(cu, cv, span * (event.key === '-' ? 1.25 : 0.8));
+      } else if (event.key === '0') {
+        event.preventDefault();
+        this.handlers.fit();
+      }
     });
     el.addEventListener('pointerleave', () => {
       if (press) return;

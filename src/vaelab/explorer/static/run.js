@@ -1,10 +1,15 @@
 // One run's column: its map, the image decoded at the cursor or the current point, the posterior of the encoded
 // image, the interpolation and sample strips, and a slider per latent dimension.
 
+import { drawEps, elboHtml, renderBars, traverse } from './course.js';
 import { ellipse, pointAt, project, shiftedOrigin } from './geometry.js';
-import { Latest, getJSON, postJSON } from './http.js';
+import { Latest, getJSON, imageUrl, postJSON, request } from './http.js';
 import { COLOURS, colour, imageElement, paintRaw } from './paint.js';
 import { MapView } from './map.js';
+import { saveMap, saveStrip } from './figure.js';
+
+const NEIGHBOURS = 8; // nearest test images listed for a clicked test point
+const PICK_PX = 5; // a click this close to a test point picks it
 
 const fmt = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : '–');
 
@@ -23,6 +28,7 @@ export class RunView {
     this.priorSamples = null;
     this.A = null; this.B = null;
     this.hoverZ = null;
+    this.reparam = null; // {eps, z}: the last step of the reparameterization
     this.decodes = new Latest((job) => this.decode(job), (e) => app.error(this, e));
     this.grids = new Latest(() => this.fetchGrid(), (e) => app.error(this, e));
     this.build(mapSize);
@@ -34,13 +40,14 @@ export class RunView {
     const root = document.getElementById('run-template').content.firstElementChild.cloneNode(true);
     this.root = root;
     root.dataset.run = this.info.id;
-    root.style.width = `${mapSize + 2}px`; // a column is as wide as its map
     const q = (selector) => root.querySelector(selector);
     this.el = {
       decoded: q('.decoded'), caption: q('.decoded-caption'), terms: q('.terms'), input: q('.input-img'),
       recon: q('.recon-img'), postSamples: q('.post-samples'), interp: q('.interp'), samples: q('.samples'),
       sliders: q('.sliders'), plane: q('.plane'), dimU: q('.dim-u'), dimV: q('.dim-v'), dims: q('.dims'),
-      description: q('.plane-description'), legend: q('.legend'),
+      description: q('.plane-description'), legend: q('.legend'), errors: q('.run-errors'), course: q('.course'),
+      bars: q('.bars'), eps: q('.eps-text'), traversals: q('.traversals'), neighbours: q('.neighbours'),
+      interpNote: q('.interp-note'),
     };
     const i = this.info;
     q('.run-name').textContent = i.name;
@@ -56,8 +63,10 @@ export class RunView {
     this.map = new MapView(q('.map-wrap'), mapSize, {
       hover: (u, v) => this.hover(u, v),
       leave: () => { this.hoverZ = null; this.showCurrent(); },
-      click: (u, v) => this.setCurrent(this.zAt(u, v)),
-      viewChanged: () => this.requestGrid(),
+      click: (u, v, x, y) => this.click(u, v, x, y),
+      nudge: (du, dv) => { const [u, v] = project(this.z, this.plane); this.setCurrent(this.zAt(u + du, v + dv)); },
+      fit: () => this.fitView(),
+      viewChanged: () => { this.requestGrid(); this.app.changed(); },
       drawBase: (ctx, map) => this.drawPoints(ctx, map),
       drawOverlay: (ctx, map, hover) => this.drawMarkers(ctx, map, hover),
     });
@@ -66,6 +75,18 @@ export class RunView {
     q('.reset-view').addEventListener('click', () => this.fitView());
     q('.course-view').addEventListener('click', () => this.map.setView(0, 0, 1.5));
     if (!i.has_encoder) q('.reset-view').title = 'back to [−2, 2]²';
+    q('.save-map').addEventListener('click', () => saveMap(this));
+    root.querySelectorAll('.save-strip').forEach((button) => button.addEventListener('click', () => {
+      saveStrip(q(`.strip.${button.dataset.strip}`), `${i.name}-${button.dataset.strip}`);
+    }));
+    q('.draw-eps').addEventListener('click', () => drawEps(this));
+    q('.traverse').addEventListener('click', () => traverse(this).catch((e) => this.app.error(this, e)));
+  }
+
+  // The map's new side (the window changed): redrawn, its grid decoded again.
+  resize(size) {
+    if (!this.map.resize(size)) return;
+    if (this.plane) { this.map.drawBase(); this.map.drawOverlay(); this.requestGrid(); }
   }
 
   buildPlanes() {
@@ -114,6 +135,7 @@ export class RunView {
     if (this.points) this.points.uv = this.points.means.map((m) => project(m, this.plane));
     this.map.grid = null;
     if (fit) this.fitView(); else this.map.setView(this.map.view.cu, this.map.view.cv, this.map.view.span);
+    this.app.changed();
   }
 
   buildSliders() {
@@ -163,7 +185,8 @@ export class RunView {
     if (!labels.length || !classes) return;
     const present = [...new Set(labels)].sort((a, b) => a - b);
     for (const label of present) {
-      const item = document.createElement('span');
+      const item = document.createElement('button');
+      item.type = 'button';
       item.innerHTML = `<i style="background:${colour(label)}"></i>`;
       item.append(classes[label] ?? String(label));
       item.title = 'click to hide or show';
@@ -220,6 +243,51 @@ export class RunView {
     if (this.app.settings.base === 'current') this.requestGrid();
     this.map.drawOverlay();
     this.showCurrent();
+    this.app.changed();
+  }
+
+  // A click on the map: a test point under it is picked (shown, encoded, its neighbours listed); else the point
+  // clicked becomes the current point.
+  click(u, v, x, y) {
+    const index = this.testPointAt(x, y);
+    if (index === null) this.setCurrent(this.zAt(u, v)); else this.pickTest(index);
+  }
+
+  testPointAt(x, y) {
+    if (!this.points) return null;
+    let best = null; let bestDistance = PICK_PX;
+    this.points.uv.forEach(([u, v], k) => {
+      if (this.hidden.has(this.points.labels.length ? this.points.labels[k] : null)) return;
+      const distance = Math.hypot(this.map.px(u) - x, this.map.py(v) - y);
+      if (distance < bestDistance) { best = k; bestDistance = distance; }
+    });
+    return best;
+  }
+
+  // Test image `index`: encoded by this run, and its nearest test images in the latent space (posterior means).
+  async pickTest(index) {
+    try {
+      const result = await (await request(`${this.api}/encode?test=${index}`, { method: 'POST' })).json();
+      const label = this.points.labels.length ? ` (${this.info.classes ? this.info.classes[this.points.labels[index]] : this.points.labels[index]})` : '';
+      this.showPosterior(result, true, `test image ${index}${label}`);
+      const { means } = this.points;
+      const distance = (k) => means[k].reduce((sum, m, i) => sum + (m - means[index][i]) ** 2, 0);
+      const nearest = [...means.keys()].filter((k) => k !== index).sort((a, b) => distance(a) - distance(b)).slice(0, NEIGHBOURS);
+      this.root.querySelector('.neighbours-title').hidden = false;
+      this.el.neighbours.replaceChildren(...nearest.map((k) => this.imageButton(
+        imageUrl(`${this.api}/test/${k}.png`), `test image ${k}, distance ${Math.sqrt(distance(k)).toFixed(2)}: click to pick it`,
+        () => this.pickTest(k),
+      )));
+    } catch (e) { this.app.error(this, e); }
+  }
+
+  imageButton(src, title, onClick) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.title = title;
+    button.append(imageElement(src, title));
+    button.addEventListener('click', onClick);
+    return button;
   }
 
   async decode({ z, caption }) {
@@ -287,6 +355,18 @@ export class RunView {
       ctx.lineWidth = 3; ctx.strokeStyle = '#fff'; ctx.strokeText(text, x + 6, y - 6);
       ctx.fillStyle = fill; ctx.fillText(text, x + 6, y - 6);
     };
+    if (this.app.settings.showPrior) { // N(0, I) projected on the plane: N(0, I_2) around the origin's projection
+      const [x0, y0] = at(new Array(this.info.latent_dim).fill(0));
+      const unit = map.px(1) - map.px(0);
+      ctx.save();
+      ctx.strokeStyle = '#8250df'; ctx.setLineDash([5, 4]); ctx.font = '11px system-ui, sans-serif'; ctx.fillStyle = '#8250df';
+      for (const r of [1, 2]) {
+        ctx.lineWidth = r === 1 ? 1.5 : 1;
+        ctx.beginPath(); ctx.arc(x0, y0, r * unit, 0, 2 * Math.PI); ctx.stroke();
+        ctx.fillText(`${r}σ`, x0 + r * unit * 0.707 + 2, y0 - r * unit * 0.707 - 2);
+      }
+      ctx.restore();
+    }
     if (this.priorSamples) this.priorSamples.forEach((z) => dotAt(at(z), 3, '#444'));
     if (this.path) {
       ctx.strokeStyle = '#e36209'; ctx.lineWidth = 2;
@@ -307,6 +387,11 @@ export class RunView {
         ctx.stroke();
       });
       dotAt(at(mean), 5, '#cf222e');
+      if (this.reparam) { // z = μ + σ·ε: a line from μ to z
+        ctx.strokeStyle = '#1a7f37'; ctx.lineWidth = 2;
+        polyline([at(mean), at(this.reparam.z)]);
+        dotAt(at(this.reparam.z), 5, '#1a7f37');
+      }
     }
     const [cx, cy] = at(this.z); // the current point: a ring with a cross
     ctx.strokeStyle = '#000'; ctx.lineWidth = 2;
@@ -322,49 +407,95 @@ export class RunView {
 
   // --- encode, interpolate, sample (asked by the page's shared panels) ---
 
-  showPosterior(result) {
+  showPosterior(result, scroll = false, caption = 'input') {
     this.posterior = result;
+    this.reparam = null;
     this.root.querySelector('.posterior-hint').hidden = true;
     this.root.querySelector('.posterior-images').hidden = false;
     this.el.input.src = result.input;
+    this.el.input.nextElementSibling.textContent = caption;
     this.el.recon.src = result.reconstruction;
-    const e = result.elbo;
-    this.el.terms.innerHTML = '';
-    if (e) {
-      this.el.terms.innerHTML = `−ELBO <b>${fmt(-e.elbo, 1)}</b> nats = recon <b>${fmt(e.recon, 1)}</b> + KL <b>${fmt(e.kl, 2)}</b>`
-        + `<br><span class="note">recon: E<sub>q</sub>[−log p(x|z)] over ${e.samples} draws z ~ q(z|x)</span>`;
-    }
+    this.el.terms.innerHTML = result.elbo ? elboHtml(result.elbo, this.info.test_elbo) : '';
+    this.el.course.hidden = false;
+    renderBars(this.el.bars, result.mean, result.std, result.kl_per_dim);
+    this.el.eps.textContent = 'z = μ + σ·ε, ε ~ N(0, I): the reparameterization trick';
     const post = this.root.querySelector('.post-title');
     post.hidden = false;
-    this.el.postSamples.replaceChildren(...result.samples.map((src, k) => {
-      const img = imageElement(src, `posterior sample ${k + 1}: click to make it the current point`);
-      img.addEventListener('click', () => this.setCurrent(result.samples_z[k]));
-      return img;
-    }));
+    this.el.postSamples.replaceChildren(...result.samples.map((src, k) => this.imageButton(
+      src, `posterior sample ${k + 1}: click to make it the current point`, () => this.setCurrent(result.samples_z[k]),
+    )));
     this.root.dataset.posterior = result.mean.map((x) => x.toFixed(4)).join(',');
     this.setCurrent(result.mean);
+    if (scroll) this.reveal(this.el.course);
   }
 
-  showInterpolation(result) {
+  // The encoded image's panels emptied ("clear").
+  clearPosterior() {
+    this.posterior = null;
+    this.reparam = null;
+    this.root.querySelector('.posterior-hint').hidden = false;
+    this.root.querySelector('.posterior-images').hidden = true;
+    this.el.input.removeAttribute('src'); this.el.recon.removeAttribute('src');
+    this.el.terms.innerHTML = '';
+    this.el.course.hidden = true;
+    this.root.querySelector('.post-title').hidden = true;
+    this.root.querySelector('.neighbours-title').hidden = true;
+    this.el.postSamples.replaceChildren();
+    this.el.neighbours.replaceChildren();
+    delete this.root.dataset.posterior;
+    this.map.drawOverlay();
+  }
+
+  reveal(element) {
+    const box = element.getBoundingClientRect();
+    if (box.top < 0 || box.bottom > window.innerHeight) element.scrollIntoView({ block: 'nearest' });
+  }
+
+  // The view widened, if needed, so that every point of `path` lies inside it.
+  include(path) {
+    const uv = path.map((z) => project(z, this.plane));
+    const [u0, u1, v0, v1] = this.map.box();
+    if (uv.every(([u, v]) => u >= u0 && u <= u1 && v >= v0 && v <= v1)) return;
+    const us = uv.map((p) => p[0]).concat([u0, u1]); const vs = uv.map((p) => p[1]).concat([v0, v1]);
+    const [a, b, c, d] = [Math.min(...us), Math.max(...us), Math.min(...vs), Math.max(...vs)];
+    this.map.setView((a + b) / 2, (c + d) / 2, (Math.max(b - a, d - c) / 2) * 1.1);
+  }
+
+  showInterpolation(result, scroll = false) {
     this.path = result.z;
+    this.el.interpNote.hidden = true;
     this.root.querySelector('.interp-title').hidden = false;
     const last = result.images.length - 1;
-    this.el.interp.replaceChildren(...result.images.map((src, k) => {
-      const img = imageElement(src, `t = ${(k / last).toFixed(2)}: click to make it the current point`);
-      img.addEventListener('click', () => this.setCurrent(result.z[k]));
-      return img;
-    }));
+    this.el.interp.replaceChildren(...result.images.map((src, k) => this.imageButton(
+      src, `t = ${(k / last).toFixed(2)}: click to make it the current point`, () => this.setCurrent(result.z[k]),
+    )));
+    this.include(this.path);
+    this.map.drawOverlay();
+    if (scroll) this.reveal(this.el.interp);
+  }
+
+  // A and B are one point in this run (a run without an encoder keeps its point when an image is encoded).
+  showSamePoint() {
+    this.path = null;
+    this.root.querySelector('.interp-title').hidden = false;
+    this.el.interp.replaceChildren();
+    this.el.interpNote.hidden = false;
+    this.el.interpNote.textContent = this.info.has_encoder
+      ? 'A and B are the same point in this run: nothing to interpolate. Set B elsewhere.'
+      : 'A and B are the same point in this run: it has no encoder, so an encoded image cannot set them and '
+        + 'there are no images to interpolate between. Click its map (or move its sliders) to set its own A and B.';
     this.map.drawOverlay();
   }
 
-  showSamples(result) {
+  showSamples(result, sampler = 'N(0, I)', scroll = false) {
     this.priorSamples = result.z;
     this.root.querySelector('.sample-title').hidden = false;
-    this.el.samples.replaceChildren(...result.images.map((src, k) => {
-      const img = imageElement(src, 'click to make it the current point');
-      img.addEventListener('click', () => this.setCurrent(result.z[k]));
-      return img;
-    }));
+    this.root.querySelector('.sample-name').textContent = sampler === 'N(0, I)'
+      ? 'Samples from the prior N(0, I)' : `Samples from the fitted sampler ${sampler} (not the prior)`;
+    this.el.samples.replaceChildren(...result.images.map((src, k) => this.imageButton(
+      src, 'click to make it the current point', () => this.setCurrent(result.z[k]),
+    )));
     this.map.drawOverlay();
+    if (scroll) this.reveal(this.el.samples);
   }
 }
