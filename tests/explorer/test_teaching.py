@@ -7,11 +7,12 @@ the state in the URL, saved figures."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 
-from tests.helpers.explorer_page import Explorer, chromium_path, open_page, require_browser, settle
+from tests.helpers.explorer_page import Explorer, chromium_path, map_point, open_page, require_browser, settle
 
 pytestmark = pytest.mark.e2e
 
@@ -292,3 +293,64 @@ def test_the_layout_follows_the_window_and_errors_stay_until_dismissed(browser, 
     assert restored[2]["span"] == pytest.approx(state[2]["span"], abs=1e-4)
     assert "A set, B set" in copy.text_content("#ab-state") or "A and B set" in copy.text_content("#ab-state")
     assert [e for e in page.errors if "set A and B first" not in e] == [] and copy.errors == []
+
+
+def test_the_exported_page_works_from_a_file_without_network(browser, runs, tmp_path):
+    """`vaelab export RUN RUN --html page.html` writes one file that opens from file:// with networking off: the map,
+    the decodes (equal to PyTorch's within 1e-3, the server's uint8 within one level), drawing and encoding,
+    interpolation and sampling, a GAN's column beside."""
+    import torch
+
+    from vaelab.cli import main
+    from vaelab.explorer.session import Session
+
+    page_file = tmp_path / "page.html"
+    assert main(["export", str(runs["mlp2"]), str(runs["gan2"]), "--html", str(page_file)]) == 0
+    html = page_file.read_text()
+    assert not re.search(r"https?://(?!www\.w3\.org)", html) and "<script src" not in html  # nothing to fetch
+    context = browser.new_context(offline=True, viewport={"width": 1366, "height": 768})
+    requested = []
+
+    def only_the_file(route):  # the page itself loads; anything else would be the network
+        if route.request.url == page_file.as_uri():
+            return route.continue_()
+        requested.append(route.request.url)
+        return route.abort()
+
+    context.route("**/*", only_the_file)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(page_file.as_uri())
+    page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+    settle(page, 0)
+    settle(page, 1)
+
+    for i, name in enumerate(["mlp2", "gan2"]):
+        session = Session(runs[name])
+        z = np.random.default_rng(i).normal(size=(6, session.latent_dim)).round(4).tolist()
+        got = np.array(
+            page.evaluate("([i, zs]) => zs.map((z) => Array.from(vaelabLocal.runs[i].decodeFloat(z)))", [i, z])
+        )
+        with torch.no_grad():
+            expected = session.model.to_image(session.model.decode(torch.tensor(z))).reshape(6, -1).numpy()
+        assert np.abs(got - expected).max() <= 1e-3, name
+        raw = np.array(
+            page.evaluate("([i, zs]) => zs.map((z) => Array.from(vaelabLocal.runs[i].decodeRaw(z)))", [i, z])
+        )
+        assert np.abs(raw.astype(int) - session.decode(z).reshape(6, -1).astype(int)).max() <= 1
+
+    assert page.locator('.run[data-run="0"] .legend button').count() == 10
+    draw_nine(page)
+    assert len(page.evaluate("explorer.views[0].posterior.mean")) == 2
+    page.click("#set-a")
+    page.mouse.click(*map_point(page, 0, 0.8, 0.8))
+    page.mouse.click(*map_point(page, 1, 0.8, 0.8))
+    page.click("#set-b")
+    page.click("#interpolate")
+    page.wait_for_function("document.querySelectorAll('.run[data-run=\"0\"] .interp img').length === 10")
+    page.click("#samplers button")
+    page.wait_for_function("document.querySelectorAll('.run .samples img').length === 16")
+    assert errors == [] and requested == []
+    context.close()
