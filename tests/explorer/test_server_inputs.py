@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client as http_client
 import io
 import json
+import logging
 import os
 import time
 
@@ -285,8 +286,13 @@ def test_a_500_carries_no_exception_text_and_is_logged_once(client, monkeypatch,
         raise ValueError("secret detail from /home/someone/run")
 
     monkeypatch.setattr(client.sessions[0], "decode", broken)
+    # another test's uvicorn in this process may have applied uvicorn's own logging config (its "uvicorn" logger
+    # does not propagate): let the records reach caplog's handler whatever ran before
+    for name in ("uvicorn", "uvicorn.error"):
+        monkeypatch.setattr(logging.getLogger(name), "propagate", True)
+        monkeypatch.setattr(logging.getLogger(name), "disabled", False)
     logged = lambda: [r for r in caplog.records if r.exc_info and "secret detail" in str(r.exc_info[1])]
-    with caplog.at_level("ERROR"):
+    with caplog.at_level("ERROR", logger="uvicorn.error"), caplog.at_level("ERROR"):
         result = client.call("POST", "/api/runs/0/decode", json_body={"z": [0, 0]})
         deadline = time.monotonic() + 10
         while not logged() and time.monotonic() < deadline:  # uvicorn logs once the answer has left
