@@ -4,6 +4,7 @@ figures (PIL images) and export from Python; progress bars shown in a notebook."
 
 import json
 import sys
+import types
 
 import pytest
 from PIL import Image
@@ -111,6 +112,9 @@ def test_progress_bars_are_shown_in_a_notebook(monkeypatch):
     from vaelab import progress
 
     assert progress.bar(3, "x").disable  # no terminal here
-    monkeypatch.setitem(sys.modules, "ipykernel", object())
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert progress.bar(3, "x").disable  # ipykernel imported (some libraries do) is no kernel running this process
+    kernel = types.SimpleNamespace(config={"IPKernelApp": {}})
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: kernel))
     assert not progress.bar(3, "x").disable
     assert progress.bar(3, "x", quiet=True).disable

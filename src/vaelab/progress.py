@@ -11,8 +11,11 @@ from tqdm.auto import tqdm
 
 
 def in_notebook() -> bool:
-    """A Jupyter kernel runs this process: its output is no terminal, yet shows progress bars."""
-    return "ipykernel" in sys.modules
+    """A Jupyter kernel runs this process (its output is no terminal, yet shows progress bars): IPython's shell is
+    running inside a kernel app (importing ipykernel, as some libraries do, is not enough)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 def bar(total: int | None, desc: str, quiet: bool = False, unit: str = "it", **options) -> tqdm:
