@@ -10,7 +10,10 @@ import threading
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explore", help="explore runs' latent spaces live in the browser (the explore extra)")
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories; several are shown side by side")
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run directories; several are shown side by side")
+    p.add_argument(
+        "--demo", action="store_true", help="show the two small runs shipped with vaelab (MLP z=2, conv z=10)"
+    )
     p.add_argument("--port", type=int, default=0, help="port to serve on (default: a free one)")
     p.add_argument(
         "--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: only this machine can connect)"
@@ -21,11 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_explore(args) -> int:
-    from vaelab.explorer import explore
+    from vaelab.explorer import explore, with_demo
 
+    runs = with_demo(args.runs, args.demo)
     previous = on_ctrl_c(stop_once)
     try:
-        explore(args.runs, args.host, args.port, not args.no_browser, args.quiet)
+        explore(runs, args.host, args.port, not args.no_browser, args.quiet)
     except KeyboardInterrupt:  # Ctrl+C while loading, or while serving (raised once the server has shut down)
         previous = signal.SIG_IGN  # the process ends now: a further Ctrl+C adds nothing
         on_ctrl_c(previous)

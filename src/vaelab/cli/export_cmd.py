@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "dynamic batch axis, check them with onnxruntime against PyTorch (within "
         f"{TOLERANCE:g}), and describe them in DIR/export.json.",
     )
-    parser.add_argument("run_dir", metavar="RUN", nargs="+", help="the run (several with --html: side by side)")
+    parser.add_argument("run_dir", metavar="RUN", nargs="*", help="the run (several with --html: side by side)")
+    parser.add_argument("--demo", action="store_true", help="with --html: the two small runs shipped with vaelab")
     parser.add_argument("--format", default="onnx", choices=FORMATS, help="the file format (default onnx)")
     parser.add_argument("--out", metavar="DIR", help="the folder to write the files to (required but with --html)")
     parser.add_argument(
@@ -33,7 +34,12 @@ def run(args: argparse.Namespace) -> None:
     from vaelab.export import export_run
 
     if args.html:
+        from vaelab.explorer import with_demo
+
+        args.run_dir = with_demo(args.run_dir, args.demo)
         return run_html(args)
+    if args.demo:
+        raise ConfigError("export: --demo goes with --html (the explorer's page of the runs shipped with vaelab)")
     if len(args.run_dir) != 1:
         raise ConfigError(f"export: one RUN at a time for --format {args.format} (several only with --html)")
     if not args.out:

@@ -18,6 +18,26 @@ from vaelab.errors import VaelabError
 INSTALL_HINT = 'pip install "vaelab[explore]" (in a checkout: pip install -e ".[explore]")'
 
 
+def demo_runs() -> list[Path]:
+    """The two small runs shipped with vaelab (`vaelab explore --demo`): the course's MLP with a 2-D latent space
+    (hidden 128, 20 epochs) and a conv model with a 10-D one (channels 16,32, hidden 64, 10 epochs), trained on the
+    embedded mnist-mini digits with seed 0; weights and metrics only (1.7 MB)."""
+    from importlib import resources
+
+    root = Path(str(resources.files("vaelab.explorer") / "demo"))
+    return [root / "mlp-z2", root / "conv-z10"]
+
+
+def with_demo(runs: list[str], demo: bool) -> list[str]:
+    """The runs to show: the shipped demo runs first when `demo`, then `runs`; a one-line error when none."""
+    from vaelab.errors import ConfigError
+
+    chosen = [*(str(p) for p in demo_runs() if demo), *runs]
+    if not chosen:
+        raise ConfigError("give at least one RUN directory, or --demo for the runs shipped with vaelab")
+    return chosen
+
+
 class MissingExtra(VaelabError):
     """The web server libraries of the `explore` extra are not installed."""
 
