@@ -81,3 +81,58 @@ def test_fuzz_dataset_constructor(n, channels, side, dtype, data_):
         return Dataset("x", split, split, classes)
 
     outcome(build)
+
+
+def _factor_set(train_factors, test_factors, **extra):
+    images = torch.zeros(3, 1, 2, 2, dtype=torch.uint8)
+    split = lambda f: data.Split(images, factors=None if f is None else torch.tensor(f))
+    return data.Dataset("x", split(train_factors), split(test_factors), **extra)
+
+
+def test_factors_validated_in_the_dataset_constructor():
+    """Factors (issue 23): both splits or neither, a name and a size per factor, each index in range, one line."""
+    ok = [[0, 1], [1, 0], [2, 1]]
+    named = dict(factor_names=["a", "b"], factor_sizes=[3, 2])
+    dataset = _factor_set(ok, ok, **named)
+    assert dataset.has_factors and dataset.factor_sizes == [3, 2] and dataset.train.factors.dtype == torch.int64
+    assert not _factor_set(None, None).has_factors
+    cases = [
+        ((ok, None), named, "factors are given for one split but not the other"),
+        ((None, None), named, "factor names or sizes are given but the images have no factors"),
+        ((ok, ok), dict(factor_sizes=[3, 2]), "the factors need their names"),
+        ((ok, ok), dict(factor_names=["a", "a"], factor_sizes=[3, 2]), "factor names must differ"),
+        ((ok, ok), dict(factor_names=["a", "b"], factor_sizes=[3]), "2 factor names but 1 factor sizes"),
+        ((ok, ok), dict(factor_names=["a", "b"], factor_sizes=[3, 0]), "factor sizes must be whole numbers"),
+        ((ok, [[0, 1], [1, 2], [2, 1]]), named, r"\(test split\): factor b ranges over \[1, 2\]; .* \[0, 2\)"),
+        ((ok, [[0, 1], [-1, 0], [2, 1]]), named, r"factor a ranges over \[-1, 2\]"),
+        ((ok, [[0], [1], [2]]), named, r"factors must be an int64 tensor \[3, 2\]"),
+        ((ok, ok), dict(**named, factor_values=[[0.0, 1.0, 2.0], [0.5]]), "factor values must list one value"),
+    ]
+    for (tr, te), extra, message in cases:
+        with pytest.raises(DataError, match=message) as err:
+            _factor_set(tr, te, **extra)
+        assert "\n" not in str(err.value)
+    with pytest.raises(DataError, match="int64 tensor"):
+        images = torch.zeros(3, 1, 2, 2, dtype=torch.uint8)
+        bad = data.Split(images, factors=torch.tensor(ok, dtype=torch.float32))
+        data.Dataset("x", bad, bad, **named)
+
+
+def test_factors_follow_every_subset_and_split():
+    """`Split.take`, `make_split` and `split_arrays` carry the factors with their images (issue 23)."""
+    from vaelab.data.dataset import make_split, split_arrays
+
+    images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+    factors = np.stack([np.arange(10), np.arange(10) % 3], axis=1)
+    train, test = split_arrays(images, None, "pool", test_fraction=0.3, seed=1, factors=factors)
+    for split in (train, test):
+        assert split.factors[:, 0].tolist() == split.images.flatten().tolist()
+    assert len(test) == 3 and sorted(train.factors[:, 0].tolist() + test.factors[:, 0].tolist()) == list(range(10))
+    part = train.take(torch.tensor([2, 0]))
+    assert (
+        part.factors[:, 0].tolist()
+        == part.images.flatten().tolist()
+        == [train.images[2, 0, 0, 0], train.images[0, 0, 0, 0]]
+    )
+    with pytest.raises(DataError, match=r"factors must be integer value indices \[N, K\]"):
+        make_split(images, None, "pool", factors=np.zeros(10))

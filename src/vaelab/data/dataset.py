@@ -1,4 +1,7 @@
-"""The one data-set type of vaelab: uint8 images `[N, C, H, W]`, optional labels, a train/test split.
+"""The one data-set type of vaelab: uint8 images `[N, C, H, W]`, optional labels, optional factors, a train/test split.
+
+Factors are the known generative factors of a synthetic set (dSprites: shape, scale, orientation, x, y): per image,
+one value index per factor, with the factors' names and numbers of values on the `Dataset`.
 
 `Dataset` validates itself when it is built (shapes, dtypes, labels in range and consistent with the
 class names), so no reader, and no caller that builds one by hand, can hand an absurd set to training.
@@ -18,10 +21,17 @@ from vaelab.errors import DataError
 
 @dataclass(frozen=True)
 class Split:
-    """One split of a data set. `images`: uint8 `[N, C, H, W]`; `labels`: int64 `[N]` or None."""
+    """One split of a data set. `images`: uint8 `[N, C, H, W]`; `labels`: int64 `[N]` or None; `factors`: int64
+    `[N, K]` value indices (factor k's in `[0, factor_sizes[k])`) or None."""
 
     images: torch.Tensor
     labels: torch.Tensor | None = None
+    factors: torch.Tensor | None = None
+
+    def take(self, index) -> Split:
+        """The images (and their labels and factors) at `index` (a slice, or an index tensor / array)."""
+        pick = lambda t: None if t is None else t[index]
+        return Split(self.images[index], pick(self.labels), pick(self.factors))
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -41,6 +51,9 @@ class Dataset:
     test: Split
     classes: list[str] | None = field(default=None)
     source: str = ""
+    factor_names: list[str] | None = None  # one name per factor (column of `Split.factors`)
+    factor_sizes: list[int] | None = None  # the number of values of each factor
+    factor_values: list[list[float]] | None = None  # optional: the real value of each index (dSprites' scales)
 
     def __post_init__(self) -> None:
         try:
@@ -61,6 +74,10 @@ class Dataset:
             return None
         return int(max(self.train.labels.max(), self.test.labels.max())) + 1
 
+    @property
+    def has_factors(self) -> bool:
+        return self.train.factors is not None
+
 
 def check_dataset(dataset: Dataset) -> None:
     """The checks of `Dataset`'s constructor; cheap (a min and a max over the labels), run once per set."""
@@ -75,6 +92,7 @@ def check_dataset(dataset: Dataset) -> None:
             f"{origin}: train images are {list(dataset.train.images.shape[1:])} "
             f"but test images are {list(dataset.test.images.shape[1:])}"
         )
+    _check_factors(dataset, origin)
     if (dataset.train.labels is None) != (dataset.test.labels is None):
         raise DataError(f"{origin}: labels are given for one split but not the other")
     if dataset.train.labels is None:
@@ -89,6 +107,51 @@ def check_dataset(dataset: Dataset) -> None:
         )
     if dataset.classes is not None:
         _check_classes(dataset.classes, hi, origin)
+
+
+def _check_factors(dataset: Dataset, origin: str) -> None:
+    """Factors are given for both splits or neither, with a name and a number of values per factor, each index in
+    range (a max over `[N, K]`, cheap)."""
+    train, test = dataset.train.factors, dataset.test.factors
+    names, sizes, values = dataset.factor_names, dataset.factor_sizes, dataset.factor_values
+    if (train is None) != (test is None):
+        raise DataError(f"{origin}: factors are given for one split but not the other")
+    if train is None:
+        if names is not None or sizes is not None or values is not None:
+            raise DataError(f"{origin}: factor names or sizes are given but the images have no factors")
+        return
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names) or not names:
+        raise DataError(f"{origin}: the factors need their names (a non-empty list of non-empty strings)")
+    if len(set(names)) != len(names):
+        raise DataError(f"{origin}: factor names must differ, got {', '.join(names)}")
+    if not isinstance(sizes, list) or len(sizes) != len(names):
+        got = len(sizes) if isinstance(sizes, list) else type(sizes).__name__
+        raise DataError(f"{origin}: {len(names)} factor names but {got} factor sizes; give one size per factor")
+    if not all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= MAX_CLASSES for k in sizes):
+        raise DataError(f"{origin}: factor sizes must be whole numbers in 1..{MAX_CLASSES}, got {sizes}")
+    if values is not None and (
+        not isinstance(values, list) or len(values) != len(sizes) or any(len(v) != k for v, k in zip(values, sizes))
+    ):
+        raise DataError(f"{origin}: factor values must list one value per index of each factor (sizes {sizes})")
+    for split_name, factors in (("train", train), ("test", test)):
+        n = len(getattr(dataset, split_name))
+        if not isinstance(factors, torch.Tensor) or factors.dtype != torch.int64 or factors.shape != (n, len(names)):
+            got = (
+                f"{factors.dtype} {list(factors.shape)}"
+                if isinstance(factors, torch.Tensor)
+                else type(factors).__name__
+            )
+            raise DataError(
+                f"{origin} ({split_name} split): factors must be an int64 tensor [{n}, {len(names)}] "
+                f"(one value index per image and factor), got {got}"
+            )
+        low, high = factors.min(0).values.tolist(), factors.max(0).values.tolist()
+        for name, size, lo, hi in zip(names, sizes, low, high):
+            if lo < 0 or hi >= size:
+                raise DataError(
+                    f"{origin} ({split_name} split): factor {name} ranges over [{lo}, {hi}]; "
+                    f"its value indices must lie in [0, {size})"
+                )
 
 
 def _check_images(images: object, origin: str) -> None:
@@ -153,10 +216,11 @@ def label_array(labels: object, n: int, origin: str) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def make_split(images: np.ndarray, labels: np.ndarray | None, origin: str) -> Split:
+def make_split(images: np.ndarray, labels: np.ndarray | None, origin: str, factors: np.ndarray | None = None) -> Split:
     """Validate numpy arrays and wrap them (without copying where possible) as a `Split`.
 
-    `images` must be uint8 `[N, C, H, W]`; `labels`, if given, class indices with one per image.
+    `images` must be uint8 `[N, C, H, W]`; `labels`, if given, class indices with one per image; `factors`, if
+    given, integer value indices `[N, K]` (checked against the factors' sizes by the `Dataset`).
     `origin` names the file or folder in error messages.
     """
     if images.dtype != np.uint8:
@@ -170,7 +234,16 @@ def make_split(images: np.ndarray, labels: np.ndarray | None, origin: str) -> Sp
     label_tensor = None
     if labels is not None:
         label_tensor = torch.from_numpy(label_array(labels, images.shape[0], origin))
-    return Split(torch.from_numpy(np.ascontiguousarray(images)), label_tensor)
+    factor_tensor = None
+    if factors is not None:
+        factors = np.asarray(factors)
+        if factors.dtype.kind not in "ui" or factors.ndim != 2 or factors.shape[0] != images.shape[0]:
+            raise DataError(
+                f"{origin}: factors must be integer value indices [N, K] with one row per image, "
+                f"got {factors.dtype} {list(factors.shape)}"
+            )
+        factor_tensor = torch.from_numpy(factors.astype(np.int64))
+    return Split(torch.from_numpy(np.ascontiguousarray(images)), label_tensor, factor_tensor)
 
 
 def make_dataset(
@@ -179,9 +252,11 @@ def make_dataset(
     test: Split,
     classes: list[str] | None = None,
     source: str = "",
+    **factors,
 ) -> Dataset:
-    """Build the `Dataset` (its constructor checks that the two splits agree)."""
-    return Dataset(name=name, train=train, test=test, classes=classes, source=source)
+    """Build the `Dataset` (its constructor checks that the two splits agree); `factors`: `factor_names`,
+    `factor_sizes`, `factor_values`."""
+    return Dataset(name=name, train=train, test=test, classes=classes, source=source, **factors)
 
 
 def stratified_split(labels: np.ndarray | None, test_fraction: float, seed: int, n: int | None = None):
@@ -214,9 +289,15 @@ def stratified_split(labels: np.ndarray | None, test_fraction: float, seed: int,
 
 
 def split_arrays(
-    images: np.ndarray, labels: np.ndarray | None, origin: str, test_fraction: float = 0.2, seed: int = 0
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    origin: str,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    factors: np.ndarray | None = None,
 ) -> tuple[Split, Split]:
-    """Split one pool of images into train/test (seeded, stratified by label when there are labels)."""
+    """Split one pool of images (and their factors, if any) into train/test (seeded, stratified by label when there
+    are labels)."""
     if images.shape[0] < 2:
         raise DataError(f"{origin}: needs at least 2 images to make a train and a test split")
     if labels is not None:
@@ -224,8 +305,8 @@ def split_arrays(
     train_idx, test_idx = stratified_split(labels, test_fraction, seed, n=images.shape[0])
     pick = lambda a, i: None if a is None else a[i]
     return (
-        make_split(images[train_idx], pick(labels, train_idx), origin),
-        make_split(images[test_idx], pick(labels, test_idx), origin),
+        make_split(images[train_idx], pick(labels, train_idx), origin, pick(factors, train_idx)),
+        make_split(images[test_idx], pick(labels, test_idx), origin, pick(factors, test_idx)),
     )
 
 
