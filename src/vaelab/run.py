@@ -23,7 +23,7 @@ from vaelab.rundir import NO_STATE, RunDir
 
 def load_dataset(config: TrainConfig) -> data.Dataset:
     """The data set a config names (the one place that turns options into a data set)."""
-    return data.load(config.data, size=tuple(config.size) if config.size else None)
+    return data.load(config.data, size=tuple(config.size) if config.size else None, quiet=config.quiet)
 
 
 class Run(RunDir):

@@ -4,8 +4,11 @@ every bad folder or image refused in one line (a header claiming a huge image is
 from __future__ import annotations
 
 import io
+import json
+import os
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from PIL import Image
 from tests.helpers.files import png_header, save_png
 from tests.helpers.fuzz import FUZZ, assert_valid, fresh_dir, outcome
 from vaelab import data
+from vaelab.data import folder
 from vaelab.errors import DataError
 
 
@@ -371,8 +375,11 @@ def expected_channels(raw: bytes) -> int:
     resize=st.none() | st.tuples(st.integers(1, 9), st.integers(1, 9)),
 )
 def test_fuzz_valid_images_always_load(scratch, size, data_, resize):
-    """Every image a user can save (any mode, any of the formats, values in range) loads: grey or RGB, its size.
-    Found by fuzzing: a property test (Hypothesis)."""
+    """Every image a user can save (any mode, any of the formats, values in range) loads: grey or RGB, its size;
+    a single pixel is refused (`test_folder_single_pixel_image_refused`). Found by fuzzing: a property test
+    (Hypothesis)."""
+    if size == (1, 1):
+        size = (1, 2)
     encoded = [
         encode(data_.draw(pil_images(size, sane=True)), data_.draw(st.sampled_from(FORMATS)))
         for _ in range(data_.draw(st.integers(2, 4)))
@@ -385,3 +392,108 @@ def test_fuzz_valid_images_always_load(scratch, size, data_, resize):
     channels = 1 if all(expected_channels(raw) == 1 for _, raw in encoded) else 3
     assert dataset.shape == (channels, *(resize or size[::-1]))
     assert len(dataset.train) + len(dataset.test) == len(encoded)
+
+
+def colour_folder(root, n=12, side=5, seed=0):
+    """`n` random RGB PNGs in two class sub-folders."""
+    rng = np.random.default_rng(seed)
+    for k in range(n):
+        save_png(root / ("a" if k % 2 else "b") / f"{k}.png", rng.integers(0, 256, (side, side, 3), dtype=np.uint8))
+    return root
+
+
+def every_image(ds) -> torch.Tensor:
+    return torch.cat([ds.train.images, ds.test.images])
+
+
+def cache_files(cache, suffix):
+    return sorted((cache / "folders").glob(f"*{suffix}"))
+
+
+def test_folder_decoded_once_then_memory_mapped(tmp_path, monkeypatch):
+    """The second load reads the cached array (no image decoded), mapped from the cache file, with the same
+    images, labels and split as the first."""
+    root, cache = colour_folder(tmp_path / "imgs"), tmp_path / "cache"
+    first = data.load(root, cache_dir=cache)
+    uncached = every_image(folder.load_folder(root, cache=False))
+    assert len(cache_files(cache, ".npy")) == 1 and len(cache_files(cache, ".json")) == 1
+    monkeypatch.setattr(folder, "_decode", lambda *a: pytest.fail("a cached folder was decoded again"))
+    second = data.load(root, cache_dir=cache)
+    assert torch.equal(every_image(first), every_image(second)) and second.classes == ["a", "b"]
+    assert torch.equal(first.train.labels, second.train.labels) and torch.equal(first.test.labels, second.test.labels)
+    maps = Path("/proc/self/maps")
+    if maps.exists():
+        assert cache_files(cache, ".npy")[0].name in maps.read_text()
+    assert torch.equal(uncached, every_image(second))  # the cached set is the one an uncached load makes
+
+
+def test_folder_changed_is_decoded_again(tmp_path, capsys):
+    root, cache = colour_folder(tmp_path / "imgs"), tmp_path / "cache"
+    before = data.load(root, cache_dir=cache)
+    save_png(root / "a" / "new.png", np.zeros((5, 5, 3), np.uint8))
+    after = data.load(root, cache_dir=cache)
+    assert len(after.train) + len(after.test) == len(before.train) + len(before.test) + 1
+    assert "changed since it was decoded" in capsys.readouterr().err
+    assert len(cache_files(cache, ".npy")) == 1  # the old array was removed
+    # an edit that keeps the size is seen through its modification time
+    target = root / "b" / "0.png"
+    save_png(target, np.full((5, 5, 3), 7, np.uint8))
+    os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
+    assert (every_image(data.load(root, cache_dir=cache)) == 7).all(dim=(1, 2, 3)).sum() == 1
+    # another --size is another entry
+    assert data.load(root, size=(3, 3), cache_dir=cache).shape == (3, 3, 3)
+    assert len(cache_files(cache, ".json")) == 2
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated array", "array header", "garbage json", "wrong shape in json"],
+)
+def test_folder_damaged_cache_is_rebuilt(tmp_path, capsys, damage):
+    root, cache = colour_folder(tmp_path / "imgs"), tmp_path / "cache"
+    expected = every_image(data.load(root, cache_dir=cache))
+    array, meta = cache_files(cache, ".npy")[0], cache_files(cache, ".json")[0]
+    if damage == "truncated array":
+        array.write_bytes(array.read_bytes()[:-10])
+    elif damage == "array header":
+        array.write_bytes(b"\x93NUMPY garbage" + array.read_bytes()[14:])
+    elif damage == "garbage json":
+        meta.write_text("{not json")
+    else:
+        values = json.loads(meta.read_text())
+        meta.write_text(json.dumps({**values, "shape": [5, 3, 5, 5]}))
+    assert torch.equal(every_image(data.load(root, cache_dir=cache)), expected)
+    err = capsys.readouterr().err
+    assert "is damaged" in err and "decoding it again" in err and len(err.strip().splitlines()) == 1
+    capsys.readouterr()
+    assert torch.equal(every_image(data.load(root, cache_dir=cache)), expected)
+    assert capsys.readouterr().err == ""  # rebuilt: the next load is a clean hit
+
+
+def test_folder_decoded_in_parallel_chunks(tmp_path, monkeypatch):
+    """Chunks of the pool land at their own rows (small chunks force several tasks on several threads)."""
+    monkeypatch.setattr(folder, "_CHUNK", 3)
+    root = colour_folder(tmp_path / "imgs", n=20)
+    parallel = folder.load_folder(root, cache=False)
+    monkeypatch.setattr(folder, "_CHUNK", 1000)
+    assert torch.equal(every_image(parallel), every_image(folder.load_folder(root, cache=False)))
+
+
+def test_folder_truncated_png_single_pixel_and_empty_split(tmp_path):
+    """The issue's bad folders (issue 22): each a one-line error that names the file and says what to do."""
+    save_png(tmp_path / "t" / "a.png", np.zeros((8, 8), np.uint8))
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8)).save(buffer, "PNG")
+    (tmp_path / "t" / "b.png").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(DataError, match="b.png: unreadable image"):
+        data.load(tmp_path / "t")
+    save_png(tmp_path / "p" / "a.png", np.zeros((8, 8), np.uint8))
+    save_png(tmp_path / "p" / "b.png", np.zeros((1, 1), np.uint8))
+    for size in (None, (8, 8)):
+        with pytest.raises(DataError, match="b.png: is a single pixel"):
+            data.load(tmp_path / "p", size=size)
+    for k in range(3):
+        save_png(tmp_path / "s" / "train" / f"{k}.png", np.zeros((4, 4), np.uint8))
+    (tmp_path / "s" / "test").mkdir()
+    with pytest.raises(DataError, match="test: no image files found"):
+        data.load(tmp_path / "s")
