@@ -85,6 +85,11 @@ class TrainConfig:
         False, "torch.compile the model (a start-up cost that pays off on long runs and GPUs)", resumable=True
     )
     eval_batch_size: int = option(1000, "batch size for evaluation", min=1, max=1 << 20, resumable=True)
+    flip: bool = option(
+        False,
+        "mirror each training image left-right with probability 1/2 (augmentation for photos; not for digits or text)",
+        resumable=True,
+    )
     # outputs
     out: str | None = option(None, "run directory (default runs/<data>-<arch>-z<latent>)")
     quiet: bool = option(False, "no progress bar", resumable=True)

@@ -66,6 +66,7 @@ RESUMED = {
     "gaussian-learned-sigma": ["--likelihood", "gaussian", "--learn-sigma"],
     "kl-warm-up-across-the-resume": ["--beta", "2", "--warmup-epochs", "2.5"],
     "bf16": ["--precision", "bf16"],
+    "random-flips": ["--flip"],  # drawn from the run's noise generator, which the state saves
 }
 
 
@@ -77,6 +78,7 @@ def test_resumed_run_ends_with_the_same_weights(cli, small_npz, tmp_path, monkey
     whole, split = tmp_path / "whole", tmp_path / "split"
     assert cli(*train_args(small_npz, whole, "--epochs", "3", *extra)).returncode == 0
     assert cli(*train_args(small_npz, split, "--epochs", "1", *extra)).returncode == 0
+    first = load_file(split / "model.safetensors") if "--flip" in extra else None
     resumed = cli("train", "--out", split, "--resume", "--epochs", "3", "--quiet", "--threads", "1")
     assert resumed.returncode == 0, resumed.stderr
     for name in ("model.safetensors", "training_state.safetensors"):
@@ -99,6 +101,12 @@ def test_resumed_run_ends_with_the_same_weights(cli, small_npz, tmp_path, monkey
         assert load_file(split / "model.safetensors")["log_sigma"] != pytest.approx(math.log(math.sqrt(0.5)))
     if "--warmup-epochs" in extra:
         assert [e["beta"] for e in lines[1]] == pytest.approx([0.8, 1.6, 2.0])
+    if "--flip" in extra:  # recorded, and it did change the training (same seed, no flips: other weights)
+        assert json.loads((split / "config.json").read_text())["train"]["flip"] is True
+        plain = tmp_path / "plain"
+        assert cli(*train_args(small_npz, plain, "--epochs", "1")).returncode == 0
+        other = load_file(plain / "model.safetensors")
+        assert any(not torch.equal(other[k], first[k]) for k in first)
 
 
 def test_divergence_gives_a_diagnosis_and_keeps_the_checkpoint(cli, small_npz, tmp_path):

@@ -16,6 +16,13 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.to(torch.float32).mul_(1.0 / 255.0)
 
 
+def random_flips(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image of `x` `[B, C, H, W]` mirrored left-right with probability 1/2: one draw per image from
+    `generator` (on its own device), so a seeded run, and a resumed one, flips the same images."""
+    mirror = torch.rand(x.shape[0], generator=generator, device=generator.device) < 0.5
+    return torch.where(mirror.to(x.device)[:, None, None, None], x.flip(-1), x)
+
+
 def epoch_order(n: int, generator: torch.Generator | None, shuffle: bool) -> torch.Tensor:
     return torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
 
@@ -31,11 +38,13 @@ def batches(
     rank: int = 0,
     world_size: int = 1,
     device: torch.device | str = "cpu",
+    flip: torch.Generator | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """Yield `(x, y)`: x float32 in [0, 1] `[B, C, H, W]` on `device`, y the labels or None.
 
     With `world_size > 1`, every process draws the same permutation (same generator state) and takes
     every `world_size`-th index starting at `rank`, so the shards are disjoint and cover the epoch.
+    With a `flip` generator, images are mirrored at random (`random_flips`): training only, never evaluation.
     """
     order = epoch_order(images.shape[0], generator, shuffle)
     if world_size > 1:
@@ -46,5 +55,7 @@ def batches(
         index = order[start : start + batch_size]
         x = images[index] if shuffle or world_size > 1 else images[start : start + batch_size]
         x = to_float(x.to(device, non_blocking=True))
+        if flip is not None:
+            x = random_flips(x, flip)
         y = None if labels is None else labels[index].to(device, non_blocking=True)
         yield x, y

@@ -246,6 +246,7 @@ def train_epoch(
             rank=world.rank,
             world_size=world.size,
             device=device,
+            flip=noise_gen if config.flip else None,  # drawn from the run's noise: a resumed run flips the same
         )
     ):
         b = x.shape[0]
