@@ -19,7 +19,8 @@ from vaelab.errors import ConfigError
 from vaelab.kinds.base import Kind
 from vaelab.run import RESUMABLE, resumable_options, resume_config
 
-# What could change on --resume before the options declared it themselves (run.RESUMABLE was this list): kept as is.
+# What could change on --resume before the options declared it themselves (run.RESUMABLE was this list), and the
+# resumable options of kinds added since.
 BEFORE = {
     "epochs",
     "lr",
@@ -31,6 +32,7 @@ BEFORE = {
     "eval_batch_size",
     "precision",
     "compile",
+    "disc_lr",  # FactorVAE's discriminator learning rate, resumable like every other kind's lr
 }
 
 

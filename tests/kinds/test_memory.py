@@ -4,6 +4,7 @@ Adam, a CVAE's labels), checked against counts worked out by hand for the defaul
 item 4; issue 27, item 5)."""
 
 import math
+from fractions import Fraction
 
 import pytest
 import torch
@@ -168,14 +169,18 @@ def test_every_kind_counts_the_parameters_its_trainer_trains(kind, arch):
 @pytest.mark.parametrize("kind", kinds.names())
 def test_every_kind_declares_its_memory_and_grows_with_the_batch(kind):
     """Each registered kind declares its own `memory` (a new kind gets a plain VAE's until it does), and its step
-    grows in proportion with the batch while its parameters do not."""
+    grows with the batch while its parameters do not: a step holds c + l * b + q * b^2 floats for a batch of b, a
+    part whatever the batch, a part per image and (a β-TCVAE's table of every pair of the batch) a part per pair,
+    none of them negative."""
     assert kinds.get(kind).memory is not None
     config = kinds.make_config(_small(kind))
-    small = kinds.get(kind).footprint(config, SHAPE, StepSizes(16, 100, 3 << 20))
-    large = kinds.get(kind).footprint(config, SHAPE, StepSizes(32, 100, 3 << 20))
-    assert large.parameters == small.parameters and large.evaluate == small.evaluate
-    per_step = small.train - (large.train - small.train)  # what a step holds whatever the batch
-    assert large.train - small.train > 0 and 0 <= per_step < small.train
+    small, large, huge = (kinds.get(kind).footprint(config, SHAPE, StepSizes(b, 100, 3 << 20)) for b in (16, 32, 64))
+    assert large.parameters == small.parameters == huge.parameters and large.evaluate == small.evaluate
+    # the three coefficients, solved exactly from the three batches
+    q = Fraction((huge.train - large.train) - 2 * (large.train - small.train), 1536)
+    per_image = Fraction(large.train - small.train, 16) - q * 48
+    c = small.train - per_image * 16 - q * 256
+    assert q >= 0 and per_image > 0 and 0 <= c < small.train
 
 
 def test_a_kind_that_declares_no_memory_is_sized_as_a_plain_vae():

@@ -12,12 +12,12 @@ from typing import Any
 
 from vaelab.config import COMMAND_LINE, OLD_NAMES, Layer, TrainConfig, option_fields, set_options, unknown_key
 from vaelab.errors import ConfigError
-from vaelab.kinds import cvae, gan, iwae, vae, vaegan, vamp
+from vaelab.kinds import betatc, cvae, factor, gan, iwae, vae, vaegan, vamp
 from vaelab.kinds.base import Kind, Trainer
 
 __all__ = ["Kind", "Trainer", "all_options", "config_from_saved", "get", "make_config", "names", "register"]
 
-BUILT_IN = (vae.KIND, gan.KIND, vaegan.KIND, iwae.KIND, vamp.KIND, cvae.KIND)
+BUILT_IN = (vae.KIND, gan.KIND, vaegan.KIND, iwae.KIND, vamp.KIND, cvae.KIND, betatc.KIND, factor.KIND)
 KINDS: dict[str, Kind] = {}
 
 

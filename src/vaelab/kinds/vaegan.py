@@ -40,7 +40,10 @@ class VAEGANOptions(KLWeight, AdversarialOptions):
         1e-3, "Adam learning rate of every network of a GAN (2e-4) / VAE-GAN (1e-3)", above=0, resumable=True
     )
     gamma: float = option(
-        0.1, "VAE-GAN: weight of the feature-space reconstruction in the decoder's loss (default 0.1)", min=0
+        0.1,
+        "weight: VAE-GAN's feature-space reconstruction in the decoder's loss (default 0.1); "
+        "FactorVAE's total correlation (default 35)",
+        min=0,
     )
     pixel_weight: float = option(
         0.1,
