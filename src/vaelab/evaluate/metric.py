@@ -83,6 +83,9 @@ class Metric:
     needs: tuple[str, ...] = ()  # abilities the kind must have (`Kind` attributes): "likelihood", "encoder"
     columns: tuple[str, ...] = ()  # its columns in a comparison study's table
     cells: Callable[[Section], list[Any]] | None = None  # the values of `columns` for one member
+    # why the run's data set cannot have this section (None: it can); `measure` then returns None, and
+    # `vaelab eval --require NAME` refuses the run in one line before any work
+    unavailable: Callable[[Any], str | None] | None = None
 
     def applies(self, kind) -> bool:
         return all(getattr(kind, ability) for ability in self.needs)

@@ -7,7 +7,7 @@ the report, eval.json's reader and the comparison study's table all read these d
 
 from __future__ import annotations
 
-from vaelab.evaluate import latent_usage, likelihood, prior_mismatch, sample_quality
+from vaelab.evaluate import disentanglement_section, latent_usage, likelihood, prior_mismatch, sample_quality
 from vaelab.evaluate.metric import RESERVED, Metric
 
 BUILT_IN = (
@@ -18,6 +18,7 @@ BUILT_IN = (
     sample_quality.SAMPLES,
     sample_quality.SAMPLERS,
     prior_mismatch.PRIOR_MISMATCH,
+    disentanglement_section.DISENTANGLEMENT,
 )
 KNOWN: dict[str, Metric] = {}
 

@@ -24,6 +24,20 @@ def check_options(split: str, iwae_k: int, precision: str) -> None:
         raise ConfigError(f"precision: must be fp32 or bf16, got {precision!r}")
 
 
+def check_required(require, kind, dataset) -> None:
+    """A one-line ConfigError for a required section that is unknown or that this run cannot have."""
+    for name in require:
+        metric = metrics.KNOWN.get(name)
+        if metric is None:
+            raise ConfigError(f"--require {name}: no such evaluation section (known: {', '.join(metrics.KNOWN)})")
+        if not metric.applies(kind):
+            missing = ", ".join(a for a in metric.needs if not getattr(kind, a))
+            raise ConfigError(f"--require {name}: a {kind.name} run has no {missing}")
+        why = metric.unavailable(dataset) if metric.unavailable else None
+        if why:
+            raise ConfigError(f"--require {name}: {why}")
+
+
 def evaluate_run(
     run: Run | str | Path,
     split: str = "test",
@@ -34,9 +48,11 @@ def evaluate_run(
     cache_dir: str | Path | None = None,
     write: bool = True,
     quiet: bool = True,
+    require: tuple[str, ...] = (),
 ) -> EvalResult:
     """Every number of `vaelab eval` that the run's kind has; written to RUN/eval.json when `write` (checked
-    to be writable before the work starts). Progress bars on stderr unless `quiet`."""
+    to be writable before the work starts). Progress bars on stderr unless `quiet`. `require` names sections that
+    must be measured: a run that cannot have one (its kind, its data) is refused before any work."""
     check_options(split, iwae_k, precision)
     dev = resolve_device(device)
     run = run if isinstance(run, Run) else Run.open(run, dev)
@@ -44,6 +60,7 @@ def evaluate_run(
         check_writable(run.path)
     fitted = samplers.fitted(run.path)  # a damaged sampler file is refused before any work
     model, dataset = run.model.to(dev), run.dataset()
+    check_required(require, run.kind, dataset)
     images = getattr(dataset, split).images
     binarize = bool(getattr(run.config.options, "binarize", False))
     started = time.perf_counter()
