@@ -72,8 +72,14 @@ class TrainConfig:
     epochs: int = option(20, "number of epochs", min=1, max=1_000_000, resumable=True)
     batch_size: int = option(128, "batch size", min=1, max=1 << 20)
     grad_clip: float = option(0.0, "clip the gradient norm to this value (0: off)", min=0, resumable=True)
-    seed: int = option(0, "random seed (same seed and thread count: same result)", min=0, max=MAX_SEED)
-    threads: int = option(0, "CPU threads for torch (0: torch's default)", min=0, max=4096, resumable=True)
+    seed: int = option(0, "random seed (same seed and a fixed --threads N: the same result to the last digit)", min=0, max=MAX_SEED)
+    threads: int = option(
+        0,
+        "CPU threads for torch (0: one per core other processes leave free, re-measured every second)",
+        min=0,
+        max=4096,
+        resumable=True,
+    )
     device: str = option("auto", "|".join(DEVICES), choices=DEVICES, resumable=True)
     precision: str = option(
         "fp32",

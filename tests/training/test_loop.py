@@ -98,6 +98,25 @@ def test_a_run_writes_its_config_metrics_weights_and_state(tmp_path, dataset):
     assert epochs[-1]["test"] == pytest.approx(expected, rel=1e-6)
 
 
+def test_the_threads_option_reaches_torch_and_zero_lets_vaelab_choose(tmp_path, dataset, monkeypatch):
+    """`--threads N` fixes torch's count for the run; the default (0) hands it to `vaelab.threads`, which
+    re-measures the free cores between batches."""
+    from vaelab import threads
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "_governor", None)
+    try:
+        train(tiny.make(tmp_path / "fixed", threads=1), dataset)
+        assert torch.get_num_threads() == 1 and threads._governor is None
+        ticks = []
+        monkeypatch.setattr(threads, "tick", lambda: ticks.append(1))
+        train(tiny.make(tmp_path / "adapting"), dataset)
+        assert threads._governor is not None and len(ticks) >= 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_epoch_means_are_those_of_a_written_out_loop(tmp_path, dataset):
     """train_epoch against the same epoch written out: the batch order, the noise and the per-image means.
     Found by mutation testing."""

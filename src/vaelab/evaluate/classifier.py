@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vaelab import data, progress
+from vaelab import data, progress, threads
 from vaelab.checkpoint import atomic_write, load_weights, read_tensors, save_weights
 from vaelab.data.download import cache_root
 from vaelab.errors import VaelabError
@@ -97,6 +97,7 @@ def _train(dataset: data.Dataset, epochs: int, seed: int, device, quiet: bool) -
             for x, y in data.batches(
                 dataset.train.images, 128, labels=dataset.train.labels, shuffle=True, generator=generator, device=device
             ):
+                threads.tick()
                 loss = nn.functional.cross_entropy(model(x), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

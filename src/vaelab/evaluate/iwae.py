@@ -13,7 +13,7 @@ from contextlib import nullcontext
 
 import torch
 
-from vaelab import data, progress
+from vaelab import data, progress, threads
 from vaelab.losses import log_likelihood
 from vaelab.models import VAE
 
@@ -71,6 +71,7 @@ def iwae_log_likelihood(
     shown = progress.bar(images.shape[0], f"IWAE log-likelihood, k={k}", quiet, "img")
     with torch.inference_mode(), shown:
         for x, _ in data.batches(images, batch, device=device):
+            threads.tick()
             posterior = model.encode(x)
             std = posterior.std
             log_w = torch.empty(k, x.shape[0], dtype=torch.float32, device=device)

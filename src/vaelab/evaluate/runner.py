@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from vaelab import samplers
+from vaelab import samplers, threads
 from vaelab.checkpoint import check_writable
 from vaelab.device import resolve_device
 from vaelab.errors import ConfigError
@@ -74,7 +74,9 @@ def evaluate_run(
         binarized=binarize,
         kind=run.kind.name,
     )
+    threads.govern(None)
     for metric in metrics.for_kind(run.kind):
+        threads.tick()
         section, notes = metric.measure(ctx)
         if section is not None:
             result.sections[metric.name] = section

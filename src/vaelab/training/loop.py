@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import vaelab
-from vaelab import data, progress
+from vaelab import data, progress, threads
 from vaelab.checkpoint import check_writable, load_training_state, remove_orphans, save_training_state, save_weights
 from vaelab.config import TrainConfig
 from vaelab.device import World, any_flag, init_distributed, sum_across
@@ -114,8 +114,7 @@ def train(
         raise ConfigError(
             f"batch_size: the global batch {config.batch_size} must divide evenly among {world.size} processes"
         )
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    threads.govern(config.threads)
     device, own_group = init_distributed(world, config.device)
     try:
         trained = _train(config, kind, dataset, resume, world, run_dir, device, on_epoch)
@@ -250,6 +249,7 @@ def train_epoch(
         )
     ):
         b = x.shape[0]
+        threads.tick()
         terms, pending = trainer.forward(x, y, epoch - 1 + i / steps, noise_gen)
         finite = torch.stack([v.detach().float() for v in terms.values()]).isfinite().all()
         if any_flag(not finite, world):  # collective, so that every process stops together
