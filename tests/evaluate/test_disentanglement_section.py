@@ -62,6 +62,25 @@ def test_codes_meet_their_own_factors(monkeypatch):
     assert whole.n_images == 300 and whole.estimator["mig_bins"] == 20 and whole.estimator["seed"] == 0
 
 
+class FaintEncoder(CentroidEncoder):
+    """The same codes shrunk a thousandfold: every dimension looks collapsed to the FactorVAE score."""
+
+    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
+        q = super().encode(x)
+        return DiagonalGaussian(q.mean / torch.tensor([1e3, 1e3, 1e5]), q.logvar)
+
+
+def test_collapsed_codes_are_said(monkeypatch):
+    """Codes that barely vary: MIG still sees x and y (binning is scale-free), the FactorVAE score prunes every
+    dimension, scores 0 and says why in a note."""
+    ctx = context(data.load("dsprites:2000"))
+    ctx.model = FaintEncoder()
+    result, notes = section.measure(ctx)
+    assert result.factorvae == 0.0 and result.factorvae_active_dims == 0
+    assert len(notes) == 1 and "collapsed" in notes[0] and "FactorVAE score" in notes[0]
+    assert dict(zip(result.factors, result.mig_per_factor))["x"] > 0.3
+
+
 def test_absent_without_factors():
     assert section.measure(context(data.load("mnist-mini")))[0] is None
     assert "has no known factors" in section.why_unavailable(data.load("mnist-mini"))
@@ -71,7 +90,7 @@ def test_rows_name_every_choice(monkeypatch):
     monkeypatch.setattr(section, "MAX_IMAGES", 100)
     result, _ = section.measure(context(data.load("dsprites:600")))
     shown = dict(section.rows(result))
-    assert shown["FactorVAE score"].endswith("(chance 0.20)")
+    assert shown["FactorVAE score"].endswith("(chance 0.20, 3 active dimensions)")
     choices = shown["disentanglement estimators"]
     for words in ("60 images", "20 equal-width bins", "150 rounds", "shrinkage 0.2", "20% held out", "votes of 64"):
         assert words in choices

@@ -20,8 +20,9 @@ Each follows its paper, with the estimator's choices fixed here (the defaults) a
 - FactorVAE score (Kim & Mnih 2018, "Disentangling by factorising", sec. 4): codes divided by their standard
   deviation over the whole set; a vote fixes one factor k at one value, takes `FV_GROUP` images sharing it, and
   votes (argmin_j Var[z_j / s_j], k); a majority-vote classifier from `FV_TRAIN_VOTES` votes is scored on
-  `FV_EVAL_VOTES` others. Dimensions whose variance is below `COLLAPSED` (a collapsed posterior) are pruned first,
-  as the paper does. The images of a vote are drawn from the evaluated set (they are not re-rendered); chance is 1/K.
+  `FV_EVAL_VOTES` others. Collapsed dimensions are pruned first, as the paper does; it gives no threshold, so a
+  dimension counts as collapsed when the variance of its codes is at most `COLLAPSED`, the active-unit threshold of
+  Burda et al. (2016) that `vaelab eval`'s latent usage uses. The images of a vote are drawn from the evaluated set (they are not re-rendered); chance is 1/K.
 
 Factors with a single value in the evaluated set carry no information and are left out of every average.
 Everything is seeded and uses no BLAS reduction, so results do not depend on the machine's thread count.
@@ -40,7 +41,7 @@ DCI_TEST_FRACTION = 0.2
 FV_GROUP = 64
 FV_TRAIN_VOTES = 1000
 FV_EVAL_VOTES = 500
-COLLAPSED = 0.05  # Kim & Mnih's threshold on a dimension's variance over the data
+COLLAPSED = 0.01  # a code dimension whose variance over the data is at most this is collapsed (an inactive unit)
 SEED = 0
 TIE = 1e-9  # relative: splits whose gains differ less than this are the same split (duplicated codes)
 
@@ -278,7 +279,7 @@ def factorvae_score(
     """Kim & Mnih's FactorVAE score: the held-out accuracy of the majority-vote classifier (chance: 1/K)."""
     codes, factors = _check(codes, factors)
     variance = codes.var(axis=0)
-    active = variance >= collapsed
+    active = variance > collapsed
     if not active.any() or not _varied(factors).any():
         return 0.0
     scale = np.sqrt(np.where(variance > 0, variance, 1.0))

@@ -33,6 +33,7 @@ class DisentanglementResult(Section):
     mutual_information: list[list[float]]  # I(v_k; z_j) in nats [K][D]
     sap: float
     factorvae: float  # accuracy of the majority-vote classifier; chance is 1 / (number of factors)
+    factorvae_active_dims: int  # code dimensions it votes with (variance > the collapse threshold); 0: score 0
     estimator: dict  # every fixed choice of the estimators (see `estimator_choices`)
 
 
@@ -98,9 +99,15 @@ def measure(ctx: Context) -> tuple[DisentanglementResult | None, list[str]]:
         mutual_information=mi.tolist(),
         sap=sap,
         factorvae=factorvae,
+        factorvae_active_dims=int((codes.var(axis=0) > dis.COLLAPSED).sum()),
         estimator=estimator_choices(ctx.seed),
     )
     notes = [] if known else ["disentanglement: every factor has one value in the evaluated images; scores are 0"]
+    if result.factorvae_active_dims == 0:
+        notes.append(
+            f"disentanglement: no code dimension varies by more than {dis.COLLAPSED} over the images (a collapsed "
+            "posterior): the FactorVAE score has nothing to vote with and is 0"
+        )
     return result, notes
 
 
@@ -114,14 +121,17 @@ def rows(r: DisentanglementResult) -> list[tuple[str, str]]:
             f"{r.dci_disentanglement:.3f} / {r.dci_completeness:.3f} / {r.dci_informativeness:.3f}",
         ),
         ("SAP", f"{r.sap:.3f}"),
-        ("FactorVAE score", f"{r.factorvae:.3f}  (chance {1 / len(r.factors):.2f})"),
+        (
+            "FactorVAE score",
+            f"{r.factorvae:.3f}  (chance {1 / len(r.factors):.2f}, {r.factorvae_active_dims} active dimensions)",
+        ),
         (
             "disentanglement estimators",
             f"{r.n_images} images, {e['codes']}, seed {e['seed']}; MIG: {e['mig_bins']} equal-width bins per code; "
             f"DCI: {e['dci_regressor']}, {e['dci_rounds']} rounds, shrinkage {e['dci_shrinkage']}, "
             f"{e['dci_test_fraction']:.0%} held out; SAP: {e['sap_score']}; FactorVAE: {e['factorvae_train_votes']} "
             f"+ {e['factorvae_eval_votes']} votes of {e['factorvae_group']} images, "
-            f"codes of variance < {e['factorvae_collapsed_variance']} pruned",
+            f"codes of variance <= {e['factorvae_collapsed_variance']} pruned",
         ),
     ]
 
