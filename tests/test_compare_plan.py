@@ -2,6 +2,7 @@
 `vaelab compare`'s lists: a study that cannot run fails at once, naming the member and its data, instead of after
 other members trained, and an empty --kinds is refused rather than read as the default (issue 27, item 4)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from safetensors.torch import save_file
 
 from tests.helpers.runs import one_line_error
 from vaelab import data, kinds, pipeline
-from vaelab.compare import plan, run_study
+from vaelab.compare import mean_spread, plan, run_study, seed_rows
 from vaelab.errors import ConfigError, DataError
 
 
@@ -107,3 +108,64 @@ def test_run_study_checks_a_resumed_members_saved_run_first(unlabelled, tmp_path
     with pytest.raises(ConfigError, match=r"mlp-z10/config.json: the saved train section is invalid \(lr: "):
         run_study(base, ["mlp"], [2, 10], [1.0], study, evaluate=False, log=lambda message: None)
     assert sorted(p.name for p in study.iterdir()) == ["mlp-z10"]  # no study.json, no other member
+
+
+def test_a_kind_may_carry_its_own_options_and_every_member_is_planned_once_per_seed(tmp_path):
+    """`vae:beta=4` is the β-VAE beside `vae`; a kind without --beta ignores the betas, the β-TCVAE keeps its own
+    beta when --betas is not given; with several seeds each member is planned once per seed, grouped without it."""
+    members = plan({}, ["mlp"], [10], None, tmp_path, ["vae", "vae:beta=4", "betatc", "factor"], [0, 1, 2])
+    names = [m.name for m in members]
+    assert names == [f"{g}-mlp-z10-s{s}" for g in ("vae", "vae-beta4", "betatc", "factor") for s in (0, 1, 2)]
+    assert [m.group for m in members[::3]] == ["vae-mlp-z10", "vae-beta4-mlp-z10", "betatc-mlp-z10", "factor-mlp-z10"]
+    assert [m.config.seed for m in members[:3]] == [0, 1, 2]
+    assert [m.config.options.beta for m in members[:9:3]] == [1.0, 4.0, 6.0]
+    assert all(m.path == tmp_path / m.name for m in members)
+    one_seed = plan({"seed": 7}, ["mlp"], [10], [0.5, 2], tmp_path, ["vae", "vae:beta=4"])
+    assert [(m.name, m.config.options.beta, m.config.seed) for m in one_seed] == [
+        ("vae-mlp-z10-beta0.5", 0.5, 7),
+        ("vae-mlp-z10-beta2", 2.0, 7),
+        ("vae-beta4-mlp-z10", 4.0, 7),
+    ]
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("vae:beta", "a member's own option is written kind:option=value"),
+        ("vae:=4", "a member's own option is written kind:option=value"),
+        ("nokind", "kind: unknown kind 'nokind'"),
+        ("factor:beta=4", "compare: member factor-beta4-mlp-z10: beta: has no meaning with --kind factor"),
+        ("factor:gamma=nan", "compare: member factor-gamma"),
+    ],
+)
+def test_a_bad_kind_spec_is_refused_before_anything_trains(tmp_path, spec, message):
+    with pytest.raises(ConfigError, match=message):
+        plan({}, ["mlp"], [10], None, tmp_path, ["vae", spec])
+
+
+def test_seed_rows_give_each_group_its_mean_and_standard_deviation():
+    header = ["member", "test -ELBO", "active units", "MIG"]
+    rows = [["a-s0", 100.0, "3/10", 0.1], ["a-s1", 110.0, "3/10", 0.3], ["b", 90.0, "2/10", "n/a"]]
+    _, out = seed_rows(header, rows, ["a", "a", "b"])
+    assert out == [["a (2 seeds)", "105 ± 7.1", "3/10", "0.2 ± 0.14"], ["b", 90.0, "2/10", "n/a"]]
+    assert mean_spread([1.0, 2.0, 3.0]) == (2.0, 1.0) and mean_spread([4.0]) == (4.0, 0.0)
+
+
+@pytest.mark.e2e
+def test_a_study_over_seeds_writes_the_table_over_seeds(cli, digits_npz, tmp_path):
+    """Two seeds of two members: four runs, the report's table over seeds and summary.md with mean ± deviation."""
+    out = tmp_path / "study"
+    result = cli(
+        "compare", "--data", digits_npz(128, 32), "--kinds", "vae,vae:beta=4", "--archs", "mlp", "--latent-dims", "2",
+        "--seeds", "0,1", "--epochs", "1", "--hidden", "16", "--no-eval", "--quiet", "--out", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
+        "vae-beta4-mlp-z2-s0", "vae-beta4-mlp-z2-s1", "vae-mlp-z2-s0", "vae-mlp-z2-s1",
+    ]  # fmt: skip
+    summary = (out / "summary.md").read_text()
+    assert "| vae-mlp-z2 (2 seeds) |" in summary and "| vae-beta4-mlp-z2 (2 seeds) |" in summary and " ± " in summary
+    assert "Over seeds: mean ± standard deviation" in (out / "report.html").read_text()
+    assert json.loads((out / "study.json").read_text())["seeds"] == [0, 1]
+    message = one_line_error(cli("compare", "--kinds", "vae:beta", "--out", tmp_path / "bad", "--quiet"))
+    assert "kind:option=value" in message and not (tmp_path / "bad").exists()

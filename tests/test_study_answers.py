@@ -3,6 +3,7 @@ members' numbers and the sentence must say the opposite)."""
 
 import copy
 from pathlib import Path
+from types import SimpleNamespace
 
 from vaelab import compare, study_answers
 from vaelab.evaluate import EvalResult
@@ -133,3 +134,68 @@ def test_the_prior_against_sampler_verdict_follows_the_numbers():
     finals["mlp-z10"]["eval"]["samplers"]["gmm"]["fd_classifier"] = 400.0
     text = sentence(answers(members, finals), head)
     assert "FD 400.0 against the prior's 320.0 (not better samples)" in text
+
+
+class Scored:
+    """A member's numbers as compare.Finals gives them, with a `disentanglement` section of the four scores."""
+
+    def __init__(self, recon: float, kl: float, mig: float, dci: float = 0.3, sap: float = 0.1, fv: float = 0.5):
+        self.test = {"recon": recon, "kl": kl}
+        self.neg_elbo = recon + kl
+        self._section = SimpleNamespace(mig=mig, dci_disentanglement=dci, sap=sap, factorvae=fv)
+
+    def section(self, name: str):
+        return self._section if name == "disentanglement" else None
+
+
+def disentangling_study(seeds=(0, 1, 2)) -> list:
+    kinds = ["vae", "vae:beta=4", "betatc", "factor"]
+    return compare.plan({"data": "mnist-mini"}, ["mlp"], [10], None, Path("study"), kinds, list(seeds))
+
+
+def test_the_disentanglement_verdict_names_the_best_mig_over_seeds_and_its_reconstruction_cost():
+    """The group with the highest mean MIG over its seeds is named best, with every group's mean ± deviation, the
+    other scores' leaders, and its reconstruction against the best-reconstructing group; swapping two groups' numbers
+    swaps the verdict. Catches a verdict that reads one seed, or ranks the wrong way round."""
+    members = disentangling_study()
+    mig = {"vae": 0.02, "vae-beta4": 0.10, "betatc": 0.30, "factor": 0.20}
+    recon = {"vae": 100.0, "vae-beta4": 130.0, "betatc": 112.0, "factor": 115.0}
+    finals = {}
+    for m in members:
+        label = m.group.removesuffix("-mlp-z10")
+        jitter = 0.01 * m.config.seed
+        finals[m.name] = Scored(recon[label] + m.config.seed, 10.0, mig[label] + jitter, dci=mig[label] + 0.2)
+    (text,) = study_answers.disentanglement_answers(members, finals)
+    assert text.startswith(
+        "<b>Disentanglement</b> over 3 seeds (mean ± standard deviation): by MIG, betatc-mlp-z10 "
+        "0.310 ± 0.010; factor-mlp-z10 0.210 ± 0.010; vae-beta4-mlp-z10 0.110 ± 0.010; "
+        "vae-mlp-z10 0.030 ± 0.010."
+    ), text
+    assert "betatc-mlp-z10 disentangles best by MIG, 0.100 above factor-mlp-z10" in text
+    assert "DCI disentanglement: betatc-mlp-z10 (0.500 ± 0.000)" in text and "(1 of 3 agree with MIG)" in text
+    assert "a test reconstruction term of 113.0 ± 1.0 nats against 101.0 ± 1.0 for vae-mlp-z10" in text
+    assert "(+12.0 nats per image)" in text
+    flipped = swapped(finals, "betatc-mlp-z10-s0", "vae-mlp-z10-s0")
+    flipped = swapped(flipped, "betatc-mlp-z10-s1", "vae-mlp-z10-s1")
+    flipped = swapped(flipped, "betatc-mlp-z10-s2", "vae-mlp-z10-s2")
+    (text,) = study_answers.disentanglement_answers(members, flipped)
+    assert "vae-mlp-z10 disentangles best by MIG" in text and "for betatc-mlp-z10, the best reconstruction" in text
+
+
+def test_a_lead_within_the_seeds_spread_is_not_called_a_win():
+    members = disentangling_study(seeds=(0, 1))
+    finals = {}
+    for m in members:
+        noisy = 0.05 * (-1) ** m.config.seed  # a spread of 0.07 around close means
+        best = m.group.startswith("factor")
+        finals[m.name] = Scored(100.0, 10.0, 0.10 + (0.01 if best else 0.0) + noisy)
+    (text,) = study_answers.disentanglement_answers(members, finals)
+    assert "factor-mlp-z10 leads" in text and "within the seeds' spread" in text and "no member clearly" in text
+
+
+def test_there_is_no_disentanglement_verdict_without_factors():
+    members = disentangling_study(seeds=(0,))
+    finals = {m.name: Scored(100.0, 10.0, 0.1) for m in members}
+    for score in finals.values():
+        score._section = None
+    assert study_answers.disentanglement_answers(members, finals) == []

@@ -24,6 +24,7 @@ from vaelab.run import Run, load_dataset, resume_config
 from vaelab.rundir import RunDir
 
 STUDY_FILE = "study.json"
+SUMMARY_FILE = "summary.md"  # the table over seeds, as text (a study of several seeds)
 STUDY_SAMPLERS = ("gmm",)  # fitted to every evaluated member with an encoder
 
 
@@ -31,6 +32,10 @@ STUDY_SAMPLERS = ("gmm",)  # fitted to every evaluated member with an encoder
 class Member:
     name: str
     config: TrainConfig
+    group: str = ""  # the name without its seed: members of one group differ by their seed only
+
+    def __post_init__(self):
+        self.group = self.group or self.name
 
     @property
     def path(self) -> Path:
@@ -49,31 +54,71 @@ def member_name(kind: str, arch: str, latent_dim: int, beta: float | None, vary_
     return f"{kind}-{name}" if vary_kind else name
 
 
+def parse_kind(spec: str) -> tuple[str, dict[str, str]]:
+    """A study's kind: `kind`, or `kind:option=value[:option=value...]` for a member with options of its own
+    (`vae:beta=4`: the β-VAE beside `vae`). The kind must be known; the values are checked with the member's config."""
+    kind, *pairs = [part.strip() for part in spec.split(":")]
+    options = {}
+    for pair in pairs:
+        key, equals, value = (part.strip() for part in pair.partition("="))
+        if not (key and equals and value):
+            raise ConfigError(f"compare: --kinds {spec!r}: a member's own option is written kind:option=value")
+        options[key.replace("-", "_")] = value
+    kinds.get(kind)
+    return kind, options
+
+
+def _label(kind: str, options: dict[str, str]) -> str:
+    """`vae` and {beta: 4} -> `vae-beta4`."""
+
+    def value(text: str) -> str:
+        try:
+            return f"{float(text):g}"
+        except ValueError:
+            return text
+
+    return kind + "".join(f"-{key.replace('_', '')}{value(v)}" for key, v in options.items())
+
+
 def plan(
     base: dict[str, Any],
     archs: list[str],
     latent_dims: list[int],
-    betas: list[float],
+    betas: list[float | None] | None,
     out: Path,
     kind_names: list[str] | None = None,
+    seeds: list[int] | None = None,
 ) -> list[Member]:
-    """One member per (kind, arch, latent dimension, beta), all sharing every other option of `base`.
-    A kind without a KL weight (a GAN) gets one member per (arch, latent dimension) whatever the betas."""
+    """One member per (kind, arch, latent dimension, beta, seed), all sharing every other option of `base`.
+    A kind without a KL weight (a GAN) gets one member per (arch, latent dimension) whatever the betas; a kind
+    written with its own options (`vae:beta=4`, `parse_kind`) keeps them whatever the lists; betas None: each kind's
+    own default. Several seeds: each member once per seed (`-s0`, `-s1`...), grouped by `Member.group`."""
     kind_names = ["vae"] if kind_names is None else kind_names  # an empty list is an error, not the default
-    if not archs or not latent_dims or not betas or not kind_names:
+    betas = [None] if betas is None else betas
+    seeds = [None] if seeds is None else seeds
+    if not archs or not latent_dims or not betas or not kind_names or not seeds:
         raise ConfigError("compare: --kinds, --archs, --latent-dims and --betas each need at least one value")
-    own = kinds_options(base, kind_names)
+    specs = [parse_kind(spec) for spec in kind_names]
+    own = kinds_options(base, list(dict.fromkeys(kind for kind, _ in specs)))
     members, seen = [], set()
-    for kind_name, arch, z, beta in itertools.product(kind_names, archs, latent_dims, betas):
-        beta = beta if "beta" in option_fields(kinds.get(kind_name).options) else None
-        name = member_name(kind_name, arch, z, beta, len(kind_names) > 1, len(betas) > 1)
+    for (kind_name, options), arch, z, beta, seed in itertools.product(specs, archs, latent_dims, betas, seeds):
+        has_beta = "beta" in option_fields(kinds.get(kind_name).options) and "beta" not in options
+        beta = beta if has_beta else None
+        group = member_name(_label(kind_name, options), arch, z, beta, len(specs) > 1, len(betas) > 1)
+        name = group if len(seeds) == 1 else f"{group}-s{seed}"
         if name in seen:
             continue
         seen.add(name)
         varied = {"kind": kind_name, "arch": arch, "latent_dim": z, "out": str(out / name)}
         if beta is not None:
             varied["beta"] = beta
-        members.append(Member(name, kinds.make_config(own[kind_name], varied)))
+        if seed is not None:
+            varied["seed"] = seed
+        try:
+            config = kinds.make_config(own[kind_name], options, varied)
+        except ConfigError as exc:
+            raise ConfigError(f"compare: member {name}: {exc}") from None
+        members.append(Member(name, config, group))
     return members
 
 
@@ -125,13 +170,16 @@ def run_study(
     log=print,
     kind_names=("vae",),
     track: tracking.Log | None = None,
+    seeds=None,
 ) -> Path:
     """Train every member (`plan`) into `out`, then its report; with `track`, each member is mirrored to that tracker,
     the members grouped as one study (an MLflow experiment, a TensorBoard folder)."""
     from vaelab.pipeline import check_runs
 
     out = Path(out)
-    members = plan(base, list(archs), list(latent_dims), list(betas), out, list(kind_names))
+    betas = None if betas is None else list(betas)
+    seeds = None if seeds is None else list(seeds)
+    members = plan(base, list(archs), list(latent_dims), betas, out, list(kind_names), seeds)
     check_writable(out)
     # every member's full configuration (its data and labels, its sizes and memory; a resumed one's saved run) is
     # checked before the first trains: a study does not fail after hours on a member it could have refused at once
@@ -152,7 +200,8 @@ def run_study(
         "kinds": list(kind_names),
         "archs": list(archs),
         "latent_dims": list(latent_dims),
-        "betas": list(betas),
+        "betas": betas,
+        "seeds": seeds,
         "base": base,
         "evaluate": evaluate,
         "iwae_k": iwae_k,
@@ -225,8 +274,53 @@ def study_report(out: Path, members: list[Member]) -> Path:
     finals = {name: final_numbers(run) for name, run in runs.items()}
     drawn = study_figures(out, runs, dataset, cfg.seed)
     header, rows = metrics_rows(finals)
+    seeds = sorted({m.config.seed for m in members})
     intro = (
-        f"<p>{len(members)} members trained on <b>{dataset.name}</b> for {cfg.epochs} epochs each with seed "
-        f"{cfg.seed} (batch {cfg.batch_size}). Likelihood terms are means per test image in nats.</p>"
+        f"<p>{len(members)} members trained on <b>{dataset.name}</b> for {cfg.epochs} epochs each with "
+        f"{'seeds ' + ', '.join(map(str, seeds)) if len(seeds) > 1 else f'seed {cfg.seed}'} (batch {cfg.batch_size}). "
+        "Likelihood terms are means per test image in nats.</p>"
     )
-    return report.study_report(out, intro, header, rows, answers(members, finals), drawn, [m.name for m in members])
+    summary = None
+    if len(seeds) > 1:
+        groups = [m.group for m in members]
+        summary = ("Over seeds: mean ± standard deviation", *seed_rows(header, rows, groups))
+        atomic_write(out / SUMMARY_FILE, lambda temp: Path(temp).write_text(markdown_table(*summary[1:])))
+    return report.study_report(
+        out, intro, header, rows, answers(members, finals), drawn, [m.name for m in members], summary
+    )
+
+
+def seed_rows(header: list[str], rows: list[list[Any]], groups: list[str]) -> tuple[list[str], list[list[Any]]]:
+    """The study's table with the rows of each group (the members that differ by their seed only) made one: each number
+    as `mean ± standard deviation` over the group (the sample deviation; a group of one keeps its number)."""
+    by_group: dict[str, list[list[Any]]] = {}
+    for group, row in zip(groups, rows):
+        by_group.setdefault(group, []).append(row)
+    out = []
+    for group, members in by_group.items():
+        row = [f"{group} ({len(members)} seeds)" if len(members) > 1 else group]
+        for column in range(1, len(header)):
+            values = [r[column] for r in members]
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                mean, spread = mean_spread(values)
+                row.append(f"{mean:.4g} ± {spread:.2g}" if len(values) > 1 else values[0])
+            else:
+                row.append(values[0] if len(set(map(str, values))) == 1 else "n/a")
+        out.append(row)
+    return header, out
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    def cell(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]) + "\n"
+
+
+def mean_spread(values: list[float]) -> tuple[float, float]:
+    """The mean and the sample standard deviation (0 for one value)."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5

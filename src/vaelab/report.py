@@ -127,10 +127,15 @@ def study_report(
     answers: list[str],
     drawn: list[StudyFigure],
     members: list[str],
+    summary: tuple[str, list[str], list[list[Any]]] | None = None,
 ) -> Path:
-    """Write out/report.html of a comparison study: the metrics table, the answers, the side-by-side figures."""
-    body = [
-        intro,
+    """Write out/report.html of a comparison study: the metrics table (after `summary`, a (title, header, rows) table
+    of the members grouped over seeds), the answers, the side-by-side figures."""
+    body = [intro]
+    if summary is not None:
+        title, summary_header, summary_rows = summary
+        body += [f"<h2>{html.escape(title)}</h2>", table_html(summary_header, summary_rows)]
+    body += [
         "<h2>Final metrics</h2>",
         table_html(header, rows),
         "<h2>What the study shows</h2>",

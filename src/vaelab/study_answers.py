@@ -6,6 +6,8 @@ typed evaluation sections (`finals[name].section("iwae")`).
 
 from __future__ import annotations
 
+import statistics
+
 from vaelab import kinds
 
 
@@ -26,6 +28,7 @@ def answers(members: list, finals: dict) -> list[str]:
             out.append(kinds_answer(members, finals))
         out += likelihood_kinds_answers(members, finals)
     out += prior_answers(members, finals)
+    out += disentanglement_answers(members, finals)
     # the latent-space questions need an encoder and a KL term: the first such kind of the study
     family = next((k for k in kind_names if kinds.get(k).encoder and kinds.get(k).likelihood), None)
     if family is None:
@@ -171,3 +174,78 @@ def prior_answers(members: list, finals: dict) -> list[str]:
                 )
         out.append(text + ".")
     return out
+
+
+DISENTANGLEMENT_SCORES = (
+    ("MIG", "mig"),
+    ("DCI disentanglement", "dci_disentanglement"),
+    ("SAP", "sap"),
+    ("FactorVAE score", "factorvae"),
+)
+
+
+def _over_seeds(values: list[float], digits: int = 3) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def disentanglement_answers(members: list, finals: dict) -> list[str]:
+    """Which member disentangles best on data with known factors (the `disentanglement` section, every score as the
+    mean ± standard deviation over the seeds of a group), whether the scores agree, and what it costs in
+    reconstruction against the member that reconstructs best."""
+    groups: dict[str, list] = {}
+    for m in members:
+        if finals[m.name].section("disentanglement") is not None and finals[m.name].neg_elbo is not None:
+            groups.setdefault(getattr(m, "group", m.name), []).append(m.name)
+    if len(groups) < 2:
+        return []
+
+    def scores(group: str, field: str) -> list[float]:
+        return [getattr(finals[name].section("disentanglement"), field) for name in groups[group]]
+
+    def recon(group: str) -> list[float]:
+        return [finals[name].test["recon"] for name in groups[group]]
+
+    def elbo(group: str) -> list[float]:
+        return [finals[name].neg_elbo for name in groups[group]]
+
+    seeds = max(len(names) for names in groups.values())
+    over = f" over {seeds} seeds (mean ± standard deviation)" if seeds > 1 else " (one seed each)"
+    ranked = sorted(groups, key=lambda g: -statistics.mean(scores(g, "mig")))
+    best, second = ranked[0], ranked[1]
+    ranking = "; ".join(f"{g} {_over_seeds(scores(g, 'mig'))}" for g in ranked)
+    text = f"<b>Disentanglement</b>{over}: by MIG, {ranking}. "
+    gap = statistics.mean(scores(best, "mig")) - statistics.mean(scores(second, "mig"))
+    spread = max(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (scores(best, "mig"), scores(second, "mig")))
+    if seeds > 1 and gap <= spread:
+        text += (
+            f"{best} leads {second} by {gap:.3f}, within the seeds' spread ({spread:.3f}): no member clearly "
+            "disentangles best by MIG here. "
+        )
+    else:
+        text += f"{best} disentangles best by MIG, {gap:.3f} above {second}. "
+    leaders = {
+        label: max(groups, key=lambda g, f=field: statistics.mean(scores(g, f)))
+        for label, field in DISENTANGLEMENT_SCORES[1:]
+    }
+    said = "; ".join(
+        f"{label}: {leaders[label]} ({_over_seeds(scores(leaders[label], field))})"
+        for label, field in DISENTANGLEMENT_SCORES[1:]
+    )
+    agree = sum(leader == best for leader in leaders.values())
+    text += f"The other scores' leaders: {said} ({agree} of 3 agree with MIG). "
+    sharpest = min(groups, key=lambda g: statistics.mean(recon(g)))
+    if sharpest == best:
+        text += (
+            f"{best} also reconstructs best (test recon {_over_seeds(recon(best), 1)} nats): here disentangling costs "
+            "nothing in reconstruction."
+        )
+    else:
+        cost = statistics.mean(recon(best)) - statistics.mean(recon(sharpest))
+        text += (
+            f"Its cost: a test reconstruction term of {_over_seeds(recon(best), 1)} nats against "
+            f"{_over_seeds(recon(sharpest), 1)} for {sharpest}, the best reconstruction ({cost:+.1f} nats per image), "
+            f"and a test -ELBO of {_over_seeds(elbo(best), 1)} against {_over_seeds(elbo(sharpest), 1)}."
+        )
+    return [text]

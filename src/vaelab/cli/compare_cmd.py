@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vaelab import kinds
 from vaelab.cli.train_cmd import add_config_options, add_log_options, given_options, log_option
 from vaelab.config import read_toml
 
@@ -38,11 +37,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="kinds",
         type=_list(str),
         default=["vae"],
-        help="comma-separated model kinds, e.g. vae,vaegan,gan (default vae; old name --models)",
+        help="comma-separated model kinds, e.g. vae,vaegan,gan (default vae; old name --models); a kind may carry "
+        "options of its own, kind:option=value (vae:beta=4 beside vae: the β-VAE and the VAE)",
     )
     parser.add_argument("--archs", type=_list(str), default=["mlp", "conv"], help="comma-separated (default mlp,conv)")
     parser.add_argument("--latent-dims", type=_list(int), default=[2, 10], help="comma-separated (default 2,10)")
-    parser.add_argument("--betas", type=_list(float), default=[1.0], help="comma-separated KL weights (default 1)")
+    parser.add_argument(
+        "--betas",
+        type=_list(float),
+        default=None,
+        help="comma-separated values of --beta for the kinds that have it (default: each kind's own, 1 for a VAE)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=_list(int),
+        default=None,
+        help="comma-separated seeds: each member trained once per seed, the table as mean ± standard deviation "
+        "(default: --seed alone)",
+    )
     parser.add_argument("--out", default="compare", help="study folder (default compare/)")
     parser.add_argument("--config", metavar="FILE.toml", help="shared training options from a TOML file")
     parser.add_argument("--no-eval", action="store_true", help="skip `vaelab eval` on each member")
@@ -55,17 +67,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from vaelab.compare import run_study
+    from vaelab.compare import parse_kind, run_study
 
     base = {**(read_toml(args.config) if args.config else {}), **given_options(args, skip=VARIED)}
     for key in VARIED[:4]:
         base.pop(key, None)
-    for name in args.kinds:
-        kinds.get(name)  # an unknown kind is a one-line error before anything is trained
+    for spec in args.kinds:
+        parse_kind(spec)  # an unknown kind is a one-line error before anything is trained
     quiet = bool(base.get("quiet"))
     log = (lambda message: print(message, file=sys.stderr)) if quiet else print
     track = log_option(args)  # each member to a tracker, grouped as one study
     path = run_study(
-        base, args.archs, args.latent_dims, args.betas, args.out, not args.no_eval, args.iwae_k, log, args.kinds, track
+        base,
+        args.archs,
+        args.latent_dims,
+        args.betas,
+        args.out,
+        not args.no_eval,
+        args.iwae_k,
+        log,
+        args.kinds,
+        track,
+        args.seeds,
     )
     print(f"study report: {path}")
