@@ -57,7 +57,8 @@ class TrainConfig:
     # data
     data: str = option(
         "mnist-mini",
-        "data set name (mnist-mini, mnist, fashion-mnist) or path (IDX folder, .npz, image folder); default mnist-mini",
+        "data set name (mnist-mini, mnist, fashion-mnist, dsprites, dsprites:N) or path (IDX folder, .npz, image folder); "
+        "default mnist-mini",
     )
     size: list[int] | None = option(None, "resize an image folder's images to H W", min=1, max=4096, length=2)
     # networks
