@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from vaelab import progress
 from vaelab.evaluate import disentanglement as dis
@@ -66,14 +67,14 @@ def why_unavailable(dataset) -> str | None:
 def measure(ctx: Context) -> tuple[DisentanglementResult | None, list[str]]:
     if why_unavailable(ctx.dataset) is not None:
         return None, []
-    factors_all = getattr(ctx.dataset, ctx.split).factors.numpy()
     n = ctx.images.shape[0]
     pick = np.arange(n)
     if n > MAX_IMAGES:  # a seeded draw: the split may be stored in its factors' order
         pick = np.sort(np.random.Generator(np.random.PCG64(ctx.seed)).choice(n, MAX_IMAGES, replace=False))
-    factors = factors_all[pick]
+    measured = getattr(ctx.dataset, ctx.split).take(torch.from_numpy(pick))  # the images with their own factors
+    factors = measured.factors.numpy()
     with progress.bar(5, "disentanglement metrics", ctx.quiet, unit="step") as bar:
-        codes = posterior_stats(ctx.model, ctx.images[pick], device=ctx.device)["means"].numpy()
+        codes = posterior_stats(ctx.model, measured.images, device=ctx.device)["means"].numpy()
         bar.update(1)
         mi = dis.mutual_information(codes, factors)
         entropies = dis.factor_entropies(factors)
