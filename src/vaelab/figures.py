@@ -184,6 +184,113 @@ class _Conditioned:
         return self.model.sample(n, generator, z=z, labels=self.label)
 
 
+# At most this many test images are encoded to relate latent dimensions to the data's factors (a seeded draw).
+FACTOR_IMAGES = 5000
+
+
+def factor_information(run: Run, n_images: int = FACTOR_IMAGES) -> dict:
+    """How much each latent dimension tells about each known factor of the data, on (at most `n_images` of) the test
+    split: I(v_k; z_j) of the posterior means divided by H(v_k) (`evaluate.disentanglement`: MIG's normalization, 0
+    to 1), `[K, D]`; with the factors' names, the dimensions' activity (variance of the means) and their mean KL."""
+    import numpy as np
+
+    from vaelab.evaluate import disentanglement as dis
+    from vaelab.evaluate.latents import posterior_stats
+
+    dataset = _with_factors(run)
+    images, factors = dataset.test.images, dataset.test.factors
+    pick = torch.arange(images.shape[0])
+    if images.shape[0] > n_images:
+        pick = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(0))[:n_images].sort().values
+    stats = posterior_stats(run.model, images[pick], device=_device(run))
+    codes, values = stats["means"].numpy(), factors[pick].numpy()
+    entropies = dis.factor_entropies(values)
+    mi = dis.mutual_information(codes, values)  # [K, D] nats
+    normalized = np.divide(mi, entropies[:, None], out=np.zeros_like(mi), where=entropies[:, None] > 0)
+    return {
+        "normalized": normalized,
+        "factors": list(dataset.factor_names),
+        "activity": stats["means"].var(dim=0, unbiased=False),
+        "kl_per_dim": stats["kl_per_dim"],
+    }
+
+
+def _with_factors(run: Run):
+    """The run's data set, refused in one line when it has no known factors."""
+    dataset = run.dataset()
+    if dataset.test.factors is None or dataset.factor_names is None:
+        raise ConfigError(
+            f"{run.path}: its data set {dataset.name} has no known factors to relate the latent dimensions to; "
+            "train on data that has them (--data dsprites or dsprites:N)"
+        )
+    return dataset
+
+
+def dimension_labels(info: dict) -> list[str]:
+    """`dim 3: posX (0.62)`: each latent dimension with the factor it tells most about, and the share of that
+    factor's entropy it holds."""
+    normalized, names = info["normalized"], info["factors"]
+    labels = []
+    for d in range(normalized.shape[1]):
+        k = int(normalized[:, d].argmax())
+        labels.append(f"dim {d}: {names[k]} ({normalized[k, d]:.2f})")
+    return labels
+
+
+def traversals(run: Run, out=None, image: int = 0, span: tuple[float, float] = (-2.5, 2.5), steps: int = 9) -> Path:
+    """Latent traversals: each active latent dimension (most KL first; every dimension when none is active) swept over
+    `span` in `steps`, the others fixed at test image `image`'s posterior mean; each row labelled with the factor
+    that dimension tells most about (`dimension_labels`)."""
+    from vaelab.evaluate.latents import ACTIVE_THRESHOLD
+
+    lo, hi = span
+    if not lo < hi:
+        raise ConfigError(f"range: LO must be below HI, got {lo} {hi}")
+    if not 2 <= steps <= 30:
+        raise ConfigError(f"steps: must lie in 2..30, got {steps}")
+    test = _with_factors(run).test.images
+    if not 0 <= image < len(test):
+        raise ConfigError(f"image: must lie in 0..{len(test) - 1} (test images), got {image}")
+    path = _target(run, out, "traversals")
+    info = factor_information(run)
+    active = (info["activity"] > ACTIVE_THRESHOLD).nonzero().flatten().tolist()
+    dims = sorted(active or range(run.model.latent_dim), key=lambda d: -float(info["kl_per_dim"][d]))
+    base = run.model.encode(data.to_float(test[image : image + 1]).to(_device(run))).mean[0].detach()
+    values = torch.linspace(lo, hi, steps)
+    with torch.no_grad():
+        rows = latent_walks.traverse(run.model, base, dims, values.to(base.device))
+    labels = dimension_labels(info)
+    described = f"{len(active)} of {run.model.latent_dim} dimensions active" if active else "no dimension is active"
+    plots.plot_traversals(
+        path,
+        rows,
+        values.tolist(),
+        [labels[d] for d in dims],
+        f"traversals of test image {image}: each dimension over [{lo:g}, {hi:g}] ({described})\n"
+        "label: the factor it tells most about, I(v; z) / H(v)",
+    )
+    return path
+
+
+def factor_map(run: Run, out=None) -> Path:
+    """The factors-by-dimensions heat map of I(v_k; z_j) / H(v_k) (`factor_information`)."""
+    _with_factors(run)
+    path = _target(run, out, "factor-information")
+    info = factor_information(run)
+    plots.plot_factor_heatmap(
+        path,
+        info["normalized"],
+        info["factors"],
+        "what each latent dimension tells about each factor (test posterior means)",
+        "I(v; z) / H(v)",
+    )
+    return path
+
+
+def _factors(run: Run) -> bool:
+    return run.dataset().test.factors is not None
+
+
 FIGURES: dict[str, Figure] = {}
 
 
@@ -313,6 +420,31 @@ for _figure in (
         also=(("kl_per_dim", "Mean KL per latent dimension: the dimensions the model actually uses."),),
         command="latents",
         help="test posterior means by label, and KL per dimension",
+    ),
+    Figure(
+        "traversals",
+        "Latent traversals: each active dimension swept over [-2.5, 2.5] with the others at a test image's posterior "
+        "mean, labelled with the factor of the data it tells most about and the share I(v; z) / H(v) of that factor.",
+        traversals,
+        needs=("encoder",),
+        when=_factors,
+        command="traverse",
+        help="latent traversals labelled with the data's factors (data with known factors: dsprites)",
+        arguments=(
+            argument("--image", type=int, default=0, help="the test image whose posterior mean is the start"),
+            argument("--range", dest="span", type=float, nargs=2, default=(-2.5, 2.5), metavar=("LO", "HI")),
+            argument("--steps", type=int, default=9, bounds=(2, 30)),
+        ),
+    ),
+    Figure(
+        "factor-information",
+        "What each latent dimension tells about each factor of the data: I(v_k; z_j) / H(v_k) of the test posterior "
+        "means (20 equal-width bins, as MIG): a disentangled code has one bright cell per row and per column.",
+        factor_map,
+        needs=("encoder",),
+        when=_factors,
+        command="factor-map",
+        help="heat map of the mutual information between factors and latent dimensions (data with known factors)",
     ),
     Figure(
         "samples-gmm",

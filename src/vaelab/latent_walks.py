@@ -109,3 +109,13 @@ def manifold(model: VAE, plane: Plane, lo: float = -1.5, hi: float = 1.5, n: int
 def project(means: torch.Tensor, plane: Plane) -> torch.Tensor:
     """Coordinates `[N, 2]` of posterior means in the plane (orthogonal projection)."""
     return (means - plane.origin) @ plane.axes.T
+
+
+def traverse(model: VAE, base: torch.Tensor, dims: list[int], values: torch.Tensor) -> torch.Tensor:
+    """Latent traversals: for each of `dims`, that dimension of `base` `[D]` set to each of `values` `[S]` (the
+    others kept), decoded: `[len(dims), S, C, H, W]`."""
+    z = base.reshape(1, 1, -1).repeat(len(dims), len(values), 1)  # [R, S, D]
+    for row, d in enumerate(dims):
+        z[row, :, d] = values
+    images = model.sample(z.shape[0] * z.shape[1], z=z.reshape(-1, z.shape[-1]))
+    return images.reshape(len(dims), len(values), *images.shape[1:]).cpu()

@@ -228,3 +228,38 @@ def plot_side_by_side(path: str | Path, panels: dict[str, np.ndarray], title: st
         _show(fig.add_subplot(rows, cols, i + 1), array, name)
     fig.suptitle(title)
     _save(fig, path)
+
+
+def plot_traversals(
+    path: str | Path, rows: torch.Tensor, values: Sequence[float], labels: Sequence[str], description: str
+) -> None:
+    """`rows` `[R, S, C, H, W]`: one latent dimension swept over `values` per row, labelled with `labels`."""
+    n_rows, steps = rows.shape[:2]
+    fig = Figure(figsize=(steps * 0.75 + 2.6, n_rows * 0.78 + 0.9), layout="constrained")
+    ax = fig.add_subplot()
+    _show(ax, image_grid(rows.flatten(0, 1), steps), description)
+    h, w = rows.shape[-2] + 2, rows.shape[-1] + 2
+    ax.set_yticks([2 + h * r + h / 2 - 1 for r in range(n_rows)], list(labels), fontsize=8)
+    ax.set_xticks([2 + w * s + w / 2 - 1 for s in range(steps)], [f"{v:g}" for v in values], fontsize=7)
+    _save(fig, path)
+
+
+def plot_factor_heatmap(
+    path: str | Path, matrix: np.ndarray, factors: Sequence[str], title: str, colorbar: str
+) -> None:
+    """`matrix` `[K, D]` (factors by latent dimensions) as a heat map, each cell written out."""
+    k, d = matrix.shape
+    fig = Figure(figsize=(max(4.5, 0.55 * d + 2.5), max(2.6, 0.5 * k + 1.4)), layout="constrained")
+    ax = fig.add_subplot()
+    top = max(float(matrix.max()), 1e-12)
+    image = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=top, aspect="auto", interpolation="nearest")
+    for i in range(k):
+        for j in range(d):
+            shade = "black" if matrix[i, j] > 0.6 * top else "white"
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7, color=shade)
+    ax.set_xticks(range(d), [str(j) for j in range(d)], fontsize=8)
+    ax.set_yticks(range(k), list(factors), fontsize=8)
+    ax.set_xlabel("latent dimension")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, label=colorbar, shrink=0.9)
+    _save(fig, path)
