@@ -131,6 +131,15 @@ def test_data_info_shows_the_factors(cli):
     assert "dsprites:N" in cli("data", "list").stdout
 
 
+def test_a_set_too_large_for_memory_is_refused_before_any_work(monkeypatch):
+    from vaelab.data import limits
+
+    monkeypatch.setattr(limits, "memory_bytes", lambda: 100 * 2**20)
+    monkeypatch.setattr(dsprites, "render", lambda *a: pytest.fail("rendered"))
+    with pytest.raises(DataError, match=r"dsprites:20000: its images would take 156 MiB in memory but this machine"):
+        data.load("dsprites:20000")
+
+
 def test_size_is_refused():
     with pytest.raises(DataError, match="--size resizes the images of an image folder"):
         data.load("dsprites:10", size=(32, 32))

@@ -30,6 +30,7 @@ from vaelab import progress
 from vaelab.data.dataset import Dataset, make_dataset, make_split
 from vaelab.data.download import CACHE_ENV, cache_root
 from vaelab.data.files import reason, shown
+from vaelab.data.limits import check_memory
 from vaelab.errors import DataError
 
 NAME = "dsprites"
@@ -192,6 +193,8 @@ def unpack(packed: np.ndarray) -> np.ndarray:
 def load_dsprites(key: str = NAME, cache_dir: str | Path | None = None, quiet: bool = False) -> Dataset:
     """`dsprites` (the whole set, from the cache) or `dsprites:N` (a seeded subset of N images)."""
     n = parse(key)
+    # the images, and a split's copy of them while it is cut: refused before any work if that cannot fit
+    check_memory(2 * (n or SIZE) * SIDE * SIDE, key, "its images")
     if n is None:
         index, packed = np.arange(SIZE), cached_images(cache_dir, quiet)
         images_at = lambda at: unpack(packed[at])  # one split at a time: no second copy of the 3 GB set
