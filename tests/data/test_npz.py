@@ -40,6 +40,65 @@ def test_npz_layouts(tmp_path):
     assert sorted(pool.test.labels.tolist()) == [0, 1, 2, 3]  # stratified
 
 
+def test_npz_factors(tmp_path):
+    """Factors beside the images (issue 23): per split or beside a pool (cut with it), named and sized or not."""
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (20, 6, 6), dtype=np.uint8)
+    f = np.stack([np.arange(20) % 3, np.arange(20) // 4], axis=1)
+    np.savez(
+        tmp_path / "own.npz",
+        train_images=x[:15],
+        test_images=x[15:],
+        train_factors=f[:15],
+        test_factors=f[15:],
+        factor_names=np.array(["hue", "size"]),
+        factor_sizes=np.array([3, 8]),
+    )
+    own = data.load(tmp_path / "own.npz")
+    assert own.factor_names == ["hue", "size"] and own.factor_sizes == [3, 8]
+    assert own.test.factors.tolist() == f[15:].tolist() and own.train.factors.dtype == torch.int64
+    np.savez(tmp_path / "pool.npz", images=x, factors=f)
+    pool = data.load(tmp_path / "pool.npz")
+    assert pool.factor_names == ["factor 0", "factor 1"] and pool.factor_sizes == [3, 5]
+    for split in (pool.train, pool.test):  # each image keeps its own factors through the split
+        rows = [int(np.flatnonzero((x == image[0].numpy()).all(axis=(1, 2)))[0]) for image in split.images]
+        assert split.factors.tolist() == f[rows].tolist()
+    assert data.load(tmp_path / "own.npz").factor_values is None
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        (dict(train_factors=np.zeros((3, 1), int)), "has 'train_factors' only; give factors for both splits"),
+        (dict(factors=np.zeros((5, 1), int)), "'factors' does not go with this layout"),
+        (dict(train_factors=np.zeros((3, 1)), test_factors=np.zeros((2, 1))), "factors must be integer value indices"),
+        (dict(factor_names=np.array(["a"])), "has factor names or sizes but no factors"),
+        (
+            dict(train_factors=np.zeros((3, 1), int), test_factors=np.zeros((2, 1), int), factor_names=np.array([1])),
+            "must be a 1-D array of strings",
+        ),
+        (
+            dict(train_factors=np.zeros((3, 1), int), test_factors=np.ones((2, 1), int), factor_sizes=np.array([1])),
+            r"factor factor 0 ranges over \[1, 1\]; its value indices must lie in \[0, 1\)",
+        ),
+        (
+            dict(train_factors=np.zeros((3, 1), int), test_factors=np.zeros((2, 1), int), factor_sizes=np.array([1.5])),
+            "factor_sizes: must be K integers",
+        ),
+        (
+            dict(train_factors=np.zeros((3, 2), int), test_factors=np.zeros((2, 1), int)),
+            "hold different numbers of factors",
+        ),
+    ],
+)
+def test_npz_bad_factors(tmp_path, arrays, message):
+    images = np.zeros((5, 4, 4), np.uint8)
+    np.savez(tmp_path / "bad.npz", train_images=images[:3], test_images=images[3:], **arrays)
+    with pytest.raises(DataError, match=message) as err:
+        data.load(tmp_path / "bad.npz")
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize(
     "arrays, message",
     [

@@ -5,6 +5,9 @@ Accepted keys (the first group found is used):
 - `x_train`, `x_test`, optional `y_train`, `y_test` (the Keras layout);
 - `images`, optional `labels`: one pool, split 80/20 (seeded, stratified by label).
 Images are uint8 in [0, 255] or float in [0, 1], shaped `[N, H, W]`, `[N, C, H, W]` or `[N, H, W, C]`.
+Known generative factors, optional: `train_factors` and `test_factors` (or `factors` beside a pool), integer value
+indices `[N, K]`, with optional `factor_names` (K strings) and `factor_sizes` (K integers; default: the largest
+index + 1); the disentanglement metrics of `vaelab eval` use them.
 
 Nothing is unpickled: each array's `.npy` header is read first and only plain numbers (integers, floats,
 booleans) are accepted; the declared shape is checked against the bytes the archive holds, against sane
@@ -32,6 +35,7 @@ LAYOUTS = [
     ("x_train", "y_train", "x_test", "y_test"),
 ]
 _IMAGE_KEYS = {"train_images", "test_images", "x_train", "x_test", "images"}
+FACTOR_KEYS = ("train_factors", "test_factors", "factors", "factor_names", "factor_sizes")
 _DEFLATE_MAX_RATIO = 1032  # deflate's best compression: a member cannot expand more than this
 
 
@@ -86,7 +90,9 @@ def _check_header(path: Path, key: str, info: zipfile.ZipInfo, archive: zipfile.
             f"{origin}: holds Python objects (a pickled array), which vaelab never loads; "
             "store plain numbers (uint8 or float images, integer labels)"
         )
-    if dtype.kind not in "uifb":
+    if key == "factor_names" and (dtype.kind != "U" or len(shape) != 1):
+        raise DataError(f"{origin}: must be a 1-D array of strings (one name per factor), got {dtype} {list(shape)}")
+    if dtype.kind not in "uifb" and key != "factor_names":
         raise DataError(f"{origin}: holds {dtype} values; store plain numbers (uint8 or float images, integer labels)")
     if key in _IMAGE_KEYS:
         image_layout(shape, origin)
@@ -108,6 +114,7 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
             # numpy.load exposes a member without the `.npy` suffix as raw bytes: such members are not arrays
             members = {info.filename[:-4]: info for info in archive.infolist() if info.filename.endswith(".npy")}
             keys = _layout(path, set(members))
+            keys += tuple(key for key in FACTOR_KEYS if key in members)
             file_size = os.fstat(handle.fileno()).st_size
             sizes = [_check_header(path, key, members[key], archive, file_size) for key in keys]
             check_memory(sum(sizes), shown(path), "its arrays")
@@ -124,13 +131,63 @@ def load_npz(path: str | Path, name: str | None = None) -> Dataset:
     name = name or path.stem
     arrays = read_arrays(path)
     at = lambda key: f"{shown(path)}[{key}]"
-    keys = list(arrays)  # in the order of _layout
+    keys = [key for key in arrays if key not in FACTOR_KEYS]  # in the order of _layout
     if keys[0] == "images":
         images = to_uint8_images(arrays["images"], at("images"))
-        train, test = split_arrays(images, arrays.get("labels"), at("labels") if "labels" in arrays else shown(path))
-        return make_dataset(name, train, test, source=str(path))
+        pool = _factor_arrays(path, arrays, ("factors",))
+        train, test = split_arrays(
+            images,
+            arrays.get("labels"),
+            at("labels") if "labels" in arrays else shown(path),
+            factors=pool[0] if pool else None,
+        )
+        return make_dataset(name, train, test, source=str(path), **_factor_fields(arrays, [train, test]))
     x_tr, y_tr, x_te, y_te = keys if len(keys) == 4 else (keys[0], None, keys[1], None)
     label = lambda key: None if key is None else arrays[key]
-    train = make_split(to_uint8_images(arrays[x_tr], at(x_tr)), label(y_tr), at(x_tr))
-    test = make_split(to_uint8_images(arrays[x_te], at(x_te)), label(y_te), at(x_te))
-    return make_dataset(name, train, test, source=str(path))
+    factors = _factor_arrays(path, arrays, ("train_factors", "test_factors")) or (None, None)
+    train = make_split(to_uint8_images(arrays[x_tr], at(x_tr)), label(y_tr), at(x_tr), factors[0])
+    test = make_split(to_uint8_images(arrays[x_te], at(x_te)), label(y_te), at(x_te), factors[1])
+    return make_dataset(name, train, test, source=str(path), **_factor_fields(arrays, [train, test]))
+
+
+def _factor_arrays(path: Path, arrays: dict[str, np.ndarray], keys: tuple[str, ...]) -> list[np.ndarray] | None:
+    """The factor arrays of this layout (all of `keys` or none), checked to be integer `[N, K]`."""
+    present = [key for key in keys if key in arrays]
+    other = [key for key in ("train_factors", "test_factors", "factors") if key in arrays and key not in keys]
+    if other:
+        raise DataError(f"{shown(path)}: '{other[0]}' does not go with this layout; use {' and '.join(keys)}")
+    if not present:
+        if "factor_names" in arrays or "factor_sizes" in arrays:
+            raise DataError(f"{shown(path)}: has factor names or sizes but no factors ({' and '.join(keys)})")
+        return None
+    if len(present) != len(keys):
+        raise DataError(f"{shown(path)}: has '{present[0]}' only; give factors for both splits or neither")
+    for key in keys:
+        if arrays[key].dtype.kind not in "ui" or arrays[key].ndim != 2:
+            raise DataError(
+                f"{shown(path)}[{key}]: factors must be integer value indices [N, K], "
+                f"got {arrays[key].dtype} {list(arrays[key].shape)}"
+            )
+    widths = {arrays[key].shape[1] for key in keys}
+    if len(widths) > 1:
+        raise DataError(f"{shown(path)}: {' and '.join(keys)} hold different numbers of factors ({sorted(widths)})")
+    return [arrays[key] for key in keys]
+
+
+def _factor_fields(arrays: dict[str, np.ndarray], splits) -> dict:
+    """`factor_names` and `factor_sizes` for the Dataset (checked there): as stored, or `factor k` and the largest
+    index + 1."""
+    if splits[0].factors is None:
+        return {}
+    k = splits[0].factors.shape[1]
+    if "factor_sizes" in arrays:
+        stored = arrays["factor_sizes"]
+        if stored.dtype.kind not in "ui" or stored.ndim != 1:
+            raise DataError(
+                f"factor_sizes: must be K integers, one per factor, got {stored.dtype} {list(stored.shape)}"
+            )
+        sizes = [int(v) for v in stored]
+    else:
+        sizes = [int(max(s.factors[:, j].max() for s in splits)) + 1 for j in range(k)]
+    names = [str(v) for v in arrays["factor_names"]] if "factor_names" in arrays else [f"factor {j}" for j in range(k)]
+    return {"factor_names": names, "factor_sizes": sizes}
