@@ -132,7 +132,7 @@ def test_the_figure_commands_and_captions_come_from_the_declarations():
 
     commands = build_parser()._subparsers._group_actions[0].choices
     declared = {f.command: f for f in figures.FIGURES.values() if f.command}
-    assert set(declared) == {"sample", "reconstruct", "interpolate", "manifold", "latents"}
+    assert set(declared) == {"sample", "reconstruct", "interpolate", "manifold", "latents", "traverse", "factor-map"}
     for name, figure in declared.items():
         parser: argparse.ArgumentParser = commands[name]
         flags = {flag for action in parser._actions for flag in action.option_strings}
@@ -146,6 +146,8 @@ def test_the_figure_commands_and_captions_come_from_the_declarations():
         "manifold",
         "latents",
         "kl_per_dim",
+        "traversals",
+        "factor-information",
         "samples-gmm",
         "classes",
         "class_manifolds",
