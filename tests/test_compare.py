@@ -7,6 +7,10 @@ import re
 import pytest
 
 from tests.helpers.html import Collector, Tables
+from vaelab.compare import Finals, metrics_rows
+from vaelab.evaluate import EvalResult
+from vaelab.evaluate.disentanglement_section import DisentanglementResult
+from vaelab.evaluate.latent_usage import ReconstructionResult
 
 pytestmark = pytest.mark.e2e
 
@@ -137,3 +141,25 @@ def test_compare_runs_end_to_end_and_resumes(cli, tiny_npz, tmp_path):
     assert sorted(finals) == ["mlp-z2", "mlp-z4"]
     a, b = finals["mlp-z2"]["recon"], finals["mlp-z4"]["recon"]
     assert f"from {a:.1f} to {b:.1f} nats ({'better' if b < a else 'worse'} reconstructions)" in page
+
+
+def test_a_metric_no_member_has_adds_no_column():
+    """Disentanglement (issue 23) is measured only on data with factors: a study without factors shows no column
+    of n/a for it; a study where one member has it shows its columns, n/a for the others."""
+
+    terms = {"recon": 1.0, "kl": 0.5}
+
+    def finals(*sections) -> Finals:
+        result = EvalResult(run="r", split="test", n_images=1, sections=dict(sections))
+        return Finals(terms, terms, 1.0, result)
+
+    plain = {"a": finals(("reconstruction", ReconstructionResult(0.1, 10.0)))}
+    header, rows = metrics_rows(plain)
+    assert "MSE" in header and "MIG" not in header and "FD (classifier)" not in header
+    assert len(rows[0]) == len(header)
+
+    scores = DisentanglementResult(1, ["x"], 0.5, [0.5], 0.6, 0.7, 0.8, [[1.0]], [[0.1]], 0.4, 0.9, 1, {})
+    header, rows = metrics_rows({**plain, "b": finals(("disentanglement", scores))})
+    cells = {row[0]: dict(zip(header, row)) for row in rows}
+    assert cells["b"]["MIG"] == 0.5 and cells["b"]["FactorVAE score"] == 0.9 and cells["a"]["MIG"] == "n/a"
+    assert cells["b"]["MSE"] == "n/a" and cells["a"]["MSE"] == 0.1

@@ -246,8 +246,10 @@ def metrics_rows(finals: dict[str, Finals]) -> tuple[list[str], list[list[Any]]]
     columns of every registered metric (`Metric.columns`)."""
     header = ["member", "test -ELBO", "test recon", "test KL", "train -ELBO", "train s"]
     has_eval = all(f.eval is not None for f in finals.values())
+    # a metric no member has (disentanglement on data without factors) adds no column of n/a
+    shown = [m for m in metrics.KNOWN.values() if any(f.section(m.name) is not None for f in finals.values())]
     if has_eval:
-        header += metrics.study_columns()
+        header += [column for metric in shown for column in metric.columns]
     rows = []
     for name, f in finals.items():
         te, tr = f.test, f.train
@@ -256,7 +258,7 @@ def metrics_rows(finals: dict[str, Finals]) -> tuple[list[str], list[list[Any]]]
         else:  # no likelihood terms (a GAN)
             row = [name, "n/a", "n/a", "n/a", "n/a", f.seconds]
         if has_eval:
-            for metric in metrics.KNOWN.values():
+            for metric in shown:
                 row += metric.study_cells(f.section(metric.name))
         rows.append(row)
     return header, rows
