@@ -81,6 +81,21 @@ def test_collapsed_codes_are_said(monkeypatch):
     assert dict(zip(result.factors, result.mig_per_factor))["x"] > 0.3
 
 
+class BrokenEncoder(CentroidEncoder):
+    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
+        q = super().encode(x)
+        return DiagonalGaussian(q.mean * float("nan"), q.logvar)
+
+
+def test_non_finite_codes_are_a_note_not_a_crash():
+    ctx = context(data.load("dsprites:200"))
+    ctx.model = BrokenEncoder()
+    assert section.measure(ctx) == (
+        None,
+        ["disentanglement: not measured, the encoder's posterior means are not finite"],
+    )
+
+
 def test_absent_without_factors():
     assert section.measure(context(data.load("mnist-mini")))[0] is None
     assert "has no known factors" in section.why_unavailable(data.load("mnist-mini"))

@@ -76,6 +76,8 @@ def measure(ctx: Context) -> tuple[DisentanglementResult | None, list[str]]:
     with progress.bar(5, "disentanglement metrics", ctx.quiet, unit="step") as bar:
         codes = posterior_stats(ctx.model, measured.images, device=ctx.device)["means"].numpy()
         bar.update(1)
+        if not np.isfinite(codes).all():
+            return None, ["disentanglement: not measured, the encoder's posterior means are not finite"]
         mi = dis.mutual_information(codes, factors)
         entropies = dis.factor_entropies(factors)
         gaps = iter(dis.mig_per_factor(mi, entropies).tolist())
