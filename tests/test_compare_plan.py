@@ -169,3 +169,26 @@ def test_a_study_over_seeds_writes_the_table_over_seeds(cli, digits_npz, tmp_pat
     assert json.loads((out / "study.json").read_text())["seeds"] == [0, 1]
     message = one_line_error(cli("compare", "--kinds", "vae:beta", "--out", tmp_path / "bad", "--quiet"))
     assert "kind:option=value" in message and not (tmp_path / "bad").exists()
+
+
+def test_the_study_says_where_its_time_went(tmp_path):
+    """`vaelab compare` ends with its total time and the shares of training, evaluation and the rest, read from
+    what each member's run directory records (issue 26: the study prints its total time and each phase's share)."""
+    from vaelab.compare import Member, time_shares
+
+    members = []
+    for name, epoch_seconds, eval_seconds in (("a", [3.0, 5.0], 4.0), ("b", [2.0], None)):
+        run = tmp_path / name
+        run.mkdir()
+        lines = [{"config": {}}] + [
+            {"epoch": i + 1, "train": {"loss": 1.0}, "test": {"loss": 1.0}, "seconds": s}
+            for i, s in enumerate(epoch_seconds)
+        ]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+        if eval_seconds is not None:
+            (run / "eval.json").write_text(json.dumps({"samples": {}, "seconds": eval_seconds}))
+        members.append(Member(name, kinds.make_config({"out": str(run), "quiet": True})))
+    line = time_shares(members, 20.0)
+    assert line == (
+        "study: 20 s in all; training 10 s (50%), evaluation 4 s (20%), figures, reports and the rest 6 s (30%)"
+    )

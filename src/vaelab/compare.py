@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,11 +208,38 @@ def run_study(
         "iwae_k": iwae_k,
     }
     atomic_write(out / STUDY_FILE, lambda temp: Path(temp).write_text(json.dumps(study, indent=2)))
+    started = time.perf_counter()
     for i, member in enumerate(members, 1):
         log(f"[{i}/{len(members)}] {member.name}: ...")
         what = train_member(member, evaluate, iwae_k, member.config.quiet, track and track.member(out))
         log(f"[{i}/{len(members)}] {member.name}: {what}")
-    return study_report(out, members)
+    report = study_report(out, members)
+    log(time_shares(members, time.perf_counter() - started))
+    return report
+
+
+def time_shares(members: list[Member], total: float) -> str:
+    """Where the study's `total` seconds went: the members' training epochs and evaluations (as their run
+    directories record them: a resumed member counts its earlier epochs too), and the rest (start-up, figures,
+    reports, fitted samplers)."""
+    training = evaluation = 0.0
+    for member in members:
+        run_dir = RunDir(member.path)
+        _, epochs = run_dir.read_metrics()
+        training += sum(e.get("seconds", 0.0) for e in epochs)
+        saved = run_dir.read_eval()
+        evaluation += float(saved.get("seconds") or 0.0) if saved else 0.0
+    rest = max(0.0, total - training - evaluation)
+    shares = ", ".join(
+        f"{name} {seconds:.0f} s ({seconds / total:.0%})"
+        for name, seconds in (
+            ("training", training),
+            ("evaluation", evaluation),
+            ("figures, reports and the rest", rest),
+        )
+        if total > 0
+    )
+    return f"study: {total:.0f} s in all; {shares}"
 
 
 @dataclass
