@@ -25,7 +25,7 @@ LAYERS = [
         "vaelab.extras",
     ),
     ("vaelab.data",),
-    ("vaelab.nets", "vaelab.models"),
+    ("vaelab.nets", "vaelab.nets_resnet", "vaelab.models"),
     ("vaelab.losses",),
     ("vaelab.training",),
     ("vaelab.kinds",),

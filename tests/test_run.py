@@ -45,6 +45,8 @@ def _changed(name: str, field_, saved, other_data: str) -> list[str]:
         return [flag, ",".join(map(str, [saved[0] + 1 if "int" in annotation else saved[0] / 2, *saved[1:]]))]
     if annotation.startswith("str"):
         return [flag, "elsewhere"]
+    if annotation.startswith("int") and saved is None:  # an option chosen from the data (--width, --mixtures)
+        return [flag, "2"]
     if annotation.startswith("int"):
         return [flag, str(saved + 1 if saved + 1 <= md.get("max", saved + 1) else saved - 1)]
     value = saved / 2 if saved else 0.5  # float: halving keeps every bound of these options (min 0, below 1...)

@@ -27,9 +27,9 @@ else:  # pragma: no cover
 
 # vaelab 0.1.0's names of options that have since been renamed; still accepted everywhere.
 OLD_NAMES = {"model": "kind", "recon": "likelihood"}
-ARCHS = ("mlp", "conv")
+ARCHS = ("mlp", "conv", "resnet")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "silu")
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = ("bernoulli", "gaussian", "logistic")  # vaelab.models.likelihoods registers each
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16")
 MAX_WIDTH = 1 << 16  # hidden units, channels: far above what fits a laptop, far below an allocator overflow
@@ -62,18 +62,29 @@ class TrainConfig:
     )
     size: list[int] | None = option(None, "resize an image folder's images to H W", min=1, max=4096, length=2)
     # networks
-    arch: str = option("mlp", "mlp (fully connected) or conv (convolutional); default mlp", choices=ARCHS)
+    arch: str = option(
+        "mlp",
+        "mlp (fully connected), conv (convolutional) or resnet (residual stages down to 4x4, for colour images); "
+        "default mlp",
+        choices=ARCHS,
+    )
     hidden: list[int] | None = option(
         None, "hidden layer sizes, e.g. 400 or 512,256 (default: mlp 400, conv 256)", min=1, max=MAX_WIDTH
     )
     channels: list[int] = option([32, 64], "conv channel widths, e.g. 32,64", min=1, max=MAX_WIDTH, nonempty=True)
+    width: int | None = option(
+        None, "resnet: the first stage's width, doubled per stage (default: 16 up to 64 px, then 8)", min=1, max=4096
+    )
+    blocks: int | None = option(None, "resnet: residual blocks per stage (default 1)", min=0, max=64)
     latent_dim: int = option(10, "latent dimension (default 10; the course compares 2 and 10)", min=1, max=MAX_WIDTH)
     activation: str = option("relu", f"hidden activation: {', '.join(ACTIVATIONS)}", choices=ACTIVATIONS)
     # optimisation
     epochs: int = option(20, "number of epochs", min=1, max=1_000_000, resumable=True)
     batch_size: int = option(128, "batch size", min=1, max=1 << 20)
     grad_clip: float = option(0.0, "clip the gradient norm to this value (0: off)", min=0, resumable=True)
-    seed: int = option(0, "random seed (same seed and a fixed --threads N: the same result to the last digit)", min=0, max=MAX_SEED)
+    seed: int = option(
+        0, "random seed (same seed and a fixed --threads N: the same result to the last digit)", min=0, max=MAX_SEED
+    )
     threads: int = option(
         0,
         "CPU threads for torch (0: one per core other processes leave free, re-measured every second)",

@@ -7,41 +7,20 @@ The negative ELBO of Kingma & Welling (2014), eq. 10:  -log p(x|z) + KL(q(z|x) |
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
+from vaelab.models import likelihoods
+from vaelab.models.likelihoods.bernoulli import log_prob as bernoulli_log_likelihood  # noqa: F401 (re-exported)
+from vaelab.models.likelihoods.gaussian import log_prob as gaussian_log_likelihood  # noqa: F401 (re-exported)
 from vaelab.models.posterior import DiagonalGaussian
 
 PIXELS = (-3, -2, -1)  # the (C, H, W) dimensions of an image batch
 
 
-def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """log p(x|z) for independent Bernoulli pixels with the given logits, summed per image.
-
-    Computed from logits, log p = x * l - softplus(l), with softplus(l) = logaddexp(l, 0): exact and stable
-    for any l (taking the sigmoid first and then the log would lose everything below float precision).
-    Sums over the last three dimensions (C, H, W), so `logits` `[K, N, C, H, W]` broadcast against `x`.
-    """
-    # sum(x * l) as an einsum: one fused pass with no [..., C, H, W] temporary (it broadcasts x like `*` does)
-    x_dot_l = torch.einsum("...p,...p->...", logits.flatten(-3), x.flatten(-3))
-    zero = torch.zeros((), device=logits.device, dtype=logits.dtype)
-    return x_dot_l - torch.logaddexp(logits, zero).sum(PIXELS)
-
-
-def gaussian_log_likelihood(mean: torch.Tensor, x: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
-    """log N(x; mean, sigma^2 I) summed per image. With sigma^2 = 1/2 this is -||x - mean||^2 - const:
-    the squared error of the course, as a proper log-density. `log_sigma` is a scalar tensor."""
-    d = mean[0].numel() if mean.dim() == 4 else mean[0, 0].numel()
-    sq = (x - mean).pow(2).sum(PIXELS)
-    return -0.5 * sq * torch.exp(-2 * log_sigma) - d * (log_sigma + 0.5 * math.log(2 * math.pi))
-
-
 def log_likelihood(likelihood: str, output: torch.Tensor, x: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
-    if likelihood == "bernoulli":
-        return bernoulli_log_likelihood(output, x)
-    return gaussian_log_likelihood(output, x, log_sigma)
+    """log p(x|z) summed per image, under the named likelihood (`vaelab.models.likelihoods`)."""
+    return likelihoods.get(likelihood).log_prob(output, x, log_sigma)
 
 
 def vae_terms(
@@ -59,7 +38,7 @@ def vae_terms(
     recon = -log_likelihood(likelihood, output, x, log_sigma)
     kl = posterior.kl()
     terms = {"loss": recon + beta * kl, "recon": recon, "kl": kl}
-    if likelihood == "gaussian":
+    if likelihoods.get(likelihood).squared_error:
         terms["sq_error"] = (x - output).pow(2).sum(PIXELS).detach()
     return terms
 
@@ -68,13 +47,14 @@ def batch_sums(
     likelihood: str, output: torch.Tensor, x: torch.Tensor, posterior: DiagonalGaussian, log_sigma: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """The training fast path: `recon` and `kl` summed over the batch (scalars), equal to the sums of
-    `vae_terms`' per-image values. The Bernoulli term uses torch's fused cross-entropy with logits, whose
-    backward is cheaper than the per-image form's; loss = (recon + beta * kl) / batch size."""
-    if likelihood == "bernoulli":
-        recon = F.binary_cross_entropy_with_logits(output, x, reduction="sum")
-        sums = {"recon": recon}
+    `vae_terms`' per-image values. A likelihood may have a faster batch sum (the Bernoulli's fused cross-entropy
+    with logits); loss = (recon + beta * kl) / batch size."""
+    chosen = likelihoods.get(likelihood)
+    if chosen.batch_nll is not None:
+        sums = {"recon": chosen.batch_nll(output, x)}
     else:
-        sums = {"recon": -gaussian_log_likelihood(output, x, log_sigma).sum()}
+        sums = {"recon": -chosen.log_prob(output, x, log_sigma).sum()}
+    if chosen.squared_error:
         sums["sq_error"] = (x - output).detach().pow(2).sum()
     sums["kl"] = 0.5 * (posterior.mean.pow(2) + posterior.logvar.exp() - 1.0 - posterior.logvar).sum()
     return sums

@@ -21,6 +21,8 @@ from vaelab.data.folder import load_folder
 from vaelab.data.idx import is_idx_directory, load_idx, load_idx_directory
 from vaelab.data.limits import MAX_CLASSES, check_size
 from vaelab.data.npz import load_npz
+from vaelab.data.shapes import NAMES as SHAPE_SETS
+from vaelab.data.shapes import is_shapes, load_shapes
 from vaelab.errors import DataError
 
 __all__ = [
@@ -47,6 +49,7 @@ EMBEDDED = {
 GENERATED = {
     "dsprites": "dSprites (Matthey et al. 2017) generated from its specification: 737,280 binary 1x64x64 shapes with "
     "5 factors (shape, scale, orientation, x, y), 90/10 split; dsprites:N for a seeded subset of N images",
+    **SHAPE_SETS,
 }
 
 
@@ -71,6 +74,7 @@ def load(
         key in EMBEDDED
         or key in REMOTE_SETS
         or is_dsprites(key)
+        or is_shapes(key)
         or not files.is_folder(Path(key).expanduser())
         or is_idx_directory(Path(key).expanduser())
     ):
@@ -79,6 +83,8 @@ def load(
         return load_mnist_mini()
     if is_dsprites(key):
         return load_dsprites(key, cache_dir, quiet)
+    if is_shapes(key):
+        return load_shapes(key, quiet)
     if key in REMOTE_SETS:
         folder = ensure_files(key, cache_dir)
         dataset = load_idx_directory(folder, name=key)

@@ -81,7 +81,7 @@ def iwae_log_likelihood(
                 z = posterior.mean + std * eps  # [n, B, D]
                 with autocast:
                     output = model.decode(z.view(-1, z.shape[-1]))
-                output = output.float().view(n, *x.shape)
+                output = output.float().view(n, x.shape[0], *output.shape[1:])  # [n, B, C * outputs, H, W]
                 log_px = log_likelihood(model.likelihood, output, x, model.log_sigma)  # [n, B]
                 # log q(z|x) from eps directly: z - mean = std * eps exactly
                 log_qz = -0.5 * (eps.pow(2) + posterior.logvar + math.log(2 * math.pi)).sum(-1)

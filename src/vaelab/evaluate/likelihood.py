@@ -2,7 +2,9 @@
 
 Both need p(x|z). A run trained on binarized images is measured on a seeded binarization of the split, the
 standard binarized-MNIST protocol; a Bernoulli run on grey levels is measured as is, with a note saying that its
-numbers are cross-entropies, not a normalized likelihood.
+numbers are cross-entropies, not a normalized likelihood; each likelihood says what its numbers are
+(`Likelihood.note`): the discretized logistic's are true bounds on the 8-bit data's code length, with no
+dequantization correction (it is a probability of the integer pixels, so bits/dim = -log2 p / dims).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from vaelab import data
 from vaelab.evaluate.iwae import iwae_log_likelihood
 from vaelab.evaluate.metric import Context, Metric, Section, optional
 from vaelab.losses import binarize as binarize_images
+from vaelab.models import likelihoods
 from vaelab.training.split import split_terms
 
 
@@ -65,12 +68,8 @@ def measure_elbo(ctx: Context) -> tuple[ElboResult, list[str]]:
         bits_per_dim=bits_per_dim(neg_elbo, ctx.images[0].numel()),
         sq_error=terms.get("sq_error"),
     )
-    notes = []
-    if ctx.model.likelihood == "bernoulli" and not ctx.binarize:
-        notes.append(
-            "Bernoulli likelihood on grey-level pixels: the ELBO and NLL are cross-entropies, not a normalized "
-            "likelihood of the data (train with --binarize for the standard binarized-MNIST protocol)"
-        )
+    note = likelihoods.get(ctx.model.likelihood).note(ctx.binarize)  # what these numbers are, said by the likelihood
+    notes = [note] if note else []
     if ctx.binarize:
         notes.append(
             f"likelihoods on a seeded binarization (seed {ctx.seed}) of the {ctx.split} split, the standard protocol"

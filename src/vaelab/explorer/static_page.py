@@ -24,6 +24,7 @@ from torch import nn
 
 from vaelab.errors import ConfigError
 from vaelab.explorer.session import Session, open_sessions
+from vaelab.models import likelihoods
 
 MAX_POINTS = 1000  # test points and images embedded per run
 ACTIVATIONS = {nn.ReLU: "relu", nn.ELU: "elu", nn.SiLU: "silu", nn.LeakyReLU: "leaky_relu"}
@@ -91,6 +92,17 @@ def layers_of(network: nn.Module, weights: Weights) -> list[dict]:
     return layers
 
 
+def browser_output(likelihood: str) -> str:
+    """How the page turns the decoder's output into an image (the likelihood's `browser`), or a one-line refusal."""
+    output = likelihoods.get(likelihood).browser
+    if output is None:
+        raise ConfigError(
+            f"export --html: the {likelihood} likelihood's image has no in-browser version yet; "
+            "explore the run with `vaelab explore RUN`"
+        )
+    return output
+
+
 def run_data(session: Session, index: int) -> dict:
     """What the page needs of one run: its info, points, test images and networks."""
     from vaelab.models.vae import LOGVAR_MAX, LOGVAR_MIN
@@ -110,7 +122,7 @@ def run_data(session: Session, index: int) -> dict:
         "decoder": decoder,
         "encoder": encoder,
         "logvar": [LOGVAR_MIN, LOGVAR_MAX],
-        "output": "sigmoid" if session.model.likelihood == "bernoulli" else "clamp",
+        "output": browser_output(session.model.likelihood),
         "weights": weights.base64(),
         "weights_size": weights.size * 4,
     }

@@ -82,12 +82,16 @@ class Kind:
 
 def networks(config: TrainConfig, shape: tuple[int, int, int], **likelihood: Any) -> VAEConfig:
     """The encoder/decoder architecture of the shared options (+ a likelihood's settings)."""
+    if config.arch != "resnet" and (config.width is not None or config.blocks is not None):
+        raise ConfigError(f"width, blocks: only for --arch resnet; leave them out with --arch {config.arch}")
     return VAEConfig(
         shape=shape,
         arch=config.arch,
         latent_dim=config.latent_dim,
         hidden=config.hidden and tuple(config.hidden),
         channels=tuple(config.channels),
+        width=config.width,
+        blocks=config.blocks,
         activation=config.activation,
         **likelihood,
     )

@@ -33,6 +33,7 @@ class IWAEOptions:
     """The VAE's options but the KL weight (the bound has none), and k."""
 
     likelihood: str = VAEOptions.__dataclass_fields__["likelihood"]
+    mixtures: int | None = VAEOptions.__dataclass_fields__["mixtures"]
     sigma: float = VAEOptions.__dataclass_fields__["sigma"]
     learn_sigma: bool = VAEOptions.__dataclass_fields__["learn_sigma"]
     binarize: bool = VAEOptions.__dataclass_fields__["binarize"]
@@ -52,7 +53,8 @@ def iwae_terms(
     The log-weights are those of `evaluate.iwae` (the evaluation's estimator) with gradients kept."""
     posterior = posterior or model.encode(x)
     z = _sample_k(posterior, k, generator)  # [k, B, D]
-    output = model.decode(z.reshape(-1, z.shape[-1])).float().view(k, *x.shape)  # [k, B, C, H, W]
+    output = model.decode(z.reshape(-1, z.shape[-1])).float()
+    output = output.view(k, x.shape[0], *output.shape[1:])  # [k, B, C * outputs, H, W]
     log_px = log_likelihood(model.likelihood, output, x, model.log_sigma)  # [k, B]
     kl = posterior.log_prob(z) - model.log_prior(z)  # [k, B]
     log_w = log_px - kl

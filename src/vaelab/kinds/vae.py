@@ -18,7 +18,8 @@ from vaelab.errors import ConfigError
 from vaelab.kinds.base import Kind, networks
 from vaelab.kinds.memory import Footprint, StepSizes, encoder_decoder, on_meta
 from vaelab.losses import batch_sums, binarize, kl_weight
-from vaelab.models import VAE, DiagonalGaussian, VAEConfig
+from vaelab.models import VAE, DiagonalGaussian, VAEConfig, likelihoods
+from vaelab.models.likelihoods.logistic import MAX_MIXTURES
 from vaelab.noise import EVAL_SEED_OFFSET
 from vaelab.training.common import average_gradients, fused_adam, set_lr, wrap
 from vaelab.training.split import split_terms
@@ -36,8 +37,12 @@ class KLWeight:
 class VAEOptions(KLWeight):
     likelihood: str = option(
         "bernoulli",
-        "reconstruction likelihood: bernoulli (cross-entropy) or gaussian (squared error); old name --recon",
+        "reconstruction likelihood: bernoulli (cross-entropy), gaussian (squared error) or logistic (a mixture of "
+        "discretized logistics: a true likelihood of 8-bit pixels, for colour images); old name --recon",
         choices=LIKELIHOODS,
+    )
+    mixtures: int | None = option(
+        None, "logistic likelihood: mixture components per pixel and channel (default 5)", min=1, max=MAX_MIXTURES
     )
     sigma: float = option(
         math.sqrt(0.5),
@@ -56,11 +61,22 @@ def check(config: TrainConfig) -> None:
         raise ConfigError("binarize: only makes sense with likelihood = bernoulli")
     if o.learn_sigma and o.likelihood != "gaussian":
         raise ConfigError("learn_sigma: only makes sense with likelihood = gaussian")
+    mixtures = getattr(o, "mixtures", None)  # a kind that copies VAEOptions' fields one by one may not have it
+    if mixtures is not None and not likelihoods.get(o.likelihood).mixtures:
+        mixed = ", ".join(name for name, item in likelihoods.LIKELIHOODS.items() if item.mixtures)
+        raise ConfigError(f"mixtures: only for --likelihood {mixed}; leave it out with --likelihood {o.likelihood}")
 
 
 def vae_networks(config: TrainConfig, shape: tuple[int, int, int]) -> VAEConfig:
     o = config.options
-    return networks(config, shape, likelihood=o.likelihood, sigma=o.sigma, learn_sigma=o.learn_sigma)
+    return networks(
+        config,
+        shape,
+        likelihood=o.likelihood,
+        sigma=o.sigma,
+        learn_sigma=o.learn_sigma,
+        mixtures=getattr(o, "mixtures", None) or 0,
+    )
 
 
 def memory(config: TrainConfig, shape: tuple[int, int, int], sizes: StepSizes) -> Footprint:

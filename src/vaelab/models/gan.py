@@ -17,10 +17,11 @@ from torch import nn
 from vaelab.errors import RunError
 from vaelab.models.vae import VAEConfig, build_decoder, build_encoder
 from vaelab.nets import ConvEncoder
+from vaelab.nets_resnet import ResNetEncoder
 
 
 def _flat_layers(encoder: nn.Module) -> list[nn.Module]:
-    if isinstance(encoder, ConvEncoder):
+    if isinstance(encoder, (ConvEncoder, ResNetEncoder)):  # convolutional features, then dense layers
         return [*encoder.features, *encoder.head]
     return list(encoder)
 

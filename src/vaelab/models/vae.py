@@ -11,15 +11,19 @@ import torch
 from torch import nn
 
 from vaelab.config import ACTIVATIONS, ARCHS, LIKELIHOODS, MAX_WIDTH
+from vaelab.models import likelihoods
+from vaelab.models.likelihoods.logistic import MAX_MIXTURES
 from vaelab.models.posterior import DiagonalGaussian, standard_normal_log_prob
 from vaelab.nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from vaelab.nets_resnet import ResNetDecoder, ResNetEncoder, default_width
 
 MAX_SIDE, MAX_CHANNELS = 4096, 64  # an image larger than this is no image vaelab can train on
 
 # Clamp log-variances so exp() can neither overflow nor underflow to a zero variance (as diffusers does).
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 
-DEFAULT_HIDDEN = {"mlp": (400,), "conv": (256,)}
+DEFAULT_HIDDEN = {"mlp": (400,), "conv": (256,), "resnet": (256,)}
+DEFAULT_BLOCKS = 1  # resnet: residual blocks per stage
 
 
 @dataclass
@@ -35,6 +39,9 @@ class VAEConfig:
     likelihood: str = "bernoulli"
     sigma: float = math.sqrt(0.5)  # Gaussian only: -log p(x|z) = ||x - x_hat||^2 + const, as in the course
     learn_sigma: bool = False
+    mixtures: int = 0  # logistic only: components per pixel and channel (0: the likelihood's default)
+    width: int | None = None  # resnet only: the first stage's width (None: chosen from the image size)
+    blocks: int | None = None  # resnet only: residual blocks per stage (None: DEFAULT_BLOCKS)
 
     def __post_init__(self):
         """Checks every value, so that a damaged config.json is an error, not a traceback (ValueError)."""
@@ -66,27 +73,58 @@ class VAEConfig:
             raise ValueError(f"sigma: expected a positive number, got {self.sigma!r}")
         if not isinstance(self.learn_sigma, bool):
             raise ValueError(f"learn_sigma: expected true or false, got {self.learn_sigma!r}")
+        chosen = likelihoods.get(self.likelihood)
+        if chosen.mixtures:
+            self.mixtures = ints("mixtures", [self.mixtures or chosen.default_mixtures], 1, MAX_MIXTURES)[0]
+        elif self.mixtures != 0:
+            raise ValueError(f"mixtures: the {self.likelihood} likelihood has no mixture, got {self.mixtures!r}")
+        if self.arch == "resnet":  # the one architecture with a width and blocks
+            self.width = ints("width", [default_width(self.shape) if self.width is None else self.width], 1, 4096)[0]
+            self.blocks = ints("blocks", [DEFAULT_BLOCKS if self.blocks is None else self.blocks], 0, 64)[0]
+        elif self.width is not None or self.blocks is not None:
+            raise ValueError(
+                f"width, blocks: only for arch resnet, got {self.width!r}, {self.blocks!r} for {self.arch}"
+            )
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """The fields config.json saves; those a new version added are left out while unused, so that a run's
+        config.json reads as it did before they existed."""
+        added = {"mixtures": 0, "width": None, "blocks": None}
+        return {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in asdict(self).items()
+            if k not in added or v != added[k]
+        }
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        """The decoder's output `(C * outputs, H, W)`: the likelihood's parameters per image channel."""
+        c, h, w = self.shape
+        return (c * likelihoods.get(self.likelihood).outputs(self.mixtures), h, w)
 
 
 def build_encoder(config: VAEConfig, out_features: int) -> nn.Module:
     if config.arch == "mlp":
         return MLPEncoder(config.shape, config.hidden, out_features, config.activation)
+    if config.arch == "resnet":
+        return ResNetEncoder(config.shape, config.width, config.blocks, config.hidden, out_features, config.activation)
     return ConvEncoder(config.shape, config.channels, config.hidden, out_features, config.activation)
 
 
 def build_decoder(config: VAEConfig) -> nn.Module:
+    """The decoder, to the likelihood's output channels (`config.output_shape`)."""
+    out = config.output_shape
     if config.arch == "mlp":
-        return MLPDecoder(config.shape, config.hidden, config.latent_dim, config.activation)
-    return ConvDecoder(config.shape, config.channels, config.hidden, config.latent_dim, config.activation)
+        return MLPDecoder(out, config.hidden, config.latent_dim, config.activation)
+    if config.arch == "resnet":
+        return ResNetDecoder(out, config.width, config.blocks, config.hidden, config.latent_dim, config.activation)
+    return ConvDecoder(out, config.channels, config.hidden, config.latent_dim, config.activation)
 
 
 class VAEOutput(NamedTuple):
     posterior: DiagonalGaussian
     z: torch.Tensor  # [N, D]
-    output: torch.Tensor  # [N, C, H, W]: logits (Bernoulli) or means (Gaussian)
+    output: torch.Tensor  # [N, C * outputs, H, W]: logits (Bernoulli), means (Gaussian), mixtures (logistic)
 
 
 class VAE(nn.Module):
@@ -124,8 +162,13 @@ class VAE(nn.Module):
         return VAEOutput(posterior, z, self.decode(z))
 
     def to_image(self, output: torch.Tensor) -> torch.Tensor:
-        """Decoder output -> image in [0, 1]: the Bernoulli mean sigmoid(logits), or the clamped Gaussian mean."""
-        return torch.sigmoid(output) if self.likelihood == "bernoulli" else output.clamp(0.0, 1.0)
+        """Decoder output -> image in [0, 1]: the likelihood's mean (the Bernoulli's sigmoid(logits), the clamped
+        Gaussian mean, the logistic mixture's clipped mean)."""
+        return likelihoods.get(self.likelihood).mean(output, self.config.shape[0])
+
+    def draw(self, output: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decoder output -> one image drawn from p(x|z), in [0, 1] (8-bit levels for the logistic likelihood)."""
+        return likelihoods.get(self.likelihood).sample(output, self.log_sigma, self.config.shape[0], generator)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, z: torch.Tensor | None = None) -> torch.Tensor:
