@@ -5,7 +5,7 @@ Routes (`R` is a run's index in the order given on the command line):
     GET  /                             the page (static HTML + JS + CSS from `static/`)
     GET  /api/runs                     every run: kind, shape, latent dimension, capabilities, KL per dimension,
                                        planes (the principal plane with its share of variance)
-    GET  /api/runs/R/points            test posterior means [N, D] and labels (the map's scatter)
+    GET  /api/runs/R/points            test posterior means [N, D], labels and known factors (the map's scatter)
     GET  /api/runs/R/test/I.png        test image I
     POST /api/runs/R/decode?format=raw|png     {"z": [D numbers]} -> one image (raw: uint8 H x W x C bytes)
     POST /api/runs/R/grid?format=raw|png       {"origin", "axes", "box": [u0, u1, v0, v1], "n"} -> one mosaic

@@ -105,6 +105,8 @@ class Session:
         test = self.dataset.test
         self.test_images = test.images
         self.test_labels = None if test.labels is None else test.labels[:MAX_POINTS]
+        # the known factors of each shown test image (dSprites), by factor name: the map can be coloured by any
+        self.test_factors = None if test.factors is None else test.factors[:MAX_POINTS]
         # the side of the box the data's digits are scaled into (20 for MNIST), None for data that is not digit-like
         self.ink_box: int | None = ink.ink_box(test.images[:MAX_POINTS].numpy())
         self.means: torch.Tensor | None = None  # [N, D] test posterior means
@@ -149,8 +151,16 @@ class Session:
             "active": self.active,
             "samplers": samplers(self.run),
             "classes": self.classes(),
+            "factors": self.factors(),
             "planes": [vars(p) for p in self.planes()],
         }
+
+    def factors(self) -> list[dict[str, Any]] | None:
+        """The data's known factors (name and number of values), for the map's colour-by choice; None without."""
+        names, sizes = self.dataset.factor_names, self.dataset.factor_sizes
+        if names is None or self.test_factors is None:
+            return None
+        return [{"name": name, "size": int(size)} for name, size in zip(names, sizes)]
 
     def classes(self) -> list[str] | None:
         if self.dataset.classes:
@@ -186,7 +196,11 @@ class Session:
         if self.means is None:
             return {"means": [], "labels": [], "reason": no_encoder_reason(kind_name(self.run))}
         labels = [] if self.test_labels is None else self.test_labels.tolist()
-        return {"means": np.round(self.means.numpy(), 4).tolist(), "labels": labels}
+        points = {"means": np.round(self.means.numpy(), 4).tolist(), "labels": labels}
+        if self.test_factors is not None:  # each factor's value index per point, by factor name
+            names = self.dataset.factor_names
+            points["factors"] = {name: self.test_factors[:, k].tolist() for k, name in enumerate(names)}
+        return points
 
     def test_image(self, index: int) -> np.ndarray:
         """Test image `index` as uint8 `[H, W, C]`."""

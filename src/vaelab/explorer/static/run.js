@@ -13,6 +13,9 @@ const PICK_PX = 5; // a click this close to a test point picks it
 
 const fmt = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : '–');
 
+// A factor's value index `value` of `size` values, from blue (0) to red (the last).
+export const factorColour = (value, size) => `hsl(${Math.round(240 * (1 - value / Math.max(1, size - 1)))}, 75%, 45%)`;
+
 export class RunView {
   constructor(info, app, mapSize) {
     this.info = info;
@@ -21,8 +24,9 @@ export class RunView {
     const [channels, height, width] = info.shape;
     this.image = { channels, height, width };
     this.z = new Array(info.latent_dim).fill(0); // the current point
-    this.points = null; // {means, labels, uv}
+    this.points = null; // {means, labels, factors, uv}
     this.hidden = new Set(); // labels switched off in the legend
+    this.colourBy = null; // null: the points' labels; else the name of a known factor of the data (dSprites)
     this.posterior = null; // {mean, std, samples_z}
     this.path = null; // the interpolation path, latent points
     this.priorSamples = null;
@@ -172,14 +176,62 @@ export class RunView {
   async load() {
     if (this.info.has_encoder) {
       const points = await getJSON(`${this.api}/points`);
-      this.points = { means: points.means, labels: points.labels, uv: [] };
+      this.points = { means: points.means, labels: points.labels, factors: points.factors || null, uv: [] };
+      this.buildColourBy();
       this.buildLegend();
     }
     this.choosePlane();
     this.showCurrent();
   }
 
+  // Data with known factors: a choice of what colours the map's points, the label or any factor.
+  buildColourBy() {
+    const factors = this.info.factors;
+    if (!factors || !this.points.factors) return;
+    const select = document.createElement('select');
+    select.className = 'colour-by';
+    select.title = 'colour the test points by their label or by a known factor of the data';
+    const options = [['', 'colour by label'], ...factors.map((f) => [f.name, `colour by ${f.name} (${f.size} values)`])];
+    for (const [value, text] of options) {
+      const option = document.createElement('option');
+      option.value = value;
+      option.textContent = text;
+      select.append(option);
+    }
+    select.addEventListener('change', () => {
+      this.colourBy = select.value || null;
+      this.el.legend.replaceChildren();
+      this.buildLegend();
+      this.map.drawBase();
+    });
+    this.el.legend.before(select);
+    this.el.colourBy = select;
+  }
+
+  // A point's colour: its label's, or its factor value on a blue-to-red scale.
+  pointColour(k) {
+    if (this.colourBy) {
+      const size = this.info.factors.find((f) => f.name === this.colourBy).size;
+      return factorColour(this.points.factors[this.colourBy][k], size);
+    }
+    return colour(this.points.labels.length ? this.points.labels[k] : null);
+  }
+
   buildLegend() {
+    if (this.colourBy) {
+      const { size } = this.info.factors.find((f) => f.name === this.colourBy);
+      const scale = document.createElement('span');
+      scale.className = 'factor-scale';
+      scale.append(`${this.colourBy}: value 0 `);
+      for (let v = 0; v < size; v += Math.max(1, Math.floor(size / 8))) {
+        const swatch = document.createElement('i');
+        swatch.style.background = factorColour(v, size);
+        scale.append(swatch);
+      }
+      scale.append(` ${size - 1}`);
+      this.el.legend.append(scale);
+      return;
+    }
     const labels = this.points.labels;
     const classes = this.info.classes;
     if (!labels.length || !classes) return;
@@ -257,7 +309,7 @@ export class RunView {
     if (!this.points) return null;
     let best = null; let bestDistance = PICK_PX;
     this.points.uv.forEach(([u, v], k) => {
-      if (this.hidden.has(this.points.labels.length ? this.points.labels[k] : null)) return;
+      if (!this.colourBy && this.hidden.has(this.points.labels.length ? this.points.labels[k] : null)) return;
       const distance = Math.hypot(this.map.px(u) - x, this.map.py(v) - y);
       if (distance < bestDistance) { best = k; bestDistance = distance; }
     });
@@ -329,10 +381,10 @@ export class RunView {
     ctx.globalAlpha = map.grid ? 0.9 : 0.75;
     for (let k = 0; k < uv.length; k += 1) {
       const label = labels.length ? labels[k] : null;
-      if (this.hidden.has(label)) continue;
+      if (!this.colourBy && this.hidden.has(label)) continue;
       const x = map.px(uv[k][0]); const y = map.py(uv[k][1]);
       if (x < -3 || y < -3 || x > map.size + 3 || y > map.size + 3) continue;
-      ctx.fillStyle = colour(label);
+      ctx.fillStyle = this.pointColour(k);
       ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
     }
     ctx.globalAlpha = 1;
