@@ -94,6 +94,7 @@ def test_subsets_are_seeded_and_split():
         assert (a.test.images[k, 0].numpy() > 0).tolist() == image(*f).tolist()
     index = np.ravel_multi_index(a.train.factors.numpy().T, dsprites.FACTOR_SIZES)
     assert len(np.unique(index)) == 450
+    assert len(set(a.test.labels[:10].tolist())) > 1  # the first test images (the figures' own) mix the shapes
     small = data.load("dsprites:2")
     assert len(small.train) == 1 and len(small.test) == 1
     assert data.load("dsprites:1_000").name == "dsprites:1_000" and len(data.load("dsprites:1_000").test) == 100

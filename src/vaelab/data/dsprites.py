@@ -131,10 +131,11 @@ def subset_indices(n: int) -> np.ndarray:
 
 
 def split_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the train and test images among `n` (10 % test, at least one), a seeded permutation."""
+    """Positions of the train and test images among `n` (10 % test, at least one), each split in a seeded random
+    order: the first images of a split (those the figures show) mix every factor, as in a shuffled data set."""
     order = np.random.Generator(np.random.PCG64(SEED + 1)).permutation(n)
     n_test = max(1, int(round(n * TEST_FRACTION)))
-    return np.sort(order[n_test:]), np.sort(order[:n_test])
+    return order[n_test:], order[:n_test]
 
 
 def build_cache(path: Path, quiet: bool = False) -> None:
