@@ -64,14 +64,16 @@ class TrainedRun(Run):
         device: str = "auto",
         write: bool = True,
         quiet: bool = False,
+        features: str = "auto",
     ):
         """`vaelab eval`: every number the run's kind has, as an `EvalResult` (`result.get("iwae").nll`,
         `result.to_dict()` is eval.json, written to the run unless `write=False`). `precision`: the decoder's in
-        the IWAE estimate (default: the run's training precision)."""
+        the IWAE estimate (default: the run's training precision). `features`: the sample-quality feature space
+        (auto, classifier, random), as `vaelab eval --features`."""
         from vaelab.evaluate import evaluate_run
 
         precision = self.config.precision if precision is None else precision
-        return evaluate_run(self, split, iwae_k, seed, precision, device, write=write, quiet=quiet)
+        return evaluate_run(self, split, iwae_k, seed, precision, device, write=write, quiet=quiet, features=features)
 
     def figure_names(self) -> list[str]:
         """The figures this run's kind can have (`figure(name)` draws any of them)."""

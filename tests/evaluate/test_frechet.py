@@ -100,3 +100,13 @@ def test_precision_and_recall_on_shifted_and_collapsed_sets():
     assert same_p > 0.8 and same_r > 0.8
     assert far_p < 0.05 and far_r < 0.05
     assert collapsed_p > 0.9 and collapsed_r < 0.3  # good samples of too few modes: precise, not diverse
+
+
+def test_precision_recall_exact_on_identical_and_far_disjoint_sets():
+    """Known cases: a set against itself lies on its own manifold (precision = recall = 1, FD = 0); a set far from
+    every k-NN ball of the other (precision = recall = 0)."""
+    torch.manual_seed(1)
+    real = torch.randn(300, 5)
+    assert precision_recall(real, real.clone()) == (1.0, 1.0)
+    assert abs(frechet_distance(real, real.clone())) < 1e-6
+    assert precision_recall(real, torch.randn(300, 5) + 100.0) == (0.0, 0.0)

@@ -22,7 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--precision", default="fp32", choices=("fp32", "bf16"), help="decoder precision in the IWAE estimate"
     )
     parser.add_argument("--device", default="auto", choices=DEVICES)
-    parser.add_argument("--cache-dir", help="where the feature classifier is cached (default: the data cache)")
+    parser.add_argument(
+        "--features",
+        default="auto",
+        choices=("auto", "classifier", "random", "inception"),
+        help="sample-quality feature space: classifier (trained on the labels), random (a fixed random CNN, for data "
+        "without labels), auto (the classifier when there are 2+ classes, else random; default)",
+    )
+    parser.add_argument("--cache-dir", help="where the feature networks are cached (default: the data cache)")
     parser.add_argument(
         "--require",
         action="append",
@@ -49,5 +56,6 @@ def run(args: argparse.Namespace) -> None:
         args.cache_dir,
         quiet=args.quiet,
         require=tuple(args.require),
+        features=args.features,
     )
     print(json.dumps(result.to_dict(), indent=2) if args.json else format_table(result))

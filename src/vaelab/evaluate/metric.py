@@ -72,6 +72,7 @@ class Context:
     quiet: bool
     binarize: bool  # the run was trained on binarized images: its likelihoods are measured on a seeded binarization
     samplers: dict[str, Any]  # the samplers fitted to the run (`vaelab fit-sampler`), checked when the run was opened
+    features: str = "auto"  # the sample-quality feature space (`vaelab eval --features`)
 
 
 @dataclass(frozen=True)

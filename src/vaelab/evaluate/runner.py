@@ -9,19 +9,20 @@ from vaelab import samplers, threads
 from vaelab.checkpoint import check_writable
 from vaelab.device import resolve_device
 from vaelab.errors import ConfigError
-from vaelab.evaluate import metrics
+from vaelab.evaluate import metrics, sample_quality
 from vaelab.evaluate.metric import Context
 from vaelab.evaluate.result import EvalResult
 from vaelab.run import Run
 
 
-def check_options(split: str, iwae_k: int, precision: str) -> None:
+def check_options(split: str, iwae_k: int, precision: str, features: str = "auto") -> None:
     if split not in ("train", "test"):
         raise ConfigError(f"split: must be train or test, got {split!r}")
     if not 1 <= iwae_k <= 1_000_000:
         raise ConfigError(f"iwae_k: must lie in 1..1000000, got {iwae_k}")
     if precision not in ("fp32", "bf16"):
         raise ConfigError(f"precision: must be fp32 or bf16, got {precision!r}")
+    sample_quality.check_features(features)
 
 
 def check_required(require, kind, dataset) -> None:
@@ -49,11 +50,13 @@ def evaluate_run(
     write: bool = True,
     quiet: bool = True,
     require: tuple[str, ...] = (),
+    features: str = "auto",
 ) -> EvalResult:
     """Every number of `vaelab eval` that the run's kind has; written to RUN/eval.json when `write` (checked
     to be writable before the work starts). Progress bars on stderr unless `quiet`. `require` names sections that
-    must be measured: a run that cannot have one (its kind, its data) is refused before any work."""
-    check_options(split, iwae_k, precision)
+    must be measured: a run that cannot have one (its kind, its data) is refused before any work. `features`: the
+    sample-quality feature space (auto, classifier, random: `sample_quality.feature_space`)."""
+    check_options(split, iwae_k, precision, features)
     dev = resolve_device(device)
     run = run if isinstance(run, Run) else Run.open(run, dev)
     if write:
@@ -62,9 +65,12 @@ def evaluate_run(
     model, dataset = run.model.to(dev), run.dataset()
     check_required(require, run.kind, dataset)
     images = getattr(dataset, split).images
+    sample_quality.feature_space(features, dataset)  # a classifier asked of unlabelled data: refused before work
     binarize = bool(getattr(run.config.options, "binarize", False))
     started = time.perf_counter()
-    ctx = Context(run, model, dataset, images, split, seed, iwae_k, precision, dev, cache_dir, quiet, binarize, fitted)
+    ctx = Context(
+        run, model, dataset, images, split, seed, iwae_k, precision, dev, cache_dir, quiet, binarize, fitted, features
+    )
     result = EvalResult(
         run=str(run.path),
         split=split,

@@ -1,5 +1,7 @@
 """Sample quality in `vaelab eval`: Frechet distance, precision and recall of samples against the split's images,
-in the features of a classifier trained once per data set (cached). Two metrics:
+in a feature space made once per data set (cached): a classifier's penultimate layer when the data has labels
+of at least 2 classes, else the principal components of a fixed random CNN's statistics (`random_features`);
+`--features` chooses. Two metrics:
 
 - `samples`: samples from the model's own prior (every kind has it);
 - `samplers`: samples decoded from every sampler fitted to the run (`vaelab fit-sampler`), when there is one.
@@ -13,9 +15,44 @@ from typing import Any
 import torch
 
 from vaelab import data
+from vaelab.errors import ConfigError
 from vaelab.evaluate import classifier as feature_net
+from vaelab.evaluate import random_features
 from vaelab.evaluate.frechet import frechet_distance, precision_recall
 from vaelab.evaluate.metric import Context, Metric, Section, optional
+
+FEATURES = ("auto", "classifier", "random", "inception")
+INCEPTION_MISSING = (
+    "--features inception: vaelab has no Inception-v3 network to load FID weights into (torchvision is not a "
+    "dependency and the network is not written yet); use --features random or classifier (or auto)"
+)
+
+
+def check_features(choice: str) -> None:
+    """Refuse an unknown or unavailable feature space before any work."""
+    if choice not in FEATURES:
+        raise ConfigError(f"features: must be one of {', '.join(FEATURES)}, got {choice!r}")
+    if choice == "inception":
+        raise ConfigError(INCEPTION_MISSING)
+
+
+def labelled(dataset: data.Dataset) -> bool:
+    """Whether a classifier can be trained on the data set: labels of at least 2 classes."""
+    return dataset.train.labels is not None and dataset.num_classes is not None and dataset.num_classes >= 2
+
+
+def feature_space(choice: str, dataset: data.Dataset) -> str:
+    """The feature space `choice` means for `dataset`: `auto` is the classifier when there are labels of at least
+    2 classes, else the random CNN; the classifier on data without them is refused in one line."""
+    check_features(choice)
+    if choice == "auto":
+        return "classifier" if labelled(dataset) else "random"
+    if choice == "classifier" and not labelled(dataset):
+        raise ConfigError(
+            f"--features classifier: {dataset.name} has no labels of 2 or more classes to train a classifier on; "
+            "use --features random (or auto)"
+        )
+    return choice
 
 
 @dataclass
@@ -28,22 +65,48 @@ class SampleQuality(Section):
     n_samples: int | None = optional()
     classifier_test_accuracy: float | None = optional()
     feature_space: str | None = optional()
+    fd: float | None = optional()  # FD in the label-free features (`fd_classifier` in the classifier's)
+    features: str | None = optional()  # which: "random" (left out for the classifier, as eval.json always was)
+
+    @property
+    def distance(self) -> float | None:
+        """The Frechet distance, whichever feature space measured it."""
+        return self.fd_classifier if self.fd_classifier is not None else self.fd
 
 
 def sample_quality(
-    model, dataset: data.Dataset, images: torch.Tensor, seed: int, cache_dir, device, quiet: bool = True
+    model,
+    dataset: data.Dataset,
+    images: torch.Tensor,
+    seed: int,
+    cache_dir,
+    device,
+    quiet: bool = True,
+    features: str = "auto",
 ) -> SampleQuality:
-    """FD, precision and recall of as many samples of `model` as there are `images`."""
-    if dataset.train.labels is None:
-        return SampleQuality(available=False, why="the data set has no labels to train the feature classifier on")
-    if images.shape[0] < 2 or dataset.num_classes is None or dataset.num_classes < 2:
-        return SampleQuality(available=False, why="sample quality needs at least 2 images and 2 classes")
+    """FD, precision and recall of as many samples of `model` as there are `images`, in `features`' space."""
+    space = feature_space(features, dataset)
+    if images.shape[0] < 2:
+        return SampleQuality(available=False, why="sample quality needs at least 2 images")
+    if space == "random":
+        net, _ = random_features.load_or_build(dataset, cache_dir, device)
+        real = random_features.features(net, images, device=device)
+        samples = _samples(model, images.shape[0], seed, device)
+        fake = random_features.features(net, samples, device=device)
+        precision, recall = precision_recall(real, fake)
+        return SampleQuality(
+            available=True,
+            precision=precision,
+            recall=recall,
+            n_samples=int(samples.shape[0]),
+            feature_space=f"{random_features.COMPONENTS} whitened principal components of a fixed random CNN's "
+            f"channel statistics, fitted on {dataset.name}'s training split (not Inception: compare within a data set)",
+            fd=frechet_distance(real, fake),
+            features="random",
+        )
     net, info = feature_net.load_or_train(dataset, cache_dir, device, quiet)
     real = feature_net.features(net, data.to_float(images), device=device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    samples = torch.cat(
-        [model.sample(min(1000, images.shape[0] - s), generator) for s in range(0, images.shape[0], 1000)]
-    )
+    samples = _samples(model, images.shape[0], seed, device)
     fake = feature_net.features(net, samples, device=device)
     precision, recall = precision_recall(real, fake)
     return SampleQuality(
@@ -57,9 +120,19 @@ def sample_quality(
     )
 
 
+def _samples(model, n: int, seed: int, device) -> torch.Tensor:
+    generator = torch.Generator(device=device).manual_seed(seed)
+    return torch.cat([model.sample(min(1000, n - s), generator) for s in range(0, n, 1000)])
+
+
 def quality_rows(s: SampleQuality) -> list[tuple[str, str]]:
     if not s.available:
         return [("sample quality", f"unavailable: {s.why}")]
+    if s.fd_classifier is None:
+        return [
+            ("FD (random-CNN features)", f"{s.fd:.3f}"),
+            ("precision / recall", f"{s.precision:.3f} / {s.recall:.3f}"),
+        ]
     return [
         ("FD (classifier features)", f"{s.fd_classifier:.3f}"),
         ("precision / recall", f"{s.precision:.3f} / {s.recall:.3f}"),
@@ -127,6 +200,7 @@ def measure_samplers(ctx: Context) -> tuple[SamplersResult | None, list[str]]:
                 ctx.cache_dir,
                 ctx.device,
                 ctx.quiet,
+                ctx.features,
             ),
         )
         for name, sampler in fitted.items()
@@ -136,7 +210,7 @@ def measure_samplers(ctx: Context) -> tuple[SamplersResult | None, list[str]]:
 
 def samplers_rows(result: SamplersResult) -> list[tuple[str, str]]:
     return [
-        (f"sampler {name}: FD / precision / recall", f"{q.fd_classifier:.3f} / {q.precision:.3f} / {q.recall:.3f}")
+        (f"sampler {name}: FD / precision / recall", f"{q.distance:.3f} / {q.precision:.3f} / {q.recall:.3f}")
         for name, q in ((name, s.quality) for name, s in result.samplers.items())
         if q.available
     ]
@@ -146,11 +220,13 @@ SAMPLES = Metric(
     name="samples",
     result=SampleQuality,
     measure=lambda ctx: (
-        sample_quality(ctx.model, ctx.dataset, ctx.images, ctx.seed, ctx.cache_dir, ctx.device, ctx.quiet),
+        sample_quality(
+            ctx.model, ctx.dataset, ctx.images, ctx.seed, ctx.cache_dir, ctx.device, ctx.quiet, ctx.features
+        ),
         [],
     ),
     rows=quality_rows,
     columns=("FD (classifier)", "precision", "recall"),
-    cells=lambda s: [s.fd_classifier, s.precision, s.recall] if s.available else ["n/a"] * 3,
+    cells=lambda s: [s.distance, s.precision, s.recall] if s.available else ["n/a"] * 3,
 )
 SAMPLERS = Metric(name="samplers", result=SamplersResult, measure=measure_samplers, rows=samplers_rows)
