@@ -29,7 +29,9 @@ from vaelab.training.split import split_terms
 class KLWeight:
     """The weight of the KL term, shared with the kinds built on the VAE."""
 
-    beta: float = option(1.0, "weight of the KL term (default 1: the ELBO)", min=0)
+    beta: float = option(
+        1.0, "weight of the KL term (default 1: the ELBO); betatc: of the total correlation only (default 6)", min=0
+    )
     warmup_epochs: float = option(0.0, "ramp the KL weight linearly from 0 over this many epochs", min=0)
 
 
