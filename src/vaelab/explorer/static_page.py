@@ -118,6 +118,7 @@ def run_data(session: Session, index: int) -> dict:
         "info": info,
         "means": points["means"][:n],
         "labels": points["labels"][:n],
+        "factors": {name: values[:n] for name, values in points["factors"].items()} if "factors" in points else None,
         "images": base64.b64encode(session.test_images[:n].permute(0, 2, 3, 1).contiguous().numpy().tobytes()).decode(),
         "decoder": decoder,
         "encoder": encoder,

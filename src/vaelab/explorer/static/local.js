@@ -133,7 +133,7 @@ export class LocalBackend {
     const body = typeof options.body === 'string' ? JSON.parse(options.body) : null;
     const raw = (bytes) => new Response(bytes, { headers: { 'Content-Type': 'application/octet-stream' } });
     switch (parts[3]) {
-      case 'points': return json({ means: run.means, labels: run.labels });
+      case 'points': return json({ means: run.means, labels: run.labels, factors: run.factors });
       case 'decode': return raw(run.decodeRaw(body.z));
       case 'grid': {
         const { origin, axes, box, n } = body; const { c, h, w } = run;
