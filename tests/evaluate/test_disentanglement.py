@@ -130,6 +130,11 @@ def test_invariance_to_permuting_and_rescaling_dimensions(codes, factors):
     flipped = mixed * np.array([-1, 1, -2, 1, 1, -1, 1])
     assert dis.mig(flipped, factors) == pytest.approx(base["mig"], abs=1e-9)
     assert dis.sap(flipped, factors) == pytest.approx(base["sap"], abs=1e-9)
+    # DCI's trees split at quantiles: any increasing transform of a code leaves them the same splits
+    d, c, i, _ = dis.dci(np.exp(mixed / 4) + mixed**3, factors)
+    assert (d, c, i) == pytest.approx(
+        (base["disentanglement"], base["completeness"], base["informativeness"]), abs=1e-12
+    )
 
 
 def test_constant_factors_are_left_out(codes, factors):

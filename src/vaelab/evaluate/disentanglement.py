@@ -7,8 +7,10 @@ Each follows its paper, with the estimator's choices fixed here (the defaults) a
 - DCI (Eastwood & Williams 2018, "A framework for the quantitative evaluation of disentangled representations"):
   an importance matrix R `[D, K]` from one regressor per factor; disentanglement = sum_j rho_j (1 - H_K(P_j.)),
   completeness = mean_k (1 - H_D(P.k)), informativeness = the regressors' held-out accuracy. The regressor is
-  gradient-boosted decision stumps (least squares, `DCI_ROUNDS` rounds, shrinkage `DCI_SHRINKAGE`), deterministic,
-  with the importance of a code dimension its total reduction of squared error (as the paper's random forests).
+  gradient-boosted decision stumps (least squares, `DCI_ROUNDS` rounds, shrinkage `DCI_SHRINKAGE`, split points at
+  `DCI_BINS` quantiles of each code, as histogram gradient boosting does), deterministic, trained on a seeded
+  `1 - DCI_TEST_FRACTION` of the codes, with the importance of a code dimension its total reduction of squared
+  error (as the paper's random forests).
   Dimensions that split the data identically share a round's reduction equally (a duplicated code is credited to
   both copies, as the definition of completeness asks). Informativeness is reported as the mean held-out R^2 of the
   factor's value index (1 is perfect, 0 no better than its mean; the paper's error is 1 - R^2 in that normalization).
@@ -38,6 +40,7 @@ BINS = 20
 DCI_ROUNDS = 150
 DCI_SHRINKAGE = 0.2
 DCI_TEST_FRACTION = 0.2
+DCI_BINS = 128  # a stump splits a code at one of its training values' 1/128 quantiles
 FV_GROUP = 64
 FV_TRAIN_VOTES = 1000
 FV_EVAL_VOTES = 500
@@ -113,50 +116,61 @@ def mig_per_factor(mi: np.ndarray, entropies: np.ndarray) -> np.ndarray:
 # --- DCI ------------------------------------------------------------------------------------------------------------
 
 
-def _boosted_stumps(x: np.ndarray, order: np.ndarray, y: np.ndarray, rounds: int, shrinkage: float):
-    """Least-squares gradient boosting of stumps on `x` `[N, D]` (`order` its argsort per column) for target `y` `[N]`.
+def quantile_bins(train: np.ndarray, bins: int) -> list[np.ndarray]:
+    """Per code dimension, at most `bins - 1` split points: the training values at every `1 / bins` quantile."""
+    n = train.shape[0]
+    at = (np.arange(1, bins) * n) // bins
+    return [np.unique(np.sort(train[:, j])[at]) for j in range(train.shape[1])]
 
-    Returns the stumps [(dims, threshold-per-dim, left, right)] and the importance `[D]` (squared-error reduction)."""
-    n, d = x.shape
-    residual = y - y.mean()
+
+def binned(x: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:
+    """Bin indices `[N, D]`: how many of a dimension's split points each code reaches (x >= edge)."""
+    return np.stack([np.searchsorted(e, x[:, j], side="right") for j, e in enumerate(edges)], axis=1)
+
+
+def _boosted_stumps(bins: np.ndarray, nbins: int, y: np.ndarray, rounds: int, shrinkage: float):
+    """Least-squares gradient boosting of stumps on binned codes `bins` `[N, D]` (values < nbins), target `y` `[N]`.
+
+    Each round fits the stump (a dimension and a bin boundary) that most reduces the squared error of the residual,
+    from per-bin sums (one weighted bincount over N x D). Returns the mean, the stumps [(dims, last left bin per dim,
+    left value, right value)] and the importance `[D]` (the total reduction of squared error credited to each)."""
+    n, d = bins.shape
+    flat = (bins + np.arange(d) * nbins).ravel()  # [N * D] row-major: image i's D bins, then image i + 1's
+    counts = np.bincount(flat, minlength=d * nbins).reshape(d, nbins).astype(np.float64)
+    left_n = np.cumsum(counts, axis=1)[:, :-1]  # [D, nbins - 1]: images left of each boundary
+    right_n = n - left_n
+    valid = (left_n > 0) & (right_n > 0)
+    inv_left, inv_right = 1 / np.where(valid, left_n, 1), 1 / np.where(valid, right_n, 1)
+    mean = y.mean()
+    residual = y - mean
     importance = np.zeros(d)
     stumps = []
-    xs = np.take_along_axis(x, order, axis=0)  # [N, D] each column sorted
-    valid = xs[1:] > xs[:-1]  # a split after row i separates distinct values
-    left_n = np.arange(1, n)[:, None].astype(np.float64)
     for _ in range(rounds):
-        rs = residual[order]  # [N, D]
-        csum = np.cumsum(rs, axis=0)[:-1]  # sums of the left parts
+        sums = np.bincount(flat, weights=np.repeat(residual, d), minlength=d * nbins).reshape(d, nbins)
+        left = np.cumsum(sums, axis=1)[:, :-1]
         total = residual.sum()
-        gain = csum**2 / left_n + (total - csum) ** 2 / (n - left_n) - total**2 / n
-        gain = np.where(valid, gain, -np.inf)
-        best_i = gain.argmax(axis=0)  # [D]: each dimension's best split
-        best = gain[best_i, np.arange(d)]
+        # the reduction of squared error of splitting there: S_L^2 / n_L + S_R^2 / n_R - S^2 / n
+        gain = np.where(valid, left * left * inv_left + (total - left) ** 2 * inv_right, -np.inf) - total**2 / n
+        best_b = gain.argmax(axis=1)  # [D]: each dimension's best boundary
+        best = gain[np.arange(d), best_b]
         top = best.max()
         if not np.isfinite(top) or top <= 1e-12 * max(1.0, float((residual**2).sum())):
             break
         chosen = np.nonzero(best >= top - TIE * abs(top))[0]  # ties: the same split found by several dimensions
-        lefts, rights, thresholds = [], [], []
-        update = np.zeros(n)
-        for j in chosen:
-            i = best_i[j]
-            left_mean, right_mean = csum[i, j] / (i + 1), (total - csum[i, j]) / (n - i - 1)
-            threshold = (xs[i, j] + xs[i + 1, j]) / 2
-            lefts.append(left_mean)
-            rights.append(right_mean)
-            thresholds.append(threshold)
-            update += np.where(x[:, j] <= threshold, left_mean, right_mean)
-            importance[j] += top / len(chosen)
-        update *= shrinkage / len(chosen)
-        residual = residual - update
-        stumps.append((chosen, np.array(thresholds), np.array(lefts), np.array(rights)))
-    return y.mean(), stumps, importance
+        b = best_b[chosen]
+        lefts = left[chosen, b] * inv_left[chosen, b]
+        rights = (total - left[chosen, b]) * inv_right[chosen, b]
+        step = np.where(bins[:, chosen] <= b, lefts, rights).sum(axis=1)
+        residual = residual - shrinkage * step / len(chosen)
+        importance[chosen] += top / len(chosen)
+        stumps.append((chosen, b, lefts, rights))
+    return mean, stumps, importance
 
 
-def _predict(x: np.ndarray, mean: float, stumps, shrinkage: float) -> np.ndarray:
-    out = np.full(x.shape[0], mean)
-    for dims, thresholds, lefts, rights in stumps:
-        step = np.where(x[:, dims] <= thresholds, lefts, rights)  # [N, len(dims)]
+def _predict(bins: np.ndarray, mean: float, stumps, shrinkage: float) -> np.ndarray:
+    out = np.full(bins.shape[0], mean)
+    for dims, last_left, lefts, rights in stumps:
+        step = np.where(bins[:, dims] <= last_left, lefts, rights)  # [N, len(dims)]
         out += shrinkage * step.sum(axis=1) / len(dims)
     return out
 
@@ -168,6 +182,7 @@ def importance_matrix(
     shrinkage: float = DCI_SHRINKAGE,
     test_fraction: float = DCI_TEST_FRACTION,
     seed: int = SEED,
+    bins: int = DCI_BINS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """R `[D, K]` (each factor's column sums to 1, or is 0 when nothing predicts it) and the held-out R^2 `[K]` of
     boosted stumps trained on a seeded `1 - test_fraction` of the codes."""
@@ -176,17 +191,17 @@ def importance_matrix(
     order = np.random.Generator(np.random.PCG64(seed)).permutation(n)
     n_test = max(1, int(round(n * test_fraction)))
     test, train = order[:n_test], order[n_test:]
-    x_train, x_test = codes[train], codes[test]
-    sorted_train = np.argsort(x_train, axis=0, kind="stable")
+    edges = quantile_bins(codes[train], bins)
+    b_train, b_test = binned(codes[train], edges), binned(codes[test], edges)
     r = np.zeros((codes.shape[1], factors.shape[1]))
     r2 = np.zeros(factors.shape[1])
     for k in range(factors.shape[1]):
         y = factors[:, k].astype(np.float64)
-        mean, stumps, importance = _boosted_stumps(x_train, sorted_train, y[train], rounds, shrinkage)
+        mean, stumps, importance = _boosted_stumps(b_train, bins, y[train], rounds, shrinkage)
         if importance.sum() > 0:
             r[:, k] = importance / importance.sum()
         variance = ((y[test] - y[test].mean()) ** 2).mean()
-        error = ((y[test] - _predict(x_test, mean, stumps, shrinkage)) ** 2).mean()
+        error = ((y[test] - _predict(b_test, mean, stumps, shrinkage)) ** 2).mean()
         r2[k] = max(0.0, 1 - error / variance) if variance > 0 else 0.0
     return r, r2
 
@@ -206,11 +221,12 @@ def dci(
     shrinkage: float = DCI_SHRINKAGE,
     test_fraction: float = DCI_TEST_FRACTION,
     seed: int = SEED,
+    bins: int = DCI_BINS,
 ) -> tuple[float, float, float, np.ndarray]:
     """(disentanglement, completeness, informativeness, importance `[D, K]`) (Eastwood & Williams 2018)."""
     codes, factors = _check(codes, factors)
     keep = _varied(factors)
-    r, r2 = importance_matrix(codes, factors[:, keep], rounds, shrinkage, test_fraction, seed)
+    r, r2 = importance_matrix(codes, factors[:, keep], rounds, shrinkage, test_fraction, seed, bins)
     importance = np.zeros((codes.shape[1], factors.shape[1]))
     importance[:, keep] = r
     if r.sum() == 0:

@@ -46,6 +46,7 @@ def estimator_choices(seed: int) -> dict:
         "dci_rounds": dis.DCI_ROUNDS,
         "dci_shrinkage": dis.DCI_SHRINKAGE,
         "dci_test_fraction": dis.DCI_TEST_FRACTION,
+        "dci_split_quantiles": dis.DCI_BINS,
         "sap_score": "R^2 of a one-code linear regression (every factor as continuous)",
         "factorvae_group": dis.FV_GROUP,
         "factorvae_train_votes": dis.FV_TRAIN_VOTES,
@@ -132,6 +133,7 @@ def rows(r: DisentanglementResult) -> list[tuple[str, str]]:
             "disentanglement estimators",
             f"{r.n_images} images, {e['codes']}, seed {e['seed']}; MIG: {e['mig_bins']} equal-width bins per code; "
             f"DCI: {e['dci_regressor']}, {e['dci_rounds']} rounds, shrinkage {e['dci_shrinkage']}, "
+            f"splits at {e.get('dci_split_quantiles', 'all')} quantiles, "
             f"{e['dci_test_fraction']:.0%} held out; SAP: {e['sap_score']}; FactorVAE: {e['factorvae_train_votes']} "
             f"+ {e['factorvae_eval_votes']} votes of {e['factorvae_group']} images, "
             f"codes of variance <= {e['factorvae_collapsed_variance']} pruned",
