@@ -14,17 +14,19 @@ Each follows its paper, with the estimator's choices fixed here (the defaults) a
   Dimensions that split the data identically share a round's reduction equally (a duplicated code is credited to
   both copies, as the definition of completeness asks). Informativeness is reported as the mean held-out R^2 of the
   factor's value index (1 is perfect, 0 no better than its mean; the paper's error is 1 - R^2 in that normalization).
-  Trees are invariant to any monotone rescaling of a code; unlike a linear regressor they see non-linear codes.
+  Trees are invariant to any increasing transform of a code; unlike a linear regressor they see non-linear codes.
 - SAP (Kumar et al. 2018, "Variational inference of disentangled latent concepts from unlabeled observations", sec. 3):
   S_jk = the R^2 of a one-dimensional linear regression of factor k on code j (Cov^2 / (Var Var), the rule the paper
-  gives for continuous factors; every factor's value index is used as a continuous value, dSprites' ordered scale,
-  orientation and positions included), SAP = mean over factors of the gap between the two largest S_jk.
+  gives for continuous factors, applied to every factor's value index: right for ordered factors such as dSprites'
+  scale and positions; for a categorical one such as its shape it is a simplification of the paper's rule, a
+  classifier's accuracy), SAP = mean over factors of the gap between the two largest S_jk.
 - FactorVAE score (Kim & Mnih 2018, "Disentangling by factorising", sec. 4): codes divided by their standard
   deviation over the whole set; a vote fixes one factor k at one value, takes `FV_GROUP` images sharing it, and
   votes (argmin_j Var[z_j / s_j], k); a majority-vote classifier from `FV_TRAIN_VOTES` votes is scored on
   `FV_EVAL_VOTES` others. Collapsed dimensions are pruned first, as the paper does; it gives no threshold, so a
   dimension counts as collapsed when the variance of its codes is at most `COLLAPSED`, the active-unit threshold of
-  Burda et al. (2016) that `vaelab eval`'s latent usage uses. The images of a vote are drawn from the evaluated set (they are not re-rendered); chance is 1/K.
+  Burda et al. (2016) that `vaelab eval`'s latent usage uses. The images of a vote are drawn from the evaluated
+  set (they are not re-rendered); chance is 1/K.
 
 Factors with a single value in the evaluated set carry no information and are left out of every average.
 Everything is seeded and uses no BLAS reduction, so results do not depend on the machine's thread count.
