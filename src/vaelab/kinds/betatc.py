@@ -16,7 +16,7 @@ is weighted. The aggregate posterior q(z) = 1/N sum_n q(z|n) is estimated on the
   member (the next in the batch) (N - M + 1) / (N (M - 1)) and the remaining M - 2 members 1 / (M - 1); N is the
   training set's size (`--data-size`, read from the data).
 
-Read the logged parts with the batch in mind: the minibatch estimate of q(z) makes `mi` at most about log M (a
+Read the logged parts with the batch in mind: with `mws`, the minibatch estimate of q(z) makes `mi` at most log M (a
 batch of 64: 4.2 nats; the test split's blocks of up to 1024 images: 6.9), so the same model logs a smaller `mi`
 and a larger `tc` + `dwkl` on training batches than on the test split.
 
