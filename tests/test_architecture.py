@@ -18,6 +18,7 @@ LAYERS = [
         "vaelab.errors",
         "vaelab.config",
         "vaelab.device",
+        "vaelab.threads",
         "vaelab.noise",
         "vaelab.progress",
         "vaelab.checkpoint",
