@@ -68,7 +68,10 @@ def measure_elbo(ctx: Context) -> tuple[ElboResult, list[str]]:
         bits_per_dim=bits_per_dim(neg_elbo, ctx.images[0].numel()),
         sq_error=terms.get("sq_error"),
     )
-    note = likelihoods.get(ctx.model.likelihood).note(ctx.binarize)  # what these numbers are, said by the likelihood
+    # what these numbers are, said by the likelihood: on binary data (binarized here, or already 0/255 like dSprites)
+    # a Bernoulli likelihood is a normalized likelihood of the data
+    binary = ctx.binarize or bool(((ctx.images == 0) | (ctx.images == 255)).all())
+    note = likelihoods.get(ctx.model.likelihood).note(binary)
     notes = [note] if note else []
     if ctx.binarize:
         notes.append(
