@@ -299,7 +299,7 @@ def plan(root: Path) -> Plan:
 
 def decode_plan(found: Plan, size: tuple[int, int] | None, origin: str, allocate, quiet: bool = True) -> np.ndarray:
     """Check every header (sizes, modes, memory), then decode the images into `allocate(shape, fill)`'s array."""
-    listing = sorted(range(len(found.paths)), key=found.paths.__getitem__)  # errors name files in listing order
+    listing = sorted(range(len(found.paths)), key=lambda i: found.paths[i].parts)  # errors in listing order
     headers = [None] * len(listing)
     for i, header in zip(listing, read_headers([found.paths[i] for i in listing], quiet)):
         headers[i] = header

@@ -51,12 +51,14 @@ def digest(root: Path, paths: list[Path], size: tuple[int, int] | None) -> str:
     """The folder's identity: every file's path (relative to `root`, in split order), size and mtime, plus
     `--size` and the format version. A file that cannot be stat'ed is a one-line error."""
     h = hashlib.sha256(f"{FORMAT}\n{size}\n".encode())
+    start = len(os.fsencode(root)) + 1  # every path lies below root: its relative name, without pathlib's cost
     for path in paths:
+        name = os.fsencode(path)
         try:
-            info = path.stat()
+            info = os.stat(name)
         except OSError as exc:
             raise DataError(f"{shown(path)}: cannot be accessed ({reason(exc)})") from None
-        relative = os.fsencode(path.relative_to(root))
+        relative = name[start:]
         h.update(b"%d:%s:%d:%d\n" % (len(relative), relative, info.st_size, info.st_mtime_ns))
     return h.hexdigest()
 
