@@ -11,6 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -63,8 +64,10 @@ def default_epochs(n_images: int) -> int:
 
 def dataset_key(dataset: data.Dataset) -> str:
     """Name plus a digest of the training split, so a changed data set gets a new classifier."""
-    digest = hashlib.sha256(dataset.train.images.numpy().tobytes())
-    digest.update(dataset.train.labels.numpy().tobytes())
+    # hashed in place (the same bytes as tobytes() for the contiguous arrays a Dataset holds): a memory-mapped
+    # image folder is not copied
+    digest = hashlib.sha256(np.ascontiguousarray(dataset.train.images.numpy()))
+    digest.update(np.ascontiguousarray(dataset.train.labels.numpy()))
     return f"{Path(dataset.name).name}-{digest.hexdigest()[:16]}"
 
 
