@@ -75,7 +75,8 @@ def test_every_option_that_cannot_change_on_resume_is_refused_and_the_run_left_a
         args = _changed(name, options[name], saved[name], str(digits_npz(300, 64)))
         message = one_line_error(resume(cli, out, 2, *args))
         assert message.startswith(f"vaelab: error: {name}: "), (args, message)
-        if name != "learn_sigma":  # refused first by a rule across options: it needs the Gaussian likelihood
+        # refused first by a rule across options: they need the Gaussian (learn_sigma), the logistic (mixtures)
+        if name not in ("learn_sigma", "mixtures"):
             assert "cannot change on --resume" in message, (args, message)
         assert snapshot(out) == before, args
     # the same values as the run's are accepted, and the resumable options are applied from the resumed epoch on
@@ -113,8 +114,9 @@ def test_runs_written_by_vaelab_0_1_0_still_load_report_and_resume(cli, tmp_path
         {"arch": "conv", "channels": [4, 8], "hidden": [16], "activation": "silu"},
         {"kind": "vamp", "pseudo_inputs": 7, "hidden": [24]},
         {"kind": "cvae", "hidden": [24], "latent_dim": 2},
+        {"arch": "resnet", "width": 4, "blocks": 1, "hidden": [16], "likelihood": "logistic", "mixtures": 2},
     ],
-    ids=["mlp-gaussian", "conv", "vamp", "cvae"],
+    ids=["mlp-gaussian", "conv", "vamp", "cvae", "resnet-logistic"],
 )
 def test_a_saved_run_reloads_as_the_model_that_training_left_in_memory(digits_npz, tmp_path, options):
     """The save/load round trip against the trained model itself, not against a second load of the same file:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vaelab.models import likelihoods
+
 # Bytes per trained parameter at the peak of a step: the fp32 weight, its gradient and Adam's two moments (16), and
 # the CPU copy of the weight and both moments that each checkpoint makes before writing them (12).
 PARAMETER_BYTES = 28
@@ -139,11 +141,13 @@ def encoder_decoder(
     Evaluation: the larger of a test-split batch (the k-sample bound decodes `eval_batch // samples` images
     `samples` times) and `vaelab eval`'s decoded IWAE block, plus `per_step` (the prior, evaluated alongside)."""
     pixels = math.prod(model.config.shape)
+    # the likelihood's per-pixel term: its temporaries per decoder output value (a mixture keeps several)
+    term = math.prod(model.config.output_shape) * likelihoods.get(model.config.likelihood).temporaries
     enc = layers(model.encoder, *model.config.shape)
     dec = layers(model.decoder, input_width(model.decoder))
-    row = dec.total + pixels + LATENT_COPIES * model.latent_dim + prior
+    row = dec.total + term + LATENT_COPIES * model.latent_dim + prior
     train = sizes.batch * (pixels + encodes * enc.total + per_image + samples * row) + per_step
-    eval_row = 2 * dec.widest + 2 * pixels + prior  # no gradients: a layer's input and output, the likelihood
+    eval_row = 2 * dec.widest + pixels + term + prior  # no gradients: a layer's input and output, the likelihood
     images = max(1, sizes.eval_batch // samples)
     test = images * (pixels + 2 * enc.widest) + images * samples * eval_row
     block = max(1, sizes.eval_block // dec.widest) * eval_row

@@ -35,5 +35,5 @@ class Likelihood:
     batch_nll: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
     browser: str | None = None  # the explorer page's in-browser image: "sigmoid", "clamp" (None: none yet)
     squared_error: bool = False  # also report ||x - mean||^2 (the course's reconstruction term)
-    # the floats of per-pixel temporaries the log-likelihood keeps for the backward pass, per output channel
+    # floats the log-likelihood keeps (for the backward pass) per decoder output value: the memory check's count
     temporaries: int = 1

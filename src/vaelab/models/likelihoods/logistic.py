@@ -103,5 +103,5 @@ LOGISTIC = Likelihood(
     mixtures=True,
     default_mixtures=DEFAULT_MIXTURES,
     discrete=True,
-    temporaries=12,
+    temporaries=4,  # about 12 tensors of [M, C, H, W], a third of the output each
 )
