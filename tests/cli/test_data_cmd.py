@@ -63,3 +63,40 @@ def test_cli_data_info_absurd_size(cli, tmp_path, size):
     folder = _folder(("a.png", _png(np.zeros((2, 2), np.uint8))), ("b.png", _png(np.ones((2, 2), np.uint8))))
     result = cli("data", "info", folder(tmp_path / "f"), "--size", *size)
     assert result.returncode == 2 and "size" in result.stderr and result.stderr.count("\n") == 1
+
+
+def _truncated_png() -> bytes:
+    whole = _png(np.arange(64, dtype=np.uint8).reshape(8, 8))
+    return whole[: len(whole) // 2]
+
+
+# Issue 22's bad folders: each refused in one line (exit 2) by `data info`, as by `train --data`.
+BAD_FOLDERS = {
+    "mixed sizes without --size": (
+        (("a.png", _png(np.zeros((8, 8), np.uint8))), ("b.png", _png(np.zeros((9, 8), np.uint8)))),
+        "give a size",
+    ),
+    "truncated PNG": (
+        (("a.png", _png(np.zeros((8, 8), np.uint8))), ("b.png", _truncated_png())),
+        "b.png: unreadable image",
+    ),
+    "1-pixel image": (
+        (("a.png", _png(np.zeros((8, 8), np.uint8))), ("b.png", _png(np.zeros((1, 1), np.uint8)))),
+        "b.png: is a single pixel",
+    ),
+    "0 images in the test split": (
+        (("train/a.png", _png(np.zeros((8, 8), np.uint8))), ("test/notes.txt", b"no images here")),
+        "test: no image files found",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FOLDERS))
+def test_cli_bad_image_folders_are_one_line(cli, tmp_path, case):
+    entries, phrase = BAD_FOLDERS[case]
+    root = _folder(*entries)(tmp_path / "f")
+    for args in (["data", "info", root], ["train", "--data", root, "--out", tmp_path / "run", "--quiet"]):
+        result = cli(*args)
+        assert result.returncode == 2 and phrase in result.stderr, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
