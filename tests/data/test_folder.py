@@ -470,9 +470,20 @@ def test_folder_damaged_cache_is_rebuilt(tmp_path, capsys, damage):
     assert capsys.readouterr().err == ""  # rebuilt: the next load is a clean hit
 
 
+def test_folder_workers_follow_the_free_cores(monkeypatch):
+    """One thread per core other processes leave free; one for a single chunk of images."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(folder.time, "sleep", lambda s: None)
+    assert folder._workers(folder._CHUNK) == 1
+    samples = iter([folder.threads.Sample(0.0, 0.0, 0.0), folder.threads.Sample(1.0, 3.0, 1.0)])
+    monkeypatch.setattr(folder.threads, "sample", lambda cores: next(samples))
+    assert folder._workers(100 * folder._CHUNK) == 2  # others took 2 of the 4 cores
+
+
 def test_folder_decoded_in_parallel_chunks(tmp_path, monkeypatch):
     """Chunks of the pool land at their own rows (small chunks force several tasks on several threads)."""
     monkeypatch.setattr(folder, "_CHUNK", 3)
+    monkeypatch.setattr(folder, "_workers", lambda n: 2)  # however busy the machine is
     root = colour_folder(tmp_path / "imgs", n=20)
     parallel = folder.load_folder(root, cache=False)
     monkeypatch.setattr(folder, "_CHUNK", 1000)
