@@ -17,7 +17,7 @@ def neg_elbo(finals: dict, name: str) -> float:
 
 def fd(finals: dict, name: str) -> float | None:
     samples = finals[name].section("samples")
-    return samples.fd_classifier if samples is not None else None
+    return samples.distance if samples is not None else None  # in whichever feature space measured it
 
 
 def answers(members: list, finals: dict) -> list[str]:
@@ -169,8 +169,8 @@ def prior_answers(members: list, finals: dict) -> list[str]:
             if fitted and s.quality.available and prior_fd is not None:
                 text += (
                     f"; the fitted {name} sampler: {fitted.kl_to_aggregate:.2f} nats, {fitted.holes:.1%} in "
-                    f"holes, FD {s.quality.fd_classifier:.1f} against the prior's {prior_fd:.1f} "
-                    f"({'better' if s.quality.fd_classifier < prior_fd else 'not better'} samples)"
+                    f"holes, FD {s.quality.distance:.1f} against the prior's {prior_fd:.1f} "
+                    f"({'better' if s.quality.distance < prior_fd else 'not better'} samples)"
                 )
         out.append(text + ".")
     return out
