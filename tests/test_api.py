@@ -101,6 +101,24 @@ def test_a_study_from_python(digits_npz, tmp_path):
         vaelab.compare(data=digits_npz(128, 32), latent_dim=2, out=tmp_path / "other")
 
 
+def test_a_study_over_seeds_with_a_members_own_options_from_python(digits_npz, tmp_path):
+    study = vaelab.compare(
+        data=digits_npz(128, 32),
+        kinds=["vae", "vae:beta=4"],
+        archs=["mlp"],
+        latent_dims=[2],
+        seeds=[0, 1],
+        out=tmp_path / "study",
+        evaluate=False,
+        epochs=1,
+        hidden=16,
+        quiet=True,
+    )
+    assert sorted(study.members) == ["vae-beta4-mlp-z2-s0", "vae-beta4-mlp-z2-s1", "vae-mlp-z2-s0", "vae-mlp-z2-s1"]
+    assert study.members["vae-beta4-mlp-z2-s1"].config.options.beta == 4.0
+    assert study.members["vae-mlp-z2-s1"].config.seed == 1 and (study.path / "summary.md").is_file()
+
+
 def test_vaelab_compare_is_both_the_study_module_and_the_api_function():
     import vaelab.compare as module
     from vaelab.compare import run_study

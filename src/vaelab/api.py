@@ -205,7 +205,8 @@ def compare(
     kinds: list[str] | tuple[str, ...] = ("vae",),
     archs: list[str] | tuple[str, ...] = ("mlp", "conv"),
     latent_dims: list[int] | tuple[int, ...] = (2, 10),
-    betas: list[float] | tuple[float, ...] = (1.0,),
+    betas: list[float] | tuple[float, ...] | None = None,
+    seeds: list[int] | tuple[int, ...] | None = None,
     out: str | Path = "compare",
     evaluate: bool = True,
     iwae_k: int = 100,
@@ -216,9 +217,10 @@ def compare(
 ) -> Study:
     """`vaelab compare`: train every combination of `kinds` x `archs` x `latent_dims` x `betas` with the same other
     options (keyword arguments as in `train`), each a run under `out`, then the study's report; an interrupted study
-    resumes where it stopped. `log`: each member also logged to "tensorboard" or "mlflow", grouped as one study."""
-    from vaelab import kinds as registry
-    from vaelab.compare import STUDY_FILE, run_study
+    resumes where it stopped. `log`: each member also logged to "tensorboard" or "mlflow", grouped as one study.
+    A kind may carry options of its own (`"vae:beta=4"`); `betas` None: each kind's own; `seeds`: every member once
+    per seed, the report's table over seeds as mean ± standard deviation."""
+    from vaelab.compare import STUDY_FILE, parse_kind, run_study
 
     varied = sorted(set(options) & set(VARIED))
     if varied:
@@ -228,11 +230,11 @@ def compare(
         base["data"] = str(data)
     for key in VARIED[:4]:
         base.pop(key, None)
-    for name in kinds:
-        registry.get(name)
+    for spec in kinds:
+        parse_kind(spec)
     quiet = bool(base.get("quiet"))
     say = (lambda message: None) if quiet else print
-    run_study(base, archs, latent_dims, betas, out, evaluate, iwae_k, say, list(kinds), _log(log, log_uri))
+    run_study(base, archs, latent_dims, betas, out, evaluate, iwae_k, say, list(kinds), _log(log, log_uri), seeds)
     study = Path(out)
     members = read_json(study / STUDY_FILE)["members"]
     return Study(study, {name: TrainedRun.open(study / name) for name in members})
