@@ -508,3 +508,11 @@ def test_folder_truncated_png_single_pixel_and_empty_split(tmp_path):
     (tmp_path / "s" / "test").mkdir()
     with pytest.raises(DataError, match="test: no image files found"):
         data.load(tmp_path / "s")
+
+
+def test_folder_without_a_writable_cache_still_loads(tmp_path, monkeypatch, capsys):
+    root, cache = colour_folder(tmp_path / "imgs"), tmp_path / "cache"
+    monkeypatch.setattr(folder.folder_cache, "writable", lambda meta_path: False)
+    loaded = data.load(root, cache_dir=cache)
+    assert torch.equal(every_image(loaded), every_image(folder.load_folder(root, cache=False)))
+    assert "is not writable; not cached" in capsys.readouterr().err and not cache_files(cache, ".npy")
