@@ -33,6 +33,7 @@ BEFORE = {
     "precision",
     "compile",
     "disc_lr",  # FactorVAE's discriminator learning rate, resumable like every other kind's lr
+    "flip",  # augmentation: switching it on for the rest of a run changes no saved state
 }
 
 
