@@ -162,3 +162,14 @@ def test_the_registry_entry_sizes_the_decoder_and_is_a_true_likelihood():
     assert LOGISTIC.log_prob(out.expand(4, -1, -1, -1), x, torch.tensor(0.0)).shape == (4,)
     # IWAE's [k, B, ...] outputs broadcast against [B, ...] images
     assert LOGISTIC.log_prob(out.expand(5, 4, -1, -1, -1), x, torch.tensor(0.0)).shape == (5, 4)
+
+
+def test_a_huge_log_scale_has_finite_gradients():
+    """A diverging decoder can output log-scales of 100: the scale is clamped above, and the branch of
+    log(1 - e^-d) that `where` drops is evaluated in its own range, so no 0 x inf turns the gradients to NaN (it
+    did, in a run whose raw log-scales grew past 88, where e^-log s underflows to 0)."""
+    output = output_of(torch.zeros(1, 1, 1, 2), torch.zeros(1, 1, 1, 2), torch.tensor([[[[100.0, -100.0]]]]))
+    output.requires_grad_(True)
+    lp = log_prob(output, torch.tensor([[[[0.5, 1.0]]]]))
+    lp.sum().backward()
+    assert torch.isfinite(lp).all() and torch.isfinite(output.grad).all()

@@ -9,7 +9,8 @@ one channel at a time; it leaves some of the colour correlations to the latent c
 
 The decoder's output `[..., 3 * M * C, H, W]` holds, in order, the M mixture logits, the M means and the M
 log-scales of each channel (`[..., 3, M, C, H, W]` once unflattened). Log-scales are clamped below at
-`LOG_SCALE_MIN`, as PixelCNN++ does, so that no bin's mass underflows a float for the right pixel value.
+`LOG_SCALE_MIN`, as PixelCNN++ does, so that no bin's mass underflows a float for the right pixel value, and above
+at `LOG_SCALE_MAX`, where a component is already flat over the 256 bins.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import torch.nn.functional as F
 from vaelab.models.likelihoods.base import PIXELS, Likelihood
 
 LOG_SCALE_MIN = -7.0
+LOG_SCALE_MAX = 7.0  # a scale of e^7 is flat over all 256 bins; the clamp keeps exp(-log s) from underflowing
+LN2 = math.log(2.0)
 HALF_BIN = 1.0 / 255.0  # half a bin's width on [-1, 1]
 DEFAULT_MIXTURES = 5
 MAX_MIXTURES = 32
@@ -32,12 +35,15 @@ def _unpack(output: torch.Tensor, channels: int):
     m = output.shape[-3] // (3 * channels)
     parts = output.unflatten(-3, (3, m, channels))  # [..., 3, M, C, H, W]
     logits, means, log_scales = parts.unbind(-5)
-    return torch.log_softmax(logits, dim=-4), means, log_scales.clamp(min=LOG_SCALE_MIN)
+    return torch.log_softmax(logits, dim=-4), means, log_scales.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
 
 
 def _log1mexp(d: torch.Tensor) -> torch.Tensor:
-    """log(1 - exp(-d)) for d > 0, accurate for small and large d (Maechler 2012)."""
-    return torch.where(d < math.log(2.0), torch.log(-torch.expm1(-d)), torch.log1p(-torch.exp(-d)))
+    """log(1 - exp(-d)) for d > 0, accurate for small and large d (Maechler 2012). Each branch sees only inputs of
+    its own range, so the one `where` drops has a finite gradient too (0 x inf would be NaN)."""
+    small = torch.log(-torch.expm1(-d.clamp(max=LN2)))
+    large = torch.log1p(-torch.exp(-d.clamp(min=LN2)))
+    return torch.where(d < LN2, small, large)
 
 
 def bin_log_prob(k: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor) -> torch.Tensor:
