@@ -324,12 +324,17 @@ def test_a_global_batch_that_does_not_split_evenly_is_refused(tmp_path, dataset)
 
 
 def test_threads_option_sets_torch_threads(tmp_path, dataset, monkeypatch):
-    """Found by mutation testing."""
-    asked = []
-    monkeypatch.setattr(torch, "set_num_threads", asked.append)
+    """The loop hands `--threads` to `vaelab.threads.govern` (a fixed count, or 0: vaelab's choice), and ticks the
+    governor once per batch. Found by mutation testing."""
+    from vaelab import threads
+
+    asked, ticks = [], []
+    monkeypatch.setattr(threads, "govern", asked.append)
+    monkeypatch.setattr(threads, "tick", lambda: ticks.append(1))
     train(make(tmp_path, epochs=1, threads=1), dataset)
     train(make(tmp_path / "b", epochs=1), dataset)
-    assert asked == [1]
+    assert asked == [1, 0]
+    assert len(ticks) == 2 * math.ceil(len(dataset.train) / 8)  # batches of 8 (tiny.make), one epoch each
 
 
 def test_the_progress_bar_shows_each_epoch_and_its_train_and_test_loss(tmp_path, dataset, capfd, monkeypatch):
