@@ -101,6 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=1, help="runs per contender and condition (median)")
     parser.add_argument("--only", default="", help="comma-separated contenders (default all)")
+    parser.add_argument("--busy", default="0,1,2", help="numbers of busy processes to run beside (default 0,1,2)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -118,7 +119,8 @@ def main() -> None:
         runs = contenders(work)
         chosen = [name for name in runs if not args.only or name in args.only.split(",")]
         results: dict[str, dict[str, float]] = {name: {} for name in chosen}
-        for busy in (0, 1, 2):
+        conditions = [int(n) for n in args.busy.split(",")]
+        for busy in conditions:
             procs = spinners(busy)
             try:
                 for name in chosen:
@@ -131,10 +133,12 @@ def main() -> None:
                 for proc in procs:
                     proc.kill()
                     proc.wait()
-    print(f"\n{'contender':18s} {'idle s':>8s} {'1 busy s':>9s} {'2 busy s':>9s} {'1 busy x':>9s} {'2 busy x':>9s}")
+    print(f"\n{'contender':18s}" + "".join(f" {f'{n} busy s':>9s}" for n in conditions), end="")
+    print("".join(f" {f'{n} busy x':>9s}" for n in conditions if n and 0 in conditions))
     for name, row in results.items():
-        idle = row["0"]
-        print(f"{name:18s} {idle:8.1f} {row['1']:9.1f} {row['2']:9.1f} {row['1'] / idle:8.2f}x {row['2'] / idle:8.2f}x")
+        cells = "".join(f" {row[str(n)]:9.1f}" for n in conditions)
+        ratios = "".join(f" {row[str(n)] / row['0']:8.2f}x" for n in conditions if n and 0 in conditions)
+        print(f"{name:18s}{cells}{ratios}")
     if args.json:
         Path(args.json).write_text(
             json.dumps(
