@@ -162,14 +162,9 @@ class BetaTCTrainer(VAETrainer):
 
     def terms(self, x: torch.Tensor, noise: torch.Generator, n: int) -> dict[str, torch.Tensor]:
         """Per-image terms of one pass over images `x` (already binarized if asked), `n` the data set's size."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
-            posterior = self.model.encode(x)
-        posterior = DiagonalGaussian(posterior.mean.float(), posterior.logvar.float())
-        z = posterior.sample(noise)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
-            output = self.model.decode(z)
+        posterior, z, output = self.encode_sample_decode(x, noise)
         parts = decomposition(z, posterior, self.model.log_prior(z), n, self.options.tc_estimator)
-        return {"output": output.float(), "posterior": posterior, **parts}
+        return {"output": output, "posterior": posterior, **parts}
 
     def forward(self, x, y, progress: float, noise: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         o = self.options

@@ -32,7 +32,7 @@ from vaelab.kinds.base import Kind, plain_precision_only
 from vaelab.kinds.memory import Footprint, StepSizes, encoder_decoder, layers, on_meta, parameters
 from vaelab.kinds.vae import KLWeight, VAEOptions, VAETrainer, check, vae_networks
 from vaelab.losses import batch_sums, binarize, log_likelihood
-from vaelab.models import VAE, DiagonalGaussian
+from vaelab.models import VAE
 from vaelab.noise import EVAL_SEED_OFFSET
 from vaelab.training.common import average_gradients, fused_adam, set_lr
 from vaelab.training.split import split_means
@@ -164,13 +164,8 @@ class FactorTrainer(VAETrainer):
 
     def _pass(self, x: torch.Tensor, noise: torch.Generator) -> dict[str, torch.Tensor]:
         """Per-image VAE terms, D's logits on z and z itself."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
-            posterior = self.model.encode(x)
-        posterior = DiagonalGaussian(posterior.mean.float(), posterior.logvar.float())
-        z = posterior.sample(noise)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
-            output = self.model.decode(z)
-        return {"output": output.float(), "posterior": posterior, "z": z, "tc": self.disc(z)}
+        posterior, z, output = self.encode_sample_decode(x, noise)
+        return {"output": output, "posterior": posterior, "z": z, "tc": self.disc(z)}
 
     def forward(self, x, y, progress: float, noise: torch.Generator) -> tuple[dict[str, torch.Tensor], Any]:
         o = self.options

@@ -122,6 +122,17 @@ class VAETrainer:
         loss_sum = sums["recon"] + beta * sums["kl"]
         return {"loss": loss_sum, **sums}, loss_sum / x.shape[0]
 
+    def encode_sample_decode(self, x: torch.Tensor, noise: torch.Generator):
+        """(posterior in fp32, z, decoder output in fp32) of images `x`, the encoder and decoder called separately
+        (each under the bf16 autocast `--precision` asks for), for trainers that need z between them."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
+            posterior = self.model.encode(x)
+        posterior = DiagonalGaussian(posterior.mean.float(), posterior.logvar.float())
+        z = posterior.sample(noise)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
+            output = self.model.decode(z)
+        return posterior, z, output.float()
+
     def update(self, loss: torch.Tensor) -> dict[str, torch.Tensor]:
         optimizer = self.optimizers["adam"]
         optimizer.zero_grad(set_to_none=True)
