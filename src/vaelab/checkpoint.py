@@ -46,14 +46,17 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     A write that fails (a full disk, a read-only folder) is a one-line RunError, and `path` keeps its
     previous content; a kill leaves at most a `.NAME.*.tmp` file, which `remove_orphans` clears."""
     path = Path(path)
+    temp = None
     try:
-        handle, temp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=TEMP_SUFFIX, dir=path.parent)
-    except OSError as exc:
-        raise RunError(
-            f"cannot write {path} ({exc.strerror or exc}); check that {path.parent} is a writable folder"
-        ) from None
-    os.close(handle)
-    try:
+        # made inside the `try` whose `finally` removes it: a SIGTERM (raised as an exception wherever the program
+        # is) that lands between creating the file and entering a `try` left it behind (seen once under load)
+        try:
+            handle, temp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=TEMP_SUFFIX, dir=path.parent)
+        except OSError as exc:
+            raise RunError(
+                f"cannot write {path} ({exc.strerror or exc}); check that {path.parent} is a writable folder"
+            ) from None
+        os.close(handle)
         write(temp)
         with open(temp, "rb+") as f:
             os.fsync(f.fileno())
@@ -64,7 +67,7 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
         kept = "its previous version is intact" if path.exists() else "nothing was written"
         raise RunError(f"could not write {path} ({reason}); {kept}; free some space or choose another folder") from None
     finally:
-        if os.path.exists(temp):
+        if temp is not None and os.path.exists(temp):
             os.unlink(temp)
 
 
