@@ -10,7 +10,7 @@ from tests.helpers.runs import (
     snapshot,
     train,
 )
-from vaelab.device import resolve_device
+from vaelab.device import bf16_units, resolve_device
 
 pytestmark = pytest.mark.e2e
 
@@ -48,3 +48,18 @@ def test_device_resolution_and_unavailable_or_invalid_devices(cli, digits, tmp_p
         cli("train", "--config", toml, "--out", tmp_path / "never")
     )
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize(
+    "amx, avx512_bf16, expected",
+    [(True, True, "this CPU has AMX"), (False, True, "this CPU has AVX512-BF16"), (False, False, None)],
+)
+def test_bf16_units_come_from_the_cpus_probes(monkeypatch, amx, avx512_bf16, expected):
+    """`--precision auto` picks bf16 only where a CPU multiplies bf16 in hardware: AMX or AVX512-BF16. Without
+    either, oneDNN emulates bf16 and a run would be slower, so the answer is None. An absent device is None too
+    (its own error comes where it is used)."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    assert bf16_units("cpu") == expected
+    if not torch.cuda.is_available():
+        assert bf16_units("cuda") is None

@@ -31,7 +31,8 @@ ARCHS = ("mlp", "conv", "resnet")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "silu")
 LIKELIHOODS = ("bernoulli", "gaussian", "logistic")  # vaelab.models.likelihoods registers each
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
+LR_SCHEDULES = ("constant", "cosine")
 MAX_WIDTH = 1 << 16  # hidden units, channels: far above what fits a laptop, far below an allocator overflow
 MAX_SEED = (1 << 62) - 1  # seeds are offset by small constants and must stay a signed 64-bit integer
 
@@ -72,6 +73,9 @@ class TrainConfig:
         None, "hidden layer sizes, e.g. 400 or 512,256 (default: mlp 400, conv 256)", min=1, max=MAX_WIDTH
     )
     channels: list[int] = option([32, 64], "conv channel widths, e.g. 32,64", min=1, max=MAX_WIDTH, nonempty=True)
+    kernel: int = option(
+        3, "conv: kernel size of the stride-2 convolutions, 3 or 4 (4 was the default before 2026-11-30)", min=3, max=4
+    )
     width: int | None = option(
         None, "resnet: the first stage's width, doubled per stage (default: 16 up to 64 px, then 8)", min=1, max=4096
     )
@@ -82,6 +86,15 @@ class TrainConfig:
     epochs: int = option(20, "number of epochs", min=1, max=1_000_000, resumable=True)
     batch_size: int = option(128, "batch size", min=1, max=1 << 20)
     grad_clip: float = option(0.0, "clip the gradient norm to this value (0: off)", min=0, resumable=True)
+    lr_schedule: str = option(
+        "constant",
+        "constant, or cosine: every learning rate falls along a half cosine to 0 at the end of --epochs",
+        choices=LR_SCHEDULES,
+        resumable=True,
+    )
+    lr_warmup: float = option(
+        0.0, "epochs over which every learning rate ramps up linearly from 0 (0: none)", min=0, max=1e6, resumable=True
+    )
     seed: int = option(
         0, "random seed (same seed and a fixed --threads N: the same result to the last digit)", min=0, max=MAX_SEED
     )
@@ -94,8 +107,9 @@ class TrainConfig:
     )
     device: str = option("auto", "|".join(DEVICES), choices=DEVICES, resumable=True)
     precision: str = option(
-        "fp32",
-        "fp32, or bf16 to autocast the forward pass to bfloat16 (faster on CPUs with bf16 units and on GPUs)",
+        "auto",
+        "fp32, bf16 (autocast the forward pass to bfloat16), or auto: bf16 where the device has bf16 units (a CPU with "
+        "AVX512-BF16 or AMX, a GPU that supports it) and the kind trains in bf16, else fp32; config.json keeps the choice",
         choices=PRECISIONS,
         resumable=True,
     )
@@ -113,6 +127,8 @@ class TrainConfig:
     quiet: bool = option(False, "no progress bar", resumable=True)
     # the kind's own options (a dataclass instance), filled by kinds.make_config
     options: Any = field(default=None, metadata={"internal": True})
+    # set by kinds.make_config when it resolved --precision auto (the run says what it chose and why)
+    precision_note: str | None = field(default=None, metadata={"internal": True})
 
     def to_dict(self) -> dict[str, Any]:
         """The flat dict saved in config.json: shared options, then the kind's own."""

@@ -31,6 +31,24 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def bf16_units(name: str) -> str | None:
+    """What on device `name` multiplies bfloat16 in hardware (for a message), or None where bf16 would be emulated:
+    a CUDA GPU that supports it, or a CPU with AMX or AVX512-BF16 (on other CPUs oneDNN converts and loses time)."""
+    try:
+        device = resolve_device(name)
+    except ConfigError:  # an absent device: the run is refused where it is used, with its own message
+        return None
+    if device.type == "cuda":
+        return "this GPU supports bf16" if torch.cuda.is_bf16_supported() else None
+    if device.type != "cpu":
+        return None
+    cpu = getattr(torch, "cpu", None)
+    for probe, units in (("_is_amx_tile_supported", "AMX"), ("_is_avx512_bf16_supported", "AVX512-BF16")):
+        if getattr(cpu, probe, lambda: False)():
+            return f"this CPU has {units}"
+    return None
+
+
 @dataclass(frozen=True)
 class World:
     """This process's rank among `size` processes (1 and 0 without torchrun). Only rank 0 writes files."""

@@ -45,23 +45,31 @@ class MLPDecoder(nn.Sequential):
         )
 
 
-def conv_sizes(size: int, depth: int) -> list[int]:
-    """Spatial sizes through `depth` convolutions of kernel 4, stride 2, padding 1: each floors the size by 2."""
+def conv_sizes(size: int, depth: int, kernel: int = 4) -> list[int]:
+    """Spatial sizes through `depth` stride-2 convolutions of `kernel` (padding `padding(kernel)`): kernel 4 floors
+    the size by 2 (28 -> 14 -> 7, 7 -> 3), kernel 3 rounds it up (7 -> 4)."""
     sizes = [size]
     for _ in range(depth):
-        sizes.append(sizes[-1] // 2)
+        sizes.append(sizes[-1] // 2 if kernel % 2 == 0 else (sizes[-1] + 1) // 2)
     if sizes[-1] < 1:
         raise ConfigError(
             f"arch conv: an image side of {size} is too small for {depth} stride-2 convolutions (one per "
-            f"--channels value; the side must be at least {2**depth}); give fewer --channels, or --arch mlp"
+            f"--channels value; the side must be at least {2**depth} with kernel {kernel}); give fewer --channels, "
+            "--kernel 3 (which rounds odd sides up), or --arch mlp"
         )
     return sizes
 
 
-class ConvEncoder(nn.Module):
-    """Strided convolutions (kernel 4, stride 2: each halves H and W), then dense layers to `out_features`.
+def padding(kernel: int) -> int:
+    """The padding of a stride-2 convolution of `kernel` (3 or 4): 1, so that each halves the side."""
+    return (kernel - 1) // 2
 
-    For 1x28x28 and channels (32, 64): 32 x 14 x 14 -> 64 x 7 x 7 -> hidden -> out_features.
+
+class ConvEncoder(nn.Module):
+    """Strided convolutions (kernel 3 or 4, stride 2: each halves H and W), then dense layers to `out_features`.
+
+    For 1x28x28 and channels (32, 64): 32 x 14 x 14 -> 64 x 7 x 7 -> hidden -> out_features. Kernel 3 costs 9/16
+    of kernel 4's multiply-adds per convolution (vaelab's default since 2026-11-30; README, Performance).
     """
 
     def __init__(
@@ -71,14 +79,15 @@ class ConvEncoder(nn.Module):
         hidden: Sequence[int],
         out_features: int,
         activation: str = "relu",
+        kernel: int = 4,
     ):
         super().__init__()
         c, h, w = shape
         layers: list[nn.Module] = []
         for c_in, c_out in zip([c, *channels[:-1]], channels):
-            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), ACTIVATIONS[activation]()]
+            layers += [nn.Conv2d(c_in, c_out, kernel, stride=2, padding=padding(kernel)), ACTIVATIONS[activation]()]
         self.features = nn.Sequential(*layers)
-        flat = channels[-1] * conv_sizes(h, len(channels))[-1] * conv_sizes(w, len(channels))[-1]
+        flat = channels[-1] * conv_sizes(h, len(channels), kernel)[-1] * conv_sizes(w, len(channels), kernel)[-1]
         sizes = [flat, *hidden]
         self.head = nn.Sequential(nn.Flatten(), *dense_stack(sizes, activation), nn.Linear(sizes[-1], out_features))
 
@@ -93,8 +102,8 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """Dense layers up to a small feature map, then transposed convolutions back to (C, H, W).
 
-    Mirrors `ConvEncoder`: each transposed convolution (kernel 4, stride 2) doubles the side, with an
-    output padding of 1 where the encoder floored an odd side (28 -> 14 -> 7 is undone as 7 -> 14 -> 28).
+    Mirrors `ConvEncoder`: each transposed convolution (stride 2) doubles the side, with the output padding that
+    lands on the encoder's side exactly (28 -> 14 -> 7 is undone as 7 -> 14 -> 28; an odd side too).
     """
 
     def __init__(
@@ -104,10 +113,11 @@ class ConvDecoder(nn.Module):
         hidden: Sequence[int],
         latent_dim: int,
         activation: str = "relu",
+        kernel: int = 4,
     ):
         super().__init__()
         c, h, w = shape
-        hs, ws = conv_sizes(h, len(channels)), conv_sizes(w, len(channels))
+        hs, ws = conv_sizes(h, len(channels), kernel), conv_sizes(w, len(channels), kernel)
         self.start = (channels[-1], hs[-1], ws[-1])
         sizes = [latent_dim, *reversed(hidden), math.prod(self.start)]
         self.head = nn.Sequential(*dense_stack(sizes, activation), nn.Unflatten(1, self.start))
@@ -115,8 +125,12 @@ class ConvDecoder(nn.Module):
         outs = [*reversed(channels[:-1]), c]
         for i, (c_in, c_out) in enumerate(zip(reversed(channels), outs)):
             level = len(channels) - 1 - i  # the encoder level this layer undoes
-            pad = (hs[level] - 2 * hs[level + 1], ws[level] - 2 * ws[level + 1])
-            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, output_padding=pad))
+            # a transposed convolution makes 2 * (side - 1) - 2 * padding + kernel; the output padding adds the rest
+            made = [2 * (side[level + 1] - 1) - 2 * padding(kernel) + kernel for side in (hs, ws)]
+            pad = (hs[level] - made[0], ws[level] - made[1])
+            layers.append(
+                nn.ConvTranspose2d(c_in, c_out, kernel, stride=2, padding=padding(kernel), output_padding=pad)
+            )
             if i < len(channels) - 1:
                 layers.append(ACTIVATIONS[activation]())
         self.features = nn.Sequential(*layers)

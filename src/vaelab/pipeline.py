@@ -7,6 +7,7 @@ the same `Run`.
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 
 import torch
@@ -129,6 +130,8 @@ def train_run(
     run_dir = prepare_run_dir(config, resume)
     dataset = load_dataset(config)
     preflight(config, kind, dataset)
+    if config.precision_note and not config.quiet and World.from_env().is_main:  # the run starts: say what it chose
+        print(config.precision_note, file=sys.stderr)
     with tracking.start(log, run_dir, config, resume) as tracked:
         trained = train(config, kind, dataset, run_dir, resume, on_epoch=tracked.on_epoch(epoch_samples(config.seed)))
         if World.from_env().is_main:

@@ -32,6 +32,7 @@ def one_step(kind_name: str, images: torch.Tensor, world: World, device: torch.d
             "latent_dim": 4,
             "seed": 0,
             "device": "cpu",
+            "precision": "fp32",  # the comparison is to float32 rounding
             "quiet": True,
         }
     )

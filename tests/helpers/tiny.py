@@ -13,8 +13,9 @@ CPU = torch.device("cpu")
 
 
 def make(tmp_path, **over):
-    """A TrainConfig of one epoch, batches of 8, an MLP of one hidden layer of 8 and 2 latents, on the CPU, quiet,
-    writing to tmp_path/run; `over` sets any option."""
+    """A TrainConfig of one epoch, batches of 8, an MLP of one hidden layer of 8 and 2 latents, on the CPU in fp32
+    (the steps' tests write the float32 math out; `--precision auto` would pick bf16 on a CPU with bf16 units),
+    quiet, writing to tmp_path/run; `over` sets any option."""
     values = {
         "epochs": 1,
         "batch_size": 8,
@@ -23,6 +24,7 @@ def make(tmp_path, **over):
         "quiet": True,
         "out": str(tmp_path / "run"),
         "device": "cpu",
+        "precision": "fp32",
         "eval_batch_size": 4,
         **over,
     }

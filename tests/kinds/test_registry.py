@@ -23,6 +23,7 @@ from tests.helpers.runs import (
 )
 from vaelab import data, figures, kinds
 from vaelab.config import option, option_fields
+from vaelab.errors import ConfigError
 from vaelab.kinds.base import Kind, networks
 from vaelab.models import VAE
 from vaelab.run import Run
@@ -228,7 +229,7 @@ def test_every_kind_honours_or_refuses_bf16_and_compile(cli, digits_npz, tmp_pat
     trainer (its forward pass bypasses the compiled module) taking these options and training plain fp32.
     Checks a README claim."""
     digits = digits_npz(256, 64)
-    ok(train(cli, digits, tmp_path / "fp32", kind))
+    ok(train(cli, digits, tmp_path / "fp32", kind, "--precision", "fp32"))
     result = train(cli, digits, tmp_path / "bf16", kind, "--precision", "bf16")
     if result.returncode:
         assert one_line_error(result).startswith(f"vaelab: error: precision: not available for --kind {kind}")
@@ -345,3 +346,22 @@ def test_meaningless_option_combinations_are_errors(cli, tmp_path):
     ]:
         result = cli("train", "--out", tmp_path / "never", "--quiet", "--epochs", "1", *args)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+
+
+@pytest.mark.parametrize("units", ["this CPU has AMX", None])
+@pytest.mark.parametrize("kind", kinds.names())
+def test_precision_auto_picks_bf16_only_where_the_kind_and_the_device_can(monkeypatch, kind, units):
+    """`--precision auto` (the default) becomes bf16 for a kind whose trainer autocasts, on a device with bf16
+    units, and fp32 otherwise; config.json keeps the concrete choice, and the note says why. An explicit bf16 for a
+    kind without a bf16 path is refused; an explicit fp32 is never overridden."""
+    monkeypatch.setattr(kinds, "bf16_units", lambda device: units)
+    config = kinds.make_config({"kind": kind})
+    can = kinds.get(kind).bf16
+    assert config.precision == ("bf16" if can and units else "fp32")
+    assert config.to_dict()["precision"] == config.precision
+    why = units if can and units else (f"the {kind} kind trains in fp32" if not can else "no bf16 units")
+    assert why in config.precision_note
+    assert kinds.make_config({"kind": kind, "precision": "fp32"}).precision == "fp32"
+    if not can:
+        with pytest.raises(ConfigError, match=f"precision: not available for --kind {kind}"):
+            kinds.make_config({"kind": kind, "precision": "bf16"})

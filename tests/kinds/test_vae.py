@@ -67,7 +67,7 @@ def test_bf16_training_stays_within_half_a_nat_of_fp32_and_evaluates(cli, digits
     small = digits_npz(600, 200)
     fp32, bf16 = tmp_path / "fp32", tmp_path / "bf16"
     common = ["--data", small, "--epochs", "3", "--batch-size", "64", "--threads", "1", "--quiet"]
-    ok(cli("train", "--out", fp32, *common))
+    ok(cli("train", "--out", fp32, "--precision", "fp32", *common))
     ok(cli("train", "--out", bf16, "--precision", "bf16", *common))
     assert json.loads((bf16 / "config.json").read_text())["train"]["precision"] == "bf16"
     a, b = load_file(fp32 / "model.safetensors"), load_file(bf16 / "model.safetensors")

@@ -61,6 +61,7 @@ class Kind:
     labels: bool = False  # conditional on the label: `model.sample(n, labels=...)`; needs labelled data
     discriminator: bool = False  # trained against a discriminator (sharper samples, the study's prose says why)
     lr_option: str = "lr"  # the option a divergence diagnosis suggests lowering
+    bf16: bool = True  # its trainer autocasts to bfloat16 under --precision bf16 (auto picks bf16 only then)
     refuses: dict[str, str] = field(default_factory=dict)  # other kinds' options it refuses, with the reason
     check: Callable[[TrainConfig], None] | None = None  # rules across options
     # config.json's "model" section is this dataclass (a kind whose model needs more than VAEConfig subclasses it)
@@ -90,6 +91,7 @@ def networks(config: TrainConfig, shape: tuple[int, int, int], **likelihood: Any
         latent_dim=config.latent_dim,
         hidden=config.hidden and tuple(config.hidden),
         channels=tuple(config.channels),
+        kernel=config.kernel if config.arch == "conv" else None,
         width=config.width,
         blocks=config.blocks,
         activation=config.activation,
@@ -97,20 +99,13 @@ def networks(config: TrainConfig, shape: tuple[int, int, int], **likelihood: Any
     )
 
 
-def plain_precision_only(
-    kind_name: str,
-    check: Callable[[TrainConfig], None] | None = None,
-    refused: tuple[str, ...] = ("precision", "compile"),
-):
-    """A `Kind.check` for kinds whose trainer has no bf16 or compiled path yet: refuse those options (`refused`)
-    by name rather than ignore them (then run `check`, the kind's own rules)."""
+def no_compile(kind_name: str, check: Callable[[TrainConfig], None] | None = None):
+    """A `Kind.check` for kinds whose forward pass bypasses torch.compile: refuse `--compile` by name rather than
+    ignore it (then run `check`, the kind's own rules). bf16 is declared by `Kind.bf16`."""
 
     def checked(config: TrainConfig) -> None:
-        for name, asked in (("precision", config.precision != "fp32"), ("compile", config.compile)):
-            if asked and name in refused:
-                raise ConfigError(
-                    f"{name}: not available for --kind {kind_name} yet; train it in fp32 without --compile"
-                )
+        if config.compile:
+            raise ConfigError(f"compile: not available for --kind {kind_name} yet; train it without --compile")
         if check:
             check(config)
 

@@ -37,7 +37,7 @@ import torch
 from vaelab.config import TrainConfig, option
 from vaelab.data import Dataset
 from vaelab.errors import ConfigError
-from vaelab.kinds.base import Kind, plain_precision_only
+from vaelab.kinds.base import Kind, no_compile
 from vaelab.kinds.memory import Footprint, StepSizes, encoder_decoder, on_meta
 from vaelab.kinds.vae import KLWeight, VAEOptions, VAETrainer, check, vae_networks
 from vaelab.losses import batch_sums, binarize, log_likelihood
@@ -215,7 +215,7 @@ KIND = Kind(
     encoder=True,
     likelihood=True,
     refuses={"warmup_epochs": "the β-TCVAE weighs the total correlation only, without a warm-up"},
-    check=plain_precision_only("betatc", check, refused=("compile",)),  # its forward bypasses torch.compile
+    check=no_compile("betatc", check),  # its forward bypasses torch.compile
     prepare=prepare,
     memory=memory,
 )

@@ -25,7 +25,7 @@ from torch import nn
 from vaelab import data
 from vaelab.config import TrainConfig, option
 from vaelab.errors import ConfigError, DataError
-from vaelab.kinds.base import Kind, plain_precision_only
+from vaelab.kinds.base import Kind, no_compile
 from vaelab.kinds.memory import Footprint, StepSizes, encoder_decoder, on_meta
 from vaelab.kinds.vae import VAEOptions, VAETrainer, check, vae_networks
 from vaelab.losses import batch_sums, binarize, kl_weight, vae_terms
@@ -245,7 +245,8 @@ KIND = Kind(
     build=build,
     encoder=True,
     likelihood=True,
-    check=plain_precision_only("cvae", check),
+    bf16=False,  # its trainer has no autocast
+    check=no_compile("cvae", check),
     model_config=CVAEConfig,
     prepare=prepare,
     labels=True,

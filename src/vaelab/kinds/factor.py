@@ -28,7 +28,7 @@ from torch import nn
 
 from vaelab.config import TrainConfig, option
 from vaelab.device import World
-from vaelab.kinds.base import Kind, plain_precision_only
+from vaelab.kinds.base import Kind, no_compile
 from vaelab.kinds.memory import Footprint, StepSizes, encoder_decoder, layers, on_meta, parameters
 from vaelab.kinds.vae import KLWeight, VAEOptions, VAETrainer, check, vae_networks
 from vaelab.losses import batch_sums, binarize, log_likelihood
@@ -255,6 +255,6 @@ KIND = Kind(
         "beta": "the FactorVAE's VAE term is the ELBO; --gamma weighs the total correlation",
         "warmup_epochs": "the FactorVAE's VAE term is the ELBO; --gamma weighs the total correlation",
     },
-    check=plain_precision_only("factor", check, refused=("compile",)),  # its forward bypasses torch.compile
+    check=no_compile("factor", check),  # its forward bypasses torch.compile
     memory=memory,
 )

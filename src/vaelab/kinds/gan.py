@@ -20,7 +20,7 @@ from vaelab.checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json, 
 from vaelab.config import TrainConfig, option
 from vaelab.device import World, sum_across
 from vaelab.errors import ConfigError, RunError
-from vaelab.kinds.base import Kind, networks, plain_precision_only
+from vaelab.kinds.base import Kind, networks, no_compile
 from vaelab.kinds.memory import Footprint, StepSizes, layers, on_meta, parameters
 from vaelab.losses import discriminator_loss, generator_loss
 from vaelab.models import VAEConfig
@@ -206,6 +206,7 @@ KIND = Kind(
     discriminator=True,
     lr_option="gan_lr",
     refuses={"lr": "use gan_lr / gan_betas", "adam_betas": "use gan_lr / gan_betas"},
-    check=plain_precision_only("gan"),  # its trainer has no autocast and no torch.compile
+    bf16=False,  # its trainer has no autocast
+    check=no_compile("gan"),  # its trainer has no autocast and no torch.compile
     memory=memory,
 )

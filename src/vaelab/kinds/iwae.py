@@ -19,7 +19,7 @@ import torch
 
 from vaelab.config import TrainConfig, option
 from vaelab.device import World
-from vaelab.kinds.base import Kind, plain_precision_only
+from vaelab.kinds.base import Kind, no_compile
 from vaelab.kinds.memory import Footprint, StepSizes, encoder_decoder, on_meta
 from vaelab.kinds.vae import VAEOptions, VAETrainer, check, vae_networks
 from vaelab.losses import binarize, log_likelihood
@@ -164,6 +164,6 @@ KIND = Kind(
     encoder=True,
     likelihood=True,
     refuses={"beta": "the IWAE bound has no KL weight", "warmup_epochs": "the IWAE bound has no KL weight"},
-    check=plain_precision_only("iwae", check, refused=("compile",)),
+    check=no_compile("iwae", check),
     memory=memory,  # bf16 yes; its forward bypasses torch.compile
 )

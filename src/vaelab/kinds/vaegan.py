@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from vaelab.config import TrainConfig, option
 from vaelab.device import World
-from vaelab.kinds.base import Kind, networks, plain_precision_only
+from vaelab.kinds.base import Kind, networks, no_compile
 from vaelab.kinds.gan import AdversarialOptions, AdversarialTrainer, adam
 from vaelab.kinds.memory import Footprint, StepSizes, encoder_decoder, layers, on_meta, parameters
 from vaelab.kinds.vae import KLWeight
@@ -165,6 +165,7 @@ KIND = Kind(
         "lr": "use gan_lr / gan_betas",
         "adam_betas": "use gan_lr / gan_betas",
     },
-    check=plain_precision_only("vaegan"),  # its trainer has no autocast and no torch.compile
+    bf16=False,  # its trainer has no autocast
+    check=no_compile("vaegan"),  # its trainer has no autocast and no torch.compile
     memory=memory,
 )

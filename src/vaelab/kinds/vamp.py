@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vaelab.config import TrainConfig, option
-from vaelab.kinds.base import Kind, plain_precision_only
+from vaelab.kinds.base import Kind, no_compile
 from vaelab.kinds.memory import MIXTURE_FLOATS, Footprint, StepSizes, encoder_decoder, layers, on_meta
 from vaelab.kinds.vae import VAEOptions, VAETrainer, check, vae_networks
 from vaelab.losses import binarize, log_likelihood
@@ -180,7 +180,8 @@ KIND = Kind(
     build=build,
     encoder=True,
     likelihood=True,
-    check=plain_precision_only("vamp", check),
+    bf16=False,  # its trainer has no autocast
+    check=no_compile("vamp", check),
     model_config=VampConfig,
     memory=memory,
 )

@@ -24,6 +24,7 @@ LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 
 DEFAULT_HIDDEN = {"mlp": (400,), "conv": (256,), "resnet": (256,)}
 DEFAULT_BLOCKS = 1  # resnet: residual blocks per stage
+KERNEL_BEFORE = 4  # conv: the kernel of every run saved before `kernel` was an option (vaelab <= 2026-11-29)
 
 
 @dataclass
@@ -35,6 +36,7 @@ class VAEConfig:
     latent_dim: int = 10
     hidden: tuple[int, ...] | None = None  # None: the architecture's default (mlp 400; conv 256)
     channels: tuple[int, ...] = (32, 64)  # conv only
+    kernel: int | None = None  # conv only: 3 or 4 (None: 4, as every conv run saved before the option existed)
     activation: str = "relu"
     likelihood: str = "bernoulli"
     sigma: float = math.sqrt(0.5)  # Gaussian only: -log p(x|z) = ||x - x_hat||^2 + const, as in the course
@@ -78,6 +80,10 @@ class VAEConfig:
             self.mixtures = ints("mixtures", [self.mixtures or chosen.default_mixtures], 1, MAX_MIXTURES)[0]
         elif self.mixtures != 0:
             raise ValueError(f"mixtures: the {self.likelihood} likelihood has no mixture, got {self.mixtures!r}")
+        if self.arch == "conv":
+            self.kernel = ints("kernel", [KERNEL_BEFORE if self.kernel is None else self.kernel], 3, 4)[0]
+        elif self.kernel is not None:
+            raise ValueError(f"kernel: only for arch conv, got {self.kernel!r} for {self.arch}")
         if self.arch == "resnet":  # the one architecture with a width and blocks
             self.width = ints("width", [default_width(self.shape) if self.width is None else self.width], 1, 4096)[0]
             self.blocks = ints("blocks", [DEFAULT_BLOCKS if self.blocks is None else self.blocks], 0, 64)[0]
@@ -89,11 +95,11 @@ class VAEConfig:
     def to_dict(self) -> dict:
         """The fields config.json saves; those a new version added are left out while unused, so that a run's
         config.json reads as it did before they existed."""
-        added = {"mixtures": 0, "width": None, "blocks": None}
+        added = {"mixtures": (0,), "width": (None,), "blocks": (None,), "kernel": (None, KERNEL_BEFORE)}
         return {
             k: list(v) if isinstance(v, tuple) else v
             for k, v in asdict(self).items()
-            if k not in added or v != added[k]
+            if k not in added or v not in added[k]
         }
 
     @property
@@ -108,7 +114,7 @@ def build_encoder(config: VAEConfig, out_features: int) -> nn.Module:
         return MLPEncoder(config.shape, config.hidden, out_features, config.activation)
     if config.arch == "resnet":
         return ResNetEncoder(config.shape, config.width, config.blocks, config.hidden, out_features, config.activation)
-    return ConvEncoder(config.shape, config.channels, config.hidden, out_features, config.activation)
+    return ConvEncoder(config.shape, config.channels, config.hidden, out_features, config.activation, config.kernel)
 
 
 def build_decoder(config: VAEConfig) -> nn.Module:
@@ -118,7 +124,7 @@ def build_decoder(config: VAEConfig) -> nn.Module:
         return MLPDecoder(out, config.hidden, config.latent_dim, config.activation)
     if config.arch == "resnet":
         return ResNetDecoder(out, config.width, config.blocks, config.hidden, config.latent_dim, config.activation)
-    return ConvDecoder(out, config.channels, config.hidden, config.latent_dim, config.activation)
+    return ConvDecoder(out, config.channels, config.hidden, config.latent_dim, config.activation, config.kernel)
 
 
 class VAEOutput(NamedTuple):
