@@ -97,3 +97,18 @@ def test_scalars_are_averaged_over_the_processes_on_a_detached_copy(mirror3):
     assert torch.equal(values.detach(), torch.tensor([0.5, 1.5]))  # left as it was
     alone = common.average_scalars(values, World())
     assert torch.equal(alone, values.detach()) and not alone.requires_grad and mirror3.reduced == 1
+
+
+def test_lr_factor_ramps_up_then_holds_or_falls_along_a_half_cosine():
+    """--lr-warmup ramps linearly from 0; then constant holds 1, and cosine falls from 1 through 1/2 at the middle of
+    what is left to 0 at the last epoch (and stays at 0 past it, as a resumed run with fewer --epochs would ask)."""
+    assert common.lr_factor("constant", 0.0, 7.3, 10) == 1.0
+    assert common.lr_factor("constant", 2.0, 0.5, 10) == pytest.approx(0.25)
+    assert common.lr_factor("constant", 2.0, 2.0, 10) == 1.0
+    assert common.lr_factor("cosine", 0.0, 0.0, 10) == 1.0
+    assert common.lr_factor("cosine", 0.0, 5.0, 10) == pytest.approx(0.5)
+    assert common.lr_factor("cosine", 0.0, 2.5, 10) == pytest.approx(0.5 + 0.5**0.5 / 2)
+    assert common.lr_factor("cosine", 2.0, 6.0, 10) == pytest.approx(0.5)
+    assert common.lr_factor("cosine", 2.0, 1.0, 10) == pytest.approx(0.5)
+    assert common.lr_factor("cosine", 0.0, 10.0, 10) == pytest.approx(0.0)
+    assert common.lr_factor("cosine", 0.0, 12.0, 10) == pytest.approx(0.0)

@@ -21,7 +21,7 @@ from vaelab.losses import kl_weight
 from vaelab.models import VAE, VAEConfig
 from vaelab.noise import EVAL_SEED_OFFSET
 from vaelab.rundir import RunDir
-from vaelab.training import loop
+from vaelab.training import common, loop
 from vaelab.training.split import split_terms
 
 
@@ -148,6 +148,40 @@ def test_epoch_means_are_those_of_a_written_out_loop(tmp_path, dataset):
             totals[name] = totals.get(name, 0.0) + float(value.detach())
     assert means == pytest.approx({name: value / 24 for name, value in totals.items()}, rel=1e-6)
     for a, b in zip(trainer.model.parameters(), twin.model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_the_schedule_sets_each_step_s_learning_rate_and_the_epoch_restores_the_option_s(tmp_path, dataset):
+    """--lr-schedule cosine with --lr-warmup: each step's Adam runs at the option's rate times the schedule's factor at
+    that step's progress (fractions of an epoch included), and the optimizer holds the option's rate again after the
+    epoch, so a checkpoint saves it unscaled. Catches a schedule read once per epoch, or left applied."""
+    config = make(tmp_path, batch_size=10, epochs=4, lr=2e-3, lr_schedule="cosine", lr_warmup=1.5)
+    trainer = kinds.get("vae").trainer(config, SHAPE, torch.device("cpu"), World())
+    seen = []
+    update = trainer.update
+    trainer.update = lambda pending: seen.append(trainer.optimizers["adam"].param_groups[0]["lr"]) or update(pending)
+    args = (torch.Generator().manual_seed(3), torch.Generator().manual_seed(4), World(), torch.device("cpu"))
+    loop.train_epoch(trainer, dataset.train.images, None, config, 2, *args)
+    expected = [2e-3 * common.lr_factor("cosine", 1.5, 1 + i / 3, 4) for i in range(3)]
+    assert seen == pytest.approx(expected) and seen[0] == pytest.approx(2e-3 * 1 / 1.5)
+    assert trainer.optimizers["adam"].param_groups[0]["lr"] == 2e-3
+
+
+def test_a_run_with_a_schedule_resumes_exactly(tmp_path, dataset):
+    """The schedule depends on the step alone: a cosine run stopped after 1 of 3 epochs and resumed ends with the
+    weights of the run that was not stopped."""
+    options = {"lr_schedule": "cosine", "lr_warmup": 0.5, "epochs": 3}
+    straight = train(make(tmp_path / "a", **options), dataset)
+
+    def stop(run_dir, epoch, model):  # called before the epoch's checkpoint: epoch 1's is the last one saved
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(make(tmp_path / "b", **options), dataset, on_epoch=stop)
+    assert read_state_info(RunDir(tmp_path / "b" / "run").state_path)["epoch"] == 1
+    resumed = train(make(tmp_path / "b", **options), dataset, resume=True)
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -23,6 +24,18 @@ def set_lr(optimizers: dict[str, torch.optim.Optimizer], lr: float) -> None:
     for optimizer in optimizers.values():
         for group in optimizer.param_groups:
             group["lr"] = lr
+
+
+def lr_factor(schedule: str, warmup: float, progress: float, epochs: int) -> float:
+    """The multiplier of every learning rate at `progress` epochs into a run of `epochs`: a linear ramp from 0 over
+    the first `warmup` epochs, then 1 (constant) or a half cosine from 1 down to 0 at the end (cosine annealing,
+    Loshchilov & Hutter 2017, without restarts)."""
+    if progress < warmup:
+        return progress / warmup
+    if schedule == "constant":
+        return 1.0
+    done = min(1.0, (progress - warmup) / max(epochs - warmup, 1e-12))
+    return 0.5 * (1.0 + math.cos(math.pi * done))
 
 
 def wrap(module: torch.nn.Module, compile: bool, device: torch.device, world: World) -> torch.nn.Module:

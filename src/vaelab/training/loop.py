@@ -27,6 +27,7 @@ from vaelab.config import TrainConfig
 from vaelab.device import World, any_flag, init_distributed, sum_across
 from vaelab.errors import ConfigError, DivergenceError, RunError
 from vaelab.rundir import NO_STATE, RunDir
+from vaelab.training.common import lr_factor
 
 EpochCallback = Callable[[RunDir, int, torch.nn.Module], None]
 
@@ -234,37 +235,48 @@ def train_epoch(
     n_images = images.shape[0] // world.size * world.size
     steps = math.ceil(n_images // world.size / local_batch)
     totals: dict[str, torch.Tensor] = {}
+    # the learning rates as the options set them: scaled per step by --lr-schedule / --lr-warmup, and restored when
+    # the epoch ends (or fails), so that the optimizers, and so the checkpoints, hold them unscaled between epochs
+    rates = [(group, group["lr"]) for optimizer in trainer.optimizers.values() for group in optimizer.param_groups]
     started = time.perf_counter()
-    for i, (x, y) in enumerate(
-        data.batches(
-            images,
-            local_batch,
-            labels=labels,
-            shuffle=True,
-            generator=order_gen,
-            rank=world.rank,
-            world_size=world.size,
-            device=device,
-            flip=noise_gen if config.flip else None,  # drawn from the run's noise: a resumed run flips the same
-        )
-    ):
-        b = x.shape[0]
-        threads.tick()
-        terms, pending = trainer.forward(x, y, epoch - 1 + i / steps, noise_gen)
-        finite = torch.stack([v.detach().float() for v in terms.values()]).isfinite().all()
-        if any_flag(not finite, world):  # collective, so that every process stops together
-            raise NonFinite(terms, i + 1)
-        terms.update(trainer.update(pending))
-        weight = 1 if trainer.sums else b  # batch sums as they are, batch means times the batch
-        for name, value in terms.items():
-            totals[name] = totals.get(name, 0) + value.detach().double() * weight
-        if bar is not None:
-            bar.update(b * world.size)
-            if i % 10 == 0:
-                shown = {
-                    label: f"{terms[t].item() / (b if trainer.sums else 1):.3f}" for label, t in trainer.shown.items()
-                }
-                bar.set_postfix(shown, refresh=False)
+    try:
+        for i, (x, y) in enumerate(
+            data.batches(
+                images,
+                local_batch,
+                labels=labels,
+                shuffle=True,
+                generator=order_gen,
+                rank=world.rank,
+                world_size=world.size,
+                device=device,
+                flip=noise_gen if config.flip else None,  # drawn from the run's noise: a resumed run flips the same
+            )
+        ):
+            b = x.shape[0]
+            threads.tick()
+            factor = lr_factor(config.lr_schedule, config.lr_warmup, epoch - 1 + i / steps, config.epochs)
+            for group, lr in rates:
+                group["lr"] = lr * factor
+            terms, pending = trainer.forward(x, y, epoch - 1 + i / steps, noise_gen)
+            finite = torch.stack([v.detach().float() for v in terms.values()]).isfinite().all()
+            if any_flag(not finite, world):  # collective, so that every process stops together
+                raise NonFinite(terms, i + 1)
+            terms.update(trainer.update(pending))
+            weight = 1 if trainer.sums else b  # batch sums as they are, batch means times the batch
+            for name, value in terms.items():
+                totals[name] = totals.get(name, 0) + value.detach().double() * weight
+            if bar is not None:
+                bar.update(b * world.size)
+                if i % 10 == 0:
+                    shown = {
+                        label: f"{terms[t].item() / (b if trainer.sums else 1):.3f}"
+                        for label, t in trainer.shown.items()
+                    }
+                    bar.set_postfix(shown, refresh=False)
+    finally:
+        for group, lr in rates:
+            group["lr"] = lr
     seconds = time.perf_counter() - started
     totals = sum_across({k: torch.as_tensor(v, dtype=torch.float64, device=device) for k, v in totals.items()}, world)
     return {name: float(value) / n_images for name, value in totals.items()}, seconds
