@@ -1,17 +1,18 @@
-"""Benchmark: the default convolutional VAE's training speed and quality, by memory layout and precision.
+"""Benchmark: the default convolutional VAE's training speed and quality, by kernel, memory layout and precision.
 
 Default conv model (channels 32,64, hidden 256, latent 10), batch 128, Adam 1e-3, on `mnist-mini`. Contenders,
 in one invocation, taking turns one epoch each so that all see the same machine load:
-- fp32 with contiguous (NCHW) activations: vaelab 0.2.0's training step, the reference of the ratios;
-- fp32 with channels-last activations (today's default);
-- `--precision bf16` with contiguous activations (0.2.0's bf16) and with channels-last ones (today's bf16).
+- the first release's step: kernel 4, fp32, contiguous (NCHW) activations: the reference of the ratios;
+- kernel 4 in bf16 with channels-last activations (`--kernel 4 --precision bf16`, the fastest before 2026-11-30);
+- kernel 3 in fp32 (`--precision fp32`) and in bf16: today's default on a CPU with bf16 units (`--precision auto`).
 Speed: images/s, median of epochs 2..E. Share of the ceiling: images/s x the training FLOPs per image (forward and
 backward, counted by torch) / the measured matmul throughput (fp32 or bf16).
 
-Quality: each precision trains `--quality-epochs` (default 20, as `vaelab train`) for each of `--seeds` and the
-test -ELBO is compared: bf16 must land within 1 nat of fp32 on the mean over seeds (the seeds' own spread is shown).
+Quality: the first release's model and today's default each train `--quality-epochs` (default 20, as
+`vaelab train`) for each of `--seeds`, and their test -ELBO is compared on the mean over seeds (the seeds' own
+spread is shown); `--quality-extra` adds kernel 3 in fp32.
 
-    python bench/conv_speed.py [--epochs 6] [--quality-epochs 20] [--seeds 0,1,2] [--threads 2]
+    python bench/conv_speed.py [--epochs 6] [--quality-epochs 20] [--seeds 0,1,2] [--threads 2] [--quality-extra]
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from vaelab.training.split import split_terms
 
 
 class Contender:
-    def __init__(self, dataset: data.Dataset, precision: str, channels_last: bool, seed: int = 0):
-        self.config = kinds.make_config({"arch": "conv", "precision": precision, "seed": seed, "quiet": True})
+    def __init__(self, dataset: data.Dataset, precision: str, channels_last: bool, seed: int = 0, kernel: int = 3):
+        options = {"arch": "conv", "precision": precision, "kernel": kernel, "seed": seed, "quiet": True}
+        self.config = kinds.make_config({**options, "threads": torch.get_num_threads()})
         torch.manual_seed(seed)
         self.trainer = kinds.get("vae").trainer(self.config, dataset.shape, torch.device("cpu"), World())
         self.model = self.trainer.model
@@ -78,6 +80,7 @@ def main() -> None:
     parser.add_argument("--quality-epochs", type=int, default=20, help="epochs of each quality run (0: skip)")
     parser.add_argument("--seeds", default="0,1,2", help="seeds of the quality runs")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quality-extra", action="store_true", help="also the quality of kernel 3 in fp32")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = data.load("mnist-mini")
@@ -88,16 +91,20 @@ def main() -> None:
     if args.epochs:
         race(dataset, args.epochs)
     if args.quality_epochs:
-        quality(dataset, args.quality_epochs, [int(s) for s in args.seeds.split(",")])
+        quality(dataset, args.quality_epochs, [int(s) for s in args.seeds.split(",")], args.quality_extra)
+
+
+CONTENDERS = {  # name: (precision, channels-last, kernel)
+    "k4 fp32 contiguous (first)": ("fp32", False, 4),
+    "k4 bf16 channels-last": ("bf16", True, 4),
+    "k3 fp32 channels-last": ("fp32", True, 3),
+    "k3 bf16 channels-last (today)": ("bf16", True, 3),
+}
+REFERENCE = "k4 fp32 contiguous (first)"
 
 
 def race(dataset: data.Dataset, epochs: int) -> None:
-    contenders = {
-        "fp32, contiguous (0.2.0)": Contender(dataset, "fp32", channels_last=False),
-        "fp32, channels-last": Contender(dataset, "fp32", channels_last=True),
-        "bf16, contiguous (0.2.0)": Contender(dataset, "bf16", channels_last=False),
-        "bf16, channels-last": Contender(dataset, "bf16", channels_last=True),
-    }
+    contenders = {name: Contender(dataset, p, cl, kernel=k) for name, (p, cl, k) in CONTENDERS.items()}
     ceilings = {"fp32": matmul_ceiling(dtype=torch.float32), "bf16": matmul_ceiling(dtype=torch.bfloat16)}
     speeds: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(epochs):
@@ -108,28 +115,32 @@ def race(dataset: data.Dataset, epochs: int) -> None:
         "bf16": max(ceilings["bf16"], matmul_ceiling(dtype=torch.bfloat16)),
     }
     print(f"matmul ceiling: fp32 {ceilings['fp32'] / 1e9:.0f} GFLOP/s, bf16 {ceilings['bf16'] / 1e9:.0f} GFLOP/s")
-    reference = statistics.median(speeds["fp32, contiguous (0.2.0)"][1:] or speeds["fp32, contiguous (0.2.0)"])
-    print(f"{'contender':<26} {'images/s':>9} {'vs 0.2.0 fp32':>14} {'MFLOP/img':>10} {'of ceiling':>11}")
+    reference = statistics.median(speeds[REFERENCE][1:] or speeds[REFERENCE])
+    print(f"{'contender':<30} {'images/s':>9} {'vs first':>9} {'MFLOP/img':>10} {'of ceiling':>11}")
     for name, contender in contenders.items():
         ips = statistics.median(speeds[name][1:] or speeds[name])
         flops = contender.flops_per_image()
-        share = ips * flops / ceilings[name.split(",")[0]]
-        print(f"{name:<26} {ips:9.0f} {ips / reference:13.2f}x {flops / 1e6:10.2f} {share:10.1%}", flush=True)
+        share = ips * flops / ceilings[contender.config.precision]
+        print(f"{name:<30} {ips:9.0f} {ips / reference:8.2f}x {flops / 1e6:10.2f} {share:10.1%}", flush=True)
 
 
-def quality(dataset: data.Dataset, epochs: int, seeds: list[int]) -> None:
-    print(f"test -ELBO after {epochs} epochs (channels-last), seeds {', '.join(map(str, seeds))}:")
+def quality(dataset: data.Dataset, epochs: int, seeds: list[int], extra: bool) -> None:
+    print(f"test -ELBO after {epochs} epochs, seeds {', '.join(map(str, seeds))}:")
+    names = [REFERENCE, "k3 bf16 channels-last (today)"] + (["k3 fp32 channels-last"] if extra else [])
     losses = {}
-    for precision in ("fp32", "bf16"):
-        losses[precision] = []
+    for name in names:
+        precision, channels_last, kernel = CONTENDERS[name]
+        losses[name] = []
         for seed in seeds:
-            run = Contender(dataset, precision, channels_last=True, seed=seed)
+            run = Contender(dataset, precision, channels_last, seed=seed, kernel=kernel)
             for _ in range(epochs):
                 run.epoch()
-            losses[precision].append(run.test_loss())
-        values = ", ".join(f"{v:.2f}" for v in losses[precision])
-        print(f"  {precision}: mean {statistics.mean(losses[precision]):.2f}  ({values})", flush=True)
-    print(f"  bf16 - fp32: {statistics.mean(losses['bf16']) - statistics.mean(losses['fp32']):+.2f} nats")
+            losses[name].append(run.test_loss())
+        values = ", ".join(f"{v:.2f}" for v in losses[name])
+        mean, spread = statistics.mean(losses[name]), statistics.stdev(losses[name]) if len(seeds) > 1 else 0.0
+        print(f"  {name:<30} mean {mean:.2f} ± {spread:.2f}  ({values})", flush=True)
+    for name in names[1:]:
+        print(f"  {name} - first: {statistics.mean(losses[name]) - statistics.mean(losses[REFERENCE]):+.2f} nats")
 
 
 if __name__ == "__main__":
