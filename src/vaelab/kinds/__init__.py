@@ -100,7 +100,7 @@ def make_config(*layers: dict[str, Any], origin: str = COMMAND_LINE) -> TrainCon
 
 def choose_precision(config: TrainConfig, kind: Kind) -> None:
     """Resolve `--precision auto`: bf16 where the kind trains in bf16 and the device has bf16 units (conv training
-    1.6x faster, the same test loss: README, Performance), else fp32; an explicit bf16 the kind cannot honour is
+    1.4-1.6x faster at the same test loss: README, Performance), else fp32; an explicit bf16 the kind cannot honour is
     refused rather than ignored."""
     if config.precision == "bf16" and not kind.bf16:
         raise ConfigError(f"precision: not available for --kind {kind.name} yet (bf16); use --precision fp32 or auto")
