@@ -34,6 +34,8 @@ BEFORE = {
     "compile",
     "disc_lr",  # FactorVAE's discriminator learning rate, resumable like every other kind's lr
     "flip",  # augmentation: switching it on for the rest of a run changes no saved state
+    "lr_schedule",  # a function of the step: a resume may bend the rest of the run's rates (lower, annealed)
+    "lr_warmup",
 }
 
 
