@@ -163,3 +163,28 @@ def test_a_metric_no_member_has_adds_no_column():
     cells = {row[0]: dict(zip(header, row)) for row in rows}
     assert cells["b"]["MIG"] == 0.5 and cells["b"]["FactorVAE score"] == 0.9 and cells["a"]["MIG"] == "n/a"
     assert cells["b"]["MSE"] == "n/a" and cells["a"]["MSE"] == 0.1
+
+
+def test_members_trained_side_by_side_are_those_trained_one_after_the_other(cli, tiny_npz, tmp_path):
+    """`--jobs 2` trains two members at once, each in its own process: with a fixed thread count every member's
+    weights and evaluation are those of the sequential study to the last digit, and the report lists them all.
+    An absurd --jobs is one line and exit 2, before anything is written."""
+    from safetensors.torch import load_file
+
+    common = ["--archs", "mlp", "--latent-dims", "2,3", "--data", tiny_npz, "--epochs", "1", "--iwae-k", "2"]
+    common += ["--hidden", "16", "--threads", "1", "--quiet"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert cli("compare", *common, "--out", one).returncode == 0
+    result = cli("compare", *common, "--out", two, "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    assert "2 at a time" in result.stderr and "[2/2]" in result.stderr
+    for member in ("mlp-z2", "mlp-z3"):
+        a, b = load_file(one / member / "model.safetensors"), load_file(two / member / "model.safetensors")
+        assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a), member
+        nll = [json.loads((study / member / "eval.json").read_text())["iwae"]["nll"] for study in (one, two)]
+        assert nll[0] == nll[1], member
+    assert (two / "report.html").exists()
+    for bad in ("0", "65"):
+        result = cli("compare", *common, "--out", tmp_path / "never", "--jobs", bad)
+        assert result.returncode == 2 and result.stderr.startswith("vaelab: error: jobs: must be an integer in 1..64")
+        assert result.stderr.count("\n") == 1 and not (tmp_path / "never").exists()
