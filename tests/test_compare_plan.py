@@ -206,3 +206,6 @@ def test_the_study_says_where_its_time_went(tmp_path):
     assert line == (
         "study: 20 s in all; training 10 s (50%), evaluation 4 s (20%), figures, reports and the rest 6 s (30%)"
     )
+    assert time_shares(members, 9.0, jobs=2) == (
+        "study: 9 s in all, members 2 at a time; summed over the members: training 10 s, evaluation 4 s"
+    )

@@ -225,7 +225,7 @@ def run_study(
         what = train_member(member, evaluate, iwae_k, member.config.quiet, track and track.member(out))
         log(f"[{i}/{len(members)}] {member.name}: {what}")
     report = study_report(out, members)
-    log(time_shares(members, time.perf_counter() - started))
+    log(time_shares(members, time.perf_counter() - started, jobs))
     return report
 
 
@@ -256,10 +256,11 @@ def train_side_by_side(members: list[Member], evaluate: bool, iwae_k: int, jobs:
             raise
 
 
-def time_shares(members: list[Member], total: float) -> str:
+def time_shares(members: list[Member], total: float, jobs: int = 1) -> str:
     """Where the study's `total` seconds went: the members' training epochs and evaluations (as their run
     directories record them: a resumed member counts its earlier epochs too), and the rest (start-up, figures,
-    reports, fitted samplers)."""
+    reports, fitted samplers). Members trained side by side (`jobs` > 1) overlap, so their seconds are summed
+    over processes and given without shares of the wall time."""
     training = evaluation = 0.0
     for member in members:
         run_dir = RunDir(member.path)
@@ -267,6 +268,11 @@ def time_shares(members: list[Member], total: float) -> str:
         training += sum(e.get("seconds", 0.0) for e in epochs)
         saved = run_dir.read_eval()
         evaluation += float(saved.get("seconds") or 0.0) if saved else 0.0
+    if jobs > 1:
+        return (
+            f"study: {total:.0f} s in all, members {jobs} at a time; summed over the members: training "
+            f"{training:.0f} s, evaluation {evaluation:.0f} s"
+        )
     rest = max(0.0, total - training - evaluation)
     shares = ", ".join(
         f"{name} {seconds:.0f} s ({seconds / total:.0%})"
