@@ -220,10 +220,11 @@ def run_study(
     started = time.perf_counter()
     if jobs > 1:
         train_side_by_side(members, evaluate, iwae_k, jobs, log)
-    for i, member in enumerate(members if jobs == 1 else [], 1):
-        log(f"[{i}/{len(members)}] {member.name}: ...")
-        what = train_member(member, evaluate, iwae_k, member.config.quiet, track and track.member(out))
-        log(f"[{i}/{len(members)}] {member.name}: {what}")
+    else:
+        for i, member in enumerate(members, 1):
+            log(f"[{i}/{len(members)}] {member.name}: ...")
+            what = train_member(member, evaluate, iwae_k, member.config.quiet, track and track.member(out))
+            log(f"[{i}/{len(members)}] {member.name}: {what}")
     report = study_report(out, members)
     log(time_shares(members, time.perf_counter() - started, jobs))
     return report
@@ -239,10 +240,10 @@ def train_side_by_side(members: list[Member], evaluate: bool, iwae_k: int, jobs:
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
     quiet = [dataclasses.replace(m, config=dataclasses.replace(m.config, quiet=True)) for m in members]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(jobs, len(members)), mp_context=context) as pool:
+    context, workers = multiprocessing.get_context("spawn"), min(jobs, len(members))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {pool.submit(train_member, m, evaluate, iwae_k, True): m for m in quiet}
-        log(f"training {len(members)} members, {min(jobs, len(members))} at a time: ...")
+        log(f"training {len(members)} members, {workers} at a time: ...")
         finished, pending = 0, set(futures)
         try:
             while pending:

@@ -130,11 +130,12 @@ def train_run(
     run_dir = prepare_run_dir(config, resume)
     dataset = load_dataset(config)
     preflight(config, kind, dataset)
-    if config.precision_note and not config.quiet and World.from_env().is_main:  # the run starts: say what it chose
+    main = World.from_env().is_main
+    if config.precision_note and not config.quiet and main:  # the run starts: say what it chose
         print(config.precision_note, file=sys.stderr)
     with tracking.start(log, run_dir, config, resume) as tracked:
         trained = train(config, kind, dataset, run_dir, resume, on_epoch=tracked.on_epoch(epoch_samples(config.seed)))
-        if World.from_env().is_main:
+        if main:
             device = next(trained.model.parameters()).device
             run = Run.open(run_dir.path, device, model=trained.model, dataset=dataset)
             finish_run(run, evaluate, iwae_k, config.device, config.quiet, fit_samplers)

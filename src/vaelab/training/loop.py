@@ -253,12 +253,12 @@ def train_epoch(
                 flip=noise_gen if config.flip else None,  # drawn from the run's noise: a resumed run flips the same
             )
         ):
-            b = x.shape[0]
+            b, progress = x.shape[0], epoch - 1 + i / steps  # epochs done, fractions included
             threads.tick()
-            factor = lr_factor(config.lr_schedule, config.lr_warmup, epoch - 1 + i / steps, config.epochs)
+            factor = lr_factor(config.lr_schedule, config.lr_warmup, progress, config.epochs)
             for group, lr in rates:
                 group["lr"] = lr * factor
-            terms, pending = trainer.forward(x, y, epoch - 1 + i / steps, noise_gen)
+            terms, pending = trainer.forward(x, y, progress, noise_gen)
             finite = torch.stack([v.detach().float() for v in terms.values()]).isfinite().all()
             if any_flag(not finite, world):  # collective, so that every process stops together
                 raise NonFinite(terms, i + 1)
