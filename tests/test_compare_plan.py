@@ -66,9 +66,7 @@ def test_check_runs_loads_each_data_set_once_and_names_the_run_and_its_data(unla
     with pytest.raises(DataError, match=rf"^member cvae: {unlabelled}: has no labels"):
         pipeline.check_runs(configs)
     assert configs["member cvae"].options.classes == 0  # checked on a copy: the member's config is left as given
-    wrong = {
-        "member conv": kinds.make_config({"data": str(unlabelled), "arch": "conv", "channels": [4] * 6, "kernel": 4})
-    }
+    wrong = {"member conv": kinds.make_config({"data": str(unlabelled), "arch": "conv", "channels": [4] * 6})}
     with pytest.raises(ConfigError, match=rf"^member conv on {unlabelled}: arch conv: an image side of 28 is too"):
         pipeline.check_runs(wrong)
 
@@ -84,19 +82,7 @@ def test_a_member_that_needs_labels_is_refused_before_any_member_trains(cli, unl
 
 def test_a_member_too_large_for_memory_or_for_its_images_is_refused_before_any_trains(cli, unlabelled, tmp_path):
     study = tmp_path / "study"
-    too_deep = [
-        "--archs",
-        "mlp,conv",
-        "--channels",
-        "4,4,4,4,4,4",
-        "--kernel",
-        "4",
-        "--data",
-        unlabelled,
-        "--out",
-        study,
-        "--quiet",
-    ]
+    too_deep = ["--archs", "mlp,conv", "--channels", "4,4,4,4,4,4", "--data", unlabelled, "--out", study, "--quiet"]
     message = one_line_error(cli("compare", *too_deep))
     assert message.startswith(f"vaelab: error: compare: member conv-z2 on {unlabelled}: arch conv: an image side"), (
         message

@@ -26,6 +26,7 @@ def test_conv_stacks_of_either_kernel_undo_any_side_exactly():
 
     assert conv_sizes(28, 2, 3) == conv_sizes(28, 2, 4) == [28, 14, 7]
     assert conv_sizes(7, 2, 3) == [7, 4, 2] and conv_sizes(7, 2, 4) == [7, 3, 1]
+    assert conv_sizes(28, 5, 3) == [28, 14, 7, 4, 2, 1]
     for kernel in (3, 4):
         for shape in [(1, 28, 28), (3, 31, 17), (1, 9, 9), (2, 8, 5)]:
             encoder = ConvEncoder(shape, (4, 8), (16,), 6, kernel=kernel)
@@ -49,3 +50,33 @@ def test_conv_runs_saved_before_the_kernel_option_keep_kernel_4():
     assert kinds.config_from_saved({"kind": "vae", "arch": "conv", "kernel": 3}).kernel == 3
     assert kinds.make_config({"arch": "conv"}).kernel == 3
     assert "kernel" not in VAEConfig(shape=(1, 28, 28), arch="mlp").to_dict()
+
+
+def test_every_convolution_must_halve_a_side_of_at_least_2_with_either_kernel():
+    """Kernel 3 would keep a side of 1 at 1 (ceil(1 / 2)): such a layer halves nothing, and its mirror, a bf16
+    transposed convolution with an output side of 1, got non-finite weight gradients from oneDNN now and then (a
+    6-layer kernel-3 stack on 28 px diverged at step 2 in bf16). Both kernels refuse it, and the message gives the
+    smallest side that fits, checked against conv_sizes itself."""
+    import pytest
+
+    from vaelab.errors import ConfigError
+    from vaelab.nets import conv_sizes
+
+    for kernel in (3, 4):
+        for depth in range(1, 7):
+            smallest = next(s for s in range(1, 200) if _fits(s, depth, kernel))
+            with pytest.raises(ConfigError, match=f"at least {smallest} with kernel {kernel}"):
+                conv_sizes(smallest - 1, depth, kernel)
+    with pytest.raises(ConfigError, match="too small for 6 stride-2 convolutions"):
+        conv_sizes(28, 6, 3)
+
+
+def _fits(side: int, depth: int, kernel: int) -> bool:
+    from vaelab.errors import ConfigError
+    from vaelab.nets import conv_sizes
+
+    try:
+        conv_sizes(side, depth, kernel)
+    except ConfigError:
+        return False
+    return True

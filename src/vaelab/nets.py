@@ -47,16 +47,19 @@ class MLPDecoder(nn.Sequential):
 
 def conv_sizes(size: int, depth: int, kernel: int = 4) -> list[int]:
     """Spatial sizes through `depth` stride-2 convolutions of `kernel` (padding `padding(kernel)`): kernel 4 floors
-    the size by 2 (28 -> 14 -> 7, 7 -> 3), kernel 3 rounds it up (7 -> 4)."""
+    the size by 2 (28 -> 14 -> 7, 7 -> 3), kernel 3 rounds it up (7 -> 4). Each convolution must have a side of at
+    least 2 to halve: kernel 3 would keep a side of 1 at 1, a layer that only mixes channels, and oneDNN's bf16
+    transposed convolution whose output side is 1 returns non-finite weight gradients now and then (torch 2.13)."""
     sizes = [size]
     for _ in range(depth):
+        if sizes[-1] < 2:
+            smallest = 2**depth if kernel % 2 == 0 else 2 ** (depth - 1) + 1
+            raise ConfigError(
+                f"arch conv: an image side of {size} is too small for {depth} stride-2 convolutions (one per "
+                f"--channels value; the side must be at least {smallest} with kernel {kernel}); give fewer "
+                f"--channels, {'' if kernel % 2 else '--kernel 3 (which rounds odd sides up), '}or --arch mlp"
+            )
         sizes.append(sizes[-1] // 2 if kernel % 2 == 0 else (sizes[-1] + 1) // 2)
-    if sizes[-1] < 1:
-        raise ConfigError(
-            f"arch conv: an image side of {size} is too small for {depth} stride-2 convolutions (one per "
-            f"--channels value; the side must be at least {2**depth} with kernel {kernel}); give fewer --channels, "
-            "--kernel 3 (which rounds odd sides up), or --arch mlp"
-        )
     return sizes
 
 

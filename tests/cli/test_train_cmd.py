@@ -202,7 +202,7 @@ def test_train_paths_and_absurd_values(cli, digits, tmp_path):
         (["--out", tmp_path / "r", "--seed", "99999999999999999999999"], "seed: must be <="),
         (["--out", tmp_path / "r", "--hidden", "60000,60000,60000"], "more than this machine's"),
         (
-            ["--out", tmp_path / "r", "--arch", "conv", "--channels", "8,8,8,8,8,8", "--kernel", "4"],
+            ["--out", tmp_path / "r", "--arch", "conv", "--channels", "8,8,8,8,8,8"],
             "too small for 6 stride-2 convolutions",
         ),
         (["--out", tmp_path / "r", "--lr", "nan"], "lr: must be a finite number"),
