@@ -335,6 +335,38 @@ def test_aborted_and_damaged_uploads_print_nothing_and_the_server_keeps_serving(
         server.close()
 
 
+def test_each_loading_line_is_written_whole_so_ctrl_c_cannot_split_it(monkeypatch):
+    """print() writes a text and its newline in two calls; a Ctrl+C landing between them (a KeyboardInterrupt is
+    raised between any two bytecodes) left "vaelab explore: stopped" glued to the loading line, and
+    test_ctrl_c_prints_one_line[loading] failed once that way. Each loading line must be one write, newline included."""
+    import sys
+
+    from vaelab import explorer
+    from vaelab.explorer import session
+
+    writes = []
+
+    class Recorder:
+        def write(self, text):
+            writes.append(text)
+            return len(text)
+
+        def flush(self):
+            pass
+
+    def loads_then_interrupted(paths, progress):
+        for path in paths:
+            progress(path)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(session, "open_sessions", loads_then_interrupted)
+    monkeypatch.setattr(sys, "stderr", Recorder())
+    with pytest.raises(KeyboardInterrupt):
+        explorer.explore(["a", "b"], "127.0.0.1", 0, False, False)
+    lines = [w for w in writes if w]
+    assert lines == ["vaelab explore: loading a\n", "vaelab explore: loading b\n"]
+
+
 @pytest.mark.parametrize("when", ["loading", "serving twice"])
 def test_ctrl_c_prints_one_line(runs, when):
     """Ctrl+C while the runs load, or twice while serving: one line, exit code 130."""

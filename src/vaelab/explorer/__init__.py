@@ -68,7 +68,11 @@ def explore(
             f"{sock.getsockname()[1]} can use the explorer (there is no authentication)",
             file=sys.stderr,
         )
-    log = None if quiet else lambda path: print(f"vaelab explore: loading {path}", file=sys.stderr, flush=True)
+    # one write with its newline: print() writes the text and the newline separately, and a Ctrl+C landing between
+    # the two left "vaelab explore: stopped" on the end of the loading line
+    log = (
+        None if quiet else lambda path: print(f"vaelab explore: loading {path}\n", end="", file=sys.stderr, flush=True)
+    )
     try:
         sessions = open_sessions(list(runs), progress=log)
     except BaseException:
